@@ -1,0 +1,1 @@
+"""Backends: the account that actions act on and events come from."""

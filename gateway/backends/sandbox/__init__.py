@@ -1,0 +1,1 @@
+"""The embedded sandbox: a simulated QQ account on SQLite."""

@@ -1,0 +1,134 @@
+"""The sandbox backend: actions read and change the simulated account's state in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway import __version__
+from gateway.actions.catalog import Params
+from gateway.backends.sandbox.store import Store
+from gateway.backends.sandbox.world import World, load_world
+from gateway.config import SandboxBackendConfig
+from gateway.protocol.envelope import ActionNotFound
+
+Handler = Callable[["SandboxBackend", Any], Awaitable[Any]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(name: str) -> Callable[[Handler], Handler]:
+    """Register the sandbox's implementation of the catalog action `name`."""
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+class SandboxBackend:
+    """A simulated QQ account. `start()` opens the database and seeds it from the world once."""
+
+    kind = "sandbox"
+
+    def __init__(self, config: SandboxBackendConfig) -> None:
+        self.config = config
+        self.store = Store(config.database)
+        self.started_at = time.time()
+        self._self_id = 0
+        self.nickname = ""
+
+    @property
+    def self_id(self) -> int:
+        return self._self_id
+
+    async def start(self) -> None:
+        world = load_world(self.config.world)
+        await self.store.open()
+        self._self_id, self.nickname = await self.store.run(lambda db: _seed(db, world))
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+    def supports(self, action: str) -> bool:
+        return action in HANDLERS
+
+    async def call(self, action: str, params: Params) -> Any:
+        fn = HANDLERS.get(action)
+        if fn is None:
+            raise ActionNotFound(f"action {action!r} is not available on the sandbox backend")
+        return await fn(self, params)
+
+
+def _seed(db: sqlite3.Connection, world: World) -> tuple[int, str]:
+    row = db.execute("SELECT self_id, nickname FROM account").fetchone()
+    if row is not None:
+        return int(row["self_id"]), str(row["nickname"])
+    now = int(time.time())
+    db.execute(
+        "INSERT INTO account (self_id, nickname) VALUES (?, ?)",
+        (world.self.user_id, world.self.nickname),
+    )
+    for friend in world.friends:
+        db.execute(
+            "INSERT INTO users (user_id, nickname, is_friend, remark, category) VALUES (?,?,1,?,?)",
+            (friend.user_id, friend.nickname, friend.remark, friend.category),
+        )
+    for group in world.groups:
+        db.execute(
+            "INSERT INTO groups (group_id, group_name) VALUES (?, ?)",
+            (group.group_id, group.group_name),
+        )
+        for member in group.members:
+            db.execute(
+                "INSERT OR IGNORE INTO users (user_id, nickname) VALUES (?, ?)",
+                (member.user_id, member.nickname),
+            )
+            db.execute(
+                "INSERT INTO members (group_id, user_id, role, card, title, join_time) "
+                "VALUES (?,?,?,?,?,?)",
+                (group.group_id, member.user_id, member.role, member.card, member.title, now),
+            )
+    return world.self.user_id, world.self.nickname
+
+
+# --- system actions -----------------------------------------------------------------------------
+
+
+@handler("get_login_info")
+async def get_login_info(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
+    return {"user_id": sandbox.self_id, "nickname": sandbox.nickname}
+
+
+@handler("get_status")
+async def get_status(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
+    online = await sandbox.store.run(
+        lambda db: bool(db.execute("SELECT online FROM account").fetchone()[0])
+    )
+    return {
+        "online": online,
+        "good": True,
+        "stat": {"uptime": int(time.time() - sandbox.started_at)},
+    }
+
+
+@handler("get_version_info")
+async def get_version_info(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
+    return {
+        "app_name": "onebot-gateway",
+        "app_version": __version__,
+        "protocol_version": "v11",
+        "backend": "sandbox",
+    }
+
+
+@handler("can_send_image")
+async def can_send_image(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
+    return {"yes": True}
+
+
+@handler("can_send_record")
+async def can_send_record(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
+    return {"yes": True}

@@ -1,0 +1,495 @@
+"""The config file: NapCat's `onebot11.json` shape (JSON or JSON5) plus the gateway's own sections.
+
+Models are frozen, inert data. Field names are NapCat's camelCase spellings (snake_case in Python);
+a docstring under every field becomes its JSON Schema description. `load_config()` is the only way
+in: it expands `${VAR}` references, validates laxly (`"3000"` -> 3000) and turns every failure into
+one `ConfigError` naming the field path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.protocol import jsonio
+
+MessageFormat = Literal["array", "string"]
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """An invalid config file; the message names the file and each bad field's path."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        coerce_numbers_to_str=True,
+        # NapCat strips unknown keys too; load_config() warns about each one so typos are seen.
+        extra="ignore",
+    )
+
+
+class _AdapterEntry(_Model):
+    """Fields every adapter entry has."""
+
+    kind: ClassVar[str]
+    name: str
+    """Unique name of this entry across all adapter lists; the identity used by reload."""
+    enable: bool = False
+    """Only enabled entries are started."""
+    message_post_format: MessageFormat = "array"
+    """Message format of pushed events: `array` (segments) or `string` (CQ codes)."""
+    token: str = ""
+    """Access token (servers check it, clients send it). Supports `${ENV_VAR}`."""
+    debug: bool = False
+    """Log every request and response of this entry (tokens redacted)."""
+
+
+class _ServerEntry(_AdapterEntry):
+    """Fields of entries that listen on a host and port."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. A non-loopback address needs a token (or `allowInsecure`)."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 3000
+    """TCP port; 0 picks a free port (the bound address is logged)."""
+    allow_insecure: bool = False
+    """Allow binding a non-loopback address with an empty token. Anyone who can reach the port
+    controls the account; only set this behind a trusted network boundary."""
+    max_body_size: Annotated[int, Field(gt=0)] = DEFAULT_MAX_BODY
+    """Largest accepted HTTP body or WebSocket frame, in bytes (413 / close 1009 beyond)."""
+
+
+class HttpServerConfig(_ServerEntry):
+    """`network.httpServers[]`: the HTTP API server (NapCat's `http-server`)."""
+
+    kind: ClassVar[str] = "httpServers"
+    name: str = "http-server"
+    """Unique name of this entry across all adapter lists; the identity used by reload."""
+    enable_cors: bool = True
+    """Send CORS headers and answer preflight requests (NapCat ignores this field; we honour it)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS. Empty means any origin (`*`), as NapCat."""
+    enable_websocket: bool = False
+    """Accept WebSocket upgrades on the same port (`/`, `/api`, `/event`)."""
+
+
+class HttpSseServerConfig(HttpServerConfig):
+    """`network.httpSseServers[]`: an HTTP API server that also streams events on `/_events`."""
+
+    kind: ClassVar[str] = "httpSseServers"
+    name: str = "http-sse-server"
+    """Unique name of this entry across all adapter lists; the identity used by reload."""
+    report_self_message: bool = False
+    """Push the bot's own sent messages as `message_sent` events."""
+
+
+class HttpClientConfig(_AdapterEntry):
+    """`network.httpClients[]`: POSTs every event to `url` (HTTP POST reporting)."""
+
+    kind: ClassVar[str] = "httpClients"
+    name: str = "http-client"
+    """Unique name of this entry across all adapter lists; the identity used by reload."""
+    url: str = "http://localhost:8080"
+    """Where events are POSTed."""
+    report_self_message: bool = False
+    """Push the bot's own sent messages as `message_sent` events."""
+
+
+class WebsocketServerConfig(_ServerEntry):
+    """`network.websocketServers[]`: the forward WebSocket server."""
+
+    kind: ClassVar[str] = "websocketServers"
+    name: str = "websocket-server"
+    """Unique name of this entry across all adapter lists; the identity used by reload."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 3001
+    """TCP port; 0 picks a free port (the bound address is logged)."""
+    report_self_message: bool = False
+    """Push the bot's own sent messages as `message_sent` events."""
+    enable_force_push_event: bool = True
+    """Accepted for NapCat compatibility (NapCat reads it nowhere either)."""
+    heart_interval: int = 30000
+    """Heartbeat meta event interval in ms; 0 or less disables heartbeats."""
+
+
+class WebsocketClientConfig(_AdapterEntry):
+    """`network.websocketClients[]`: the reverse WebSocket client."""
+
+    kind: ClassVar[str] = "websocketClients"
+    name: str = "websocket-client"
+    """Unique name of this entry across all adapter lists; the identity used by reload."""
+    url: str = "ws://localhost:8082"
+    """The bot framework's reverse WebSocket endpoint (`ws://` or `wss://`)."""
+    report_self_message: bool = False
+    """Push the bot's own sent messages as `message_sent` events."""
+    reconnect_interval: Annotated[int, Field(gt=0)] = 5000
+    """First reconnect delay in ms."""
+    heart_interval: int = 30000
+    """Heartbeat meta event interval in ms; 0 or less disables heartbeats."""
+    verify_certificate: bool = True
+    """Verify the server certificate on `wss://`."""
+
+
+class PluginConfig(_Model):
+    """`network.plugins[]`: NapCat's in-process JS plugins; accepted and ignored."""
+
+    name: str = "plugin"
+    """Plugin name."""
+    enable: bool = False
+    """Ignored."""
+    message_post_format: MessageFormat = "array"
+    """Ignored."""
+    report_self_message: bool = False
+    """Ignored."""
+    debug: bool = False
+    """Ignored."""
+
+
+AdapterConfig = (
+    HttpServerConfig
+    | HttpSseServerConfig
+    | HttpClientConfig
+    | WebsocketServerConfig
+    | WebsocketClientConfig
+)
+
+
+class NetworkConfig(_Model):
+    """`network`: the adapter lists. Unknown keys here are errors: a typo would drop adapters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    http_servers: tuple[HttpServerConfig, ...] = ()
+    """HTTP API servers."""
+    http_sse_servers: tuple[HttpSseServerConfig, ...] = ()
+    """HTTP API servers with an SSE event stream."""
+    http_clients: tuple[HttpClientConfig, ...] = ()
+    """HTTP POST event reporters."""
+    websocket_servers: tuple[WebsocketServerConfig, ...] = ()
+    """Forward WebSocket servers."""
+    websocket_clients: tuple[WebsocketClientConfig, ...] = ()
+    """Reverse WebSocket clients."""
+    plugins: tuple[PluginConfig, ...] = ()
+    """NapCat JS plugins: accepted for compatibility and ignored (a warning is logged)."""
+
+    def entries(self) -> Iterator[tuple[str, int, AdapterConfig]]:
+        """Every adapter entry as (list name, index, entry), in file order per kind."""
+        for kind in ADAPTER_KINDS:
+            for index, entry in enumerate(getattr(self, _FIELD_OF_KIND[kind])):
+                yield kind, index, entry
+
+
+ADAPTER_KINDS = (
+    "httpServers",
+    "httpSseServers",
+    "httpClients",
+    "websocketServers",
+    "websocketClients",
+)
+NETWORK_KEYS = (*ADAPTER_KINDS, "plugins")
+_FIELD_OF_KIND = {kind: re.sub(r"([A-Z])", r"_\1", kind).lower() for kind in ADAPTER_KINDS}
+
+
+class TimeoutConfig(_Model):
+    """`timeout`: NapCat's media send/download timeout model (ms)."""
+
+    base_timeout: int = 10000
+    """Base timeout in ms."""
+    upload_speed_k_bps: int = 256
+    """Assumed upload speed in KiB/s."""
+    download_speed_k_bps: int = 256
+    """Assumed download speed in KiB/s."""
+    max_timeout: int = 1800000
+    """Upper bound in ms."""
+
+
+class SandboxBackendConfig(_Model):
+    """`backend` with `type: "sandbox"`: the embedded simulated account on SQLite."""
+
+    type: Literal["sandbox"] = "sandbox"
+    """Backend kind."""
+    database: str = "sandbox.db"
+    """SQLite file holding the simulated account; `:memory:` keeps nothing across restarts."""
+    world: str | None = None
+    """JSON5 world file seeding an empty database; the built-in default world when absent."""
+
+
+BackendConfig = Annotated[SandboxBackendConfig, Field(discriminator="type")]
+
+
+class ApiConfig(_Model):
+    """`api`: how the dispatcher runs actions."""
+
+    rate_limit_interval: Annotated[int, Field(ge=0)] = 500
+    """Interval in ms between queued `<action>_rate_limited` calls."""
+    shutdown_grace: Annotated[float, Field(ge=0)] = 10.0
+    """Seconds in-flight requests get to finish on SIGTERM/SIGINT."""
+
+
+class GatewayConfig(_Model):
+    """The whole config file."""
+
+    network: NetworkConfig = NetworkConfig()
+    """Adapter lists (NapCat's `network`)."""
+    music_sign_url: str = ""
+    """Music card signing service (NapCat field; used by the relay's upstream)."""
+    enable_local_file2_url: bool = False
+    """Include `base64` of local files in `get_file`/`get_image`/`get_record` answers."""
+    parse_mult_msg: bool = False
+    """Expand incoming `forward` segments with their nested messages (`content`)."""
+    image_download_proxy: str = ""
+    """HTTP proxy for downloading `http(s)://` media (NapCat field)."""
+    timeout: TimeoutConfig = TimeoutConfig()
+    """Media timeouts (NapCat field)."""
+    backend: BackendConfig = SandboxBackendConfig()
+    """The account behind the gateway; the sandbox when absent."""
+    api: ApiConfig = ApiConfig()
+    """Dispatcher settings."""
+
+    @model_validator(mode="after")
+    def _check_entries(self) -> GatewayConfig:
+        _check_unique_names(self.network)
+        _check_listen_addresses(self.network)
+        _check_insecure_binds(self.network)
+        return self
+
+
+def _entry_path(kind: str, index: int) -> str:
+    return f"network.{kind}[{index}]"
+
+
+def _check_unique_names(network: NetworkConfig) -> None:
+    seen: dict[str, str] = {}
+    for kind, index, entry in network.entries():
+        path = _entry_path(kind, index)
+        if entry.name in seen:
+            raise ValueError(
+                f"{path}.name: duplicate name {entry.name!r} (also {seen[entry.name]})"
+            )
+        seen[entry.name] = path
+
+
+def _check_listen_addresses(network: NetworkConfig) -> None:
+    taken: dict[tuple[str, int], str] = {}
+    for kind, index, entry in network.entries():
+        if not isinstance(entry, _ServerEntry) or not entry.enable or entry.port == 0:
+            continue
+        path = _entry_path(kind, index)
+        host = _normal_host(entry.host)
+        for (other_host, port), other in taken.items():
+            clash = port == entry.port and (
+                host == other_host or _is_wildcard(host) or _is_wildcard(other_host)
+            )
+            if clash:
+                raise ValueError(
+                    f"{path}: {entry.host}:{entry.port} is already used by {other} "
+                    "(two enabled entries cannot listen on one host and port)"
+                )
+        taken[(host, entry.port)] = path
+
+
+def _check_insecure_binds(network: NetworkConfig) -> None:
+    for kind, index, entry in network.entries():
+        if not isinstance(entry, _ServerEntry) or not entry.enable:
+            continue
+        if not entry.token and not entry.allow_insecure and not is_loopback(entry.host):
+            raise ValueError(
+                f"{_entry_path(kind, index)}.token: binding non-loopback address "
+                f"{entry.host or '(all interfaces)'!r} with an empty token would expose the "
+                "account; "
+                "set a token or `allowInsecure: true`"
+            )
+
+
+def _normal_host(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")  # noqa: S104 - recognising wildcards, not binding them
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback IP literals; hostnames are never assumed local."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed document.
+
+    `$$` is a literal `$`. An unset variable without a default is a ConfigError naming the field.
+    """
+    if isinstance(value, str):
+        return _expand_string(value, env, path)
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _expand_string(text: str, env: Mapping[str, str], path: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env and (env[name] or default is None):
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{path}: environment variable {name} is not set (use ${{{name}:-default}})"
+        )
+
+    return _ENV_REF.sub(replace, text)
+
+
+def parse_config(document: Any, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate an already-parsed document; raises ConfigError with one line per bad field."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"the top level must be an object, got {type(document).__name__}")
+    expanded = expand_env(document, os.environ if env is None else env)
+    try:
+        return GatewayConfig.model_validate(expanded)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def read_document(path: str | Path) -> Any:
+    """Read and parse a JSON or JSON5 file; ConfigError names the file and position."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read config file: {error.strerror}") from None
+    try:
+        return jsonio.loads(data)
+    except jsonio.JsonError as error:
+        raise ConfigError(f"{file}: not valid JSON or JSON5: {error}") from None
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read, expand and validate a JSON or JSON5 config file."""
+    document = read_document(path)
+    try:
+        return parse_config(document, env)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per error: `network.httpServers[0].port: <what is wrong> (got ...)`."""
+    lines = []
+    for item in error.errors(include_url=False):
+        path = _format_loc(item["loc"])
+        message = item["msg"]
+        if item["type"] == "value_error":
+            # Our cross-field checks already name their path.
+            message = message.removeprefix("Value error, ")
+            lines.append(message if not path else f"{path}: {message}")
+            continue
+        if item["type"] == "extra_forbidden":
+            lines.append(
+                f"{path}: unknown adapter list (expected one of {', '.join(NETWORK_KEYS)})"
+            )
+            continue
+        if item["type"] == "union_tag_invalid":
+            tag = item.get("ctx", {}).get("tag")
+            expected = item.get("ctx", {}).get("expected_tags")
+            lines.append(f"{path}.type: unknown type {tag!r} (expected {expected})")
+            continue
+        got = item.get("input")
+        suffix = (
+            "" if item["type"] == "missing" or isinstance(got, dict | list) else f" (got {got!r})"
+        )
+        lines.append(f"{path or '(top level)'}: {message}{suffix}")
+    return "\n".join(lines)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("sandbox",) and text.endswith("backend"):
+            continue  # the discriminated union's tag, not a field
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def unknown_keys(
+    document: Any, model: type[BaseModel] = GatewayConfig, path: str = ""
+) -> list[str]:
+    """Paths of keys the models do not know (they are ignored, as NapCat does; callers warn)."""
+    if not isinstance(document, dict):
+        return []
+    known = {f.alias or name: f for name, f in model.model_fields.items()}
+    known.update({name: f for name, f in model.model_fields.items()})
+    found = []
+    for key, value in document.items():
+        where = f"{path}.{key}" if path else str(key)
+        field = known.get(key)
+        if field is None:
+            found.append(where)
+            continue
+        sub = _model_of(field.annotation)
+        if sub is None:
+            continue
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            found += unknown_keys(item, sub, where if index is None else f"{where}[{index}]")
+    return found
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the config file, field docstrings as descriptions."""
+    schema = GatewayConfig.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "OneBot Gateway config"
+    return schema
+
+
+class RuntimeSettings(BaseSettings):
+    """Process settings from the environment (`ONEBOT_GATEWAY_*`); CLI flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEBOT_GATEWAY_", frozen=True)
+
+    config: str = "onebot11.json"
+    """Config file used when `--config` is not given."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged."""
+    log_format: Literal["auto", "console", "json"] = "auto"
+    """`auto`: console on a TTY, JSON lines otherwise."""

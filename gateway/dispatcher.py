@@ -1,0 +1,132 @@
+"""One dispatcher for every adapter: action → catalog entry → validated params → backend → envelope.
+
+Suffixes follow the OneBot 11 spec, not NapCat's aliases: `<action>_async` answers
+`{"status": "async", "retcode": 1}` at once and runs the call in the background;
+`<action>_rate_limited` queues the call and runs queued calls one at a time, `rate_limit_interval`
+apart. Both validate first, so a bad call is refused synchronously with 1400/1404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from gateway.actions.catalog import Action, Catalog, Params
+from gateway.backends.base import Backend
+from gateway.protocol import envelope, jsonio
+from gateway.protocol.envelope import ActionError, ActionNotFound, BadRequest, Envelope
+
+log = structlog.get_logger("gateway.dispatcher")
+
+ASYNC_SUFFIX = "_async"
+RATE_LIMITED_SUFFIX = "_rate_limited"
+RATE_LIMITED_QUEUE_SIZE = 10_000
+
+
+def split_suffix(action: str) -> tuple[str, str]:
+    """(`base name`, mode) where mode is `sync`, `async` or `rate_limited`."""
+    if action.endswith(RATE_LIMITED_SUFFIX):
+        return action.removesuffix(RATE_LIMITED_SUFFIX), "rate_limited"
+    if action.endswith(ASYNC_SUFFIX):
+        return action.removesuffix(ASYNC_SUFFIX), "async"
+    return action, "sync"
+
+
+class Dispatcher:
+    """Runs actions against the backend and renders every outcome as an envelope."""
+
+    def __init__(self, catalog: Catalog, backend: Backend, *, rate_limit_interval: float) -> None:
+        self.catalog = catalog
+        self.backend = backend
+        self._interval = rate_limit_interval
+        self._background: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[tuple[Action, Params]] = asyncio.Queue(RATE_LIMITED_QUEUE_SIZE)
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the rate-limited queue's worker."""
+        self._worker = asyncio.create_task(self._drain_rate_limited(), name="rate-limited-worker")
+
+    async def stop(self) -> None:
+        """Cancel the queue worker and any `_async` calls still running, and wait for them."""
+        tasks = [*self._background, *([self._worker] if self._worker else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._worker = None
+
+    async def call(self, action: str, params: Any = None, echo: Any = None) -> Envelope:
+        """Run one action and return its envelope. Never raises for bad input."""
+        try:
+            name, mode = split_suffix(action)
+            entry, validated = self._prepare(name, params)
+            if mode == "async":
+                self._spawn(entry, validated)
+                return envelope.accepted(echo)
+            if mode == "rate_limited":
+                self._enqueue(entry, validated)
+                return envelope.accepted(echo)
+            return envelope.ok(await self._run(entry, validated), echo)
+        except ActionError as error:
+            return envelope.from_error(error, echo)
+
+    def _prepare(self, name: str, params: Any) -> tuple[Action, Params]:
+        entry = self.catalog.resolve(name)
+        if entry is None:
+            raise ActionNotFound(f"unknown action {name!r}")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise BadRequest(f"{name}: params must be an object, got {jsonio.type_name(params)}")
+        validated = entry.validate(params)
+        if not self.backend.supports(entry.name):
+            raise ActionNotFound(
+                f"action {name!r} is not available on the {self.backend.kind} backend"
+            )
+        return entry, validated
+
+    async def _run(self, entry: Action, params: Params) -> Any:
+        try:
+            return await self.backend.call(entry.name, params)
+        except ActionError:
+            raise
+        except Exception as error:
+            log.exception("action_crashed", action=entry.name)
+            raise envelope.ActionFailed(f"{entry.name}: internal error: {error}") from error
+
+    def _spawn(self, entry: Action, params: Params) -> None:
+        task = asyncio.create_task(self._run_logged(entry, params), name=f"async:{entry.name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _enqueue(self, entry: Action, params: Params) -> None:
+        try:
+            self._queue.put_nowait((entry, params))
+        except asyncio.QueueFull:
+            raise envelope.ActionFailed(
+                f"{entry.name}: the rate-limited queue is full "
+                f"({self._queue.qsize()} calls waiting)"
+            ) from None
+
+    async def _run_logged(self, entry: Action, params: Params) -> None:
+        # The caller already has its answer; a failure can only be reported in the log.
+        try:
+            await self._run(entry, params)
+        except ActionError as error:
+            log.warning(
+                "background_action_failed",
+                action=entry.name,
+                retcode=error.retcode,
+                error=error.message,
+            )
+
+    async def _drain_rate_limited(self) -> None:
+        while True:
+            entry, params = await self._queue.get()
+            await self._run_logged(entry, params)
+            await asyncio.sleep(self._interval)

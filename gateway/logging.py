@@ -1,0 +1,96 @@
+"""structlog setup: console on a TTY, JSON lines otherwise; secrets never reach the output.
+
+Connection and request context is bound with `structlog.contextvars` at the network boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+_SECRET_KEYS = frozenset(
+    {
+        "token",
+        "access_token",
+        "authorization",
+        "secret",
+        "signature",
+        "x-signature",
+        "password",
+        "cookie",
+        "cookies",
+    }
+)
+_REDACTED = "***"
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class SecretRedactor:
+    """A processor that masks secret-named keys and any known token value inside strings."""
+
+    def __init__(self) -> None:
+        self._tokens: tuple[str, ...] = ()
+
+    def set_tokens(self, tokens: Iterable[str]) -> None:
+        """Replace the set of literal secrets to scrub from every logged string."""
+        # Longest first so a token containing another is masked whole.
+        self._tokens = tuple(sorted({t for t in tokens if t}, key=len, reverse=True))
+
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+        for key, value in event.items():
+            event[key] = self._redact(key, value)
+        return event
+
+    def _redact(self, key: str, value: Any) -> Any:
+        if isinstance(key, str) and key.lower() in _SECRET_KEYS and value:
+            return _REDACTED
+        if isinstance(value, str):
+            for token in self._tokens:
+                value = value.replace(token, _REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self._redact(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact("", v) for v in value]
+        return value
+
+
+redactor = SecretRedactor()
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str).decode()
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Install the processor chain. `fmt` is `auto`, `console` or `json`."""
+    out = stream or sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer()
+        if use_console
+        else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )

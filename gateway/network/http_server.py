@@ -1,0 +1,209 @@
+"""`httpServers[]`: the HTTP API adapter (reference/spec-http-api.txt, codes fixed in DESIGN.md).
+
+`/:action` by GET (query) or POST (JSON, JSON5, urlencoded, or no content type); the query
+overrides body fields; `/` answers a health envelope. Order of work for every request: CORS
+preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every answer is an envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway import __version__
+from gateway.config import HttpServerConfig
+from gateway.dispatcher import Dispatcher
+from gateway.network.auth import request_token, token_matches
+from gateway.protocol import envelope, jsonio
+from gateway.protocol.envelope import ActionError, BadRequest, Envelope, PayloadTooLarge
+
+log = structlog.get_logger("gateway.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_DEFAULT_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE = "600"
+
+
+def envelope_response(body: Envelope, status: int = 200) -> web.Response:
+    """An envelope as an `application/json` response."""
+    return web.Response(
+        body=jsonio.dumps(body), status=status, content_type="application/json", charset="utf-8"
+    )
+
+
+def error_response(error: ActionError, echo: Any = None) -> web.Response:
+    """An ActionError with its own HTTP status (403, 413, or 200)."""
+    return envelope_response(envelope.from_error(error, echo), error.http_status)
+
+
+class HttpServer:
+    """One `httpServers` (or `httpSseServers`) entry: an aiohttp app on its own runner and site."""
+
+    def __init__(
+        self, entry: HttpServerConfig, dispatcher: Dispatcher, *, shutdown_grace: float
+    ) -> None:
+        self.name = entry.name
+        self.entry = entry
+        self.dispatcher = dispatcher
+        self.app = web.Application(
+            client_max_size=entry.max_body_size,
+            middlewares=[self._cors_middleware, self._auth_middleware],
+        )
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=shutdown_grace)
+        self._site: web.TCPSite | None = None
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.entry.host or None, self.entry.port)
+        try:
+            await self._site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+
+    async def stop(self) -> None:
+        # AppRunner.cleanup(): close the listener, then wait up to shutdown_grace for handlers.
+        await self._runner.cleanup()
+
+    def describe(self) -> str:
+        return ", ".join(f"http://{_format_address(a)}" for a in self._runner.addresses)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with `port: 0`)."""
+        return int(self._runner.addresses[0][1])
+
+    # --- middlewares ---------------------------------------------------------------------------
+
+    @web.middleware
+    async def _cors_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = self._allowed_origin(origin)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            if allowed is None:
+                return envelope_response(
+                    envelope.failed(1403, f"CORS: origin {origin!r} is not allowed"), 403
+                )
+            return web.Response(status=204, headers=self._preflight_headers(request, allowed))
+        response = await handler(request)
+        if allowed is not None:
+            response.headers["Access-Control-Allow-Origin"] = allowed
+            if allowed != "*":
+                response.headers.add("Vary", "Origin")
+        return response
+
+    def _allowed_origin(self, origin: str | None) -> str | None:
+        """The `Access-Control-Allow-Origin` value for this request, or None for no CORS."""
+        if not self.entry.enable_cors:
+            return None
+        if not self.entry.cors_origins:
+            return "*"
+        if origin is not None and origin in self.entry.cors_origins:
+            return origin
+        return None
+
+    @staticmethod
+    def _preflight_headers(request: web.Request, allowed: str) -> dict[str, str]:
+        headers = {
+            "Access-Control-Allow-Origin": allowed,
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": request.headers.get(
+                "Access-Control-Request-Headers", CORS_DEFAULT_HEADERS
+            ),
+            "Access-Control-Max-Age": CORS_MAX_AGE,
+        }
+        if allowed != "*":
+            headers["Vary"] = "Origin"
+        return headers
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        with structlog.contextvars.bound_contextvars(server=self.name, peer=request.remote):
+            if not token_matches(self.entry.token, request_token(request)):
+                presented = request_token(request) is not None
+                log.warning("auth_failed", path=request.path, token_presented=presented)
+                reason = "access token is wrong" if presented else "access token is missing"
+                return error_response(envelope.Forbidden(reason))
+            return await handler(request)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        action = request.path.split("/")[1]
+        if not action:
+            return envelope_response(envelope.ok(self._health()))
+        with structlog.contextvars.bound_contextvars(action=action):
+            if request.method not in ("GET", "POST"):
+                return envelope_response(
+                    envelope.failed(
+                        1400, f"method {request.method} is not allowed; use GET or POST"
+                    ),
+                    405,
+                )
+            try:
+                payload = await read_payload(request, self.entry.max_body_size)
+            except ActionError as error:
+                return error_response(error)
+            echo = payload.pop("echo", None)
+            if self.entry.debug:
+                log.info("http_request", method=request.method, params=payload, echo=echo)
+            with structlog.contextvars.bound_contextvars(echo=echo):
+                body = await self.dispatcher.call(action, payload, echo)
+                if self.entry.debug:
+                    log.info("http_response", response=body)
+            return envelope_response(body)
+
+    def _health(self) -> dict[str, Any]:
+        backend = self.dispatcher.backend
+        return {
+            "app_name": "onebot-gateway",
+            "app_version": __version__,
+            "server": self.name,
+            "backend": backend.kind,
+            "self_id": backend.self_id,
+        }
+
+
+async def read_payload(request: web.Request, limit: int) -> dict[str, Any]:
+    """Merge the body (POST) with the query string; the query wins. Raises BadRequest kinds."""
+    query = {k: v for k, v in request.query.items() if k != "access_token"}
+    if request.method == "GET":
+        return query
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(
+            f"request body of {request.content_length} bytes exceeds the limit of {limit} bytes"
+        )
+    body = await _read_body(request, limit)
+    return {**body, **query}
+
+
+async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
+    content_type = request.content_type
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            form = await request.post()
+            return {k: v for k, v in form.items() if isinstance(v, str)}
+        if content_type.startswith("multipart/"):
+            raise BadRequest("multipart bodies are not supported; send JSON or urlencoded")
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
+    if not raw.strip():
+        return {}
+    try:
+        body = jsonio.loads(raw)
+    except jsonio.JsonError as error:
+        raise BadRequest(f"invalid JSON body: {error}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
+    return body
+
+
+def _format_address(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,1 @@
+"""OneBot 11 wire format: pure functions, no I/O."""
