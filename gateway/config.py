@@ -258,6 +258,15 @@ class GatewayConfig(_Model):
     api: ApiConfig = ApiConfig()
     """Dispatcher settings."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend_type(cls, data: Any) -> Any:
+        # A `backend` section without `type` is the sandbox, as is no section at all.
+        backend = data.get("backend") if isinstance(data, dict) else None
+        if isinstance(backend, dict) and "type" not in backend:
+            return {**data, "backend": {**backend, "type": "sandbox"}}
+        return data
+
     @model_validator(mode="after")
     def _check_entries(self) -> GatewayConfig:
         _check_unique_names(self.network)

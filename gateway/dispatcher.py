@@ -50,8 +50,15 @@ class Dispatcher:
         """Start the rate-limited queue's worker."""
         self._worker = asyncio.create_task(self._drain_rate_limited(), name="rate-limited-worker")
 
-    async def stop(self) -> None:
-        """Cancel the queue worker and any `_async` calls still running, and wait for them."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Give running `_async` calls up to `grace` seconds, then cancel what is left.
+
+        Calls still queued by `_rate_limited` are dropped; their number is logged.
+        """
+        if self._background:
+            await asyncio.wait(self._background, timeout=grace)
+        if not self._queue.empty():
+            log.warning("rate_limited_calls_dropped", count=self._queue.qsize())
         tasks = [*self._background, *([self._worker] if self._worker else [])]
         for task in tasks:
             task.cancel()

@@ -107,5 +107,5 @@ class Supervisor:
             await adapter.stop()
             log.info("adapter_stopped", name=name)
         self.adapters.clear()
-        await self.dispatcher.stop()
+        await self.dispatcher.stop(self.config.api.shutdown_grace)
         await self.backend.stop()

@@ -86,9 +86,12 @@ class HttpServer:
         allowed = self._allowed_origin(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             if allowed is None:
-                return envelope_response(
-                    envelope.failed(1403, f"CORS: origin {origin!r} is not allowed"), 403
+                reason = (
+                    f"CORS: origin {origin!r} is not allowed"
+                    if self.entry.enable_cors
+                    else f"CORS is disabled on server {self.name!r}"
                 )
+                return envelope_response(envelope.failed(1403, reason), 403)
             return web.Response(status=204, headers=self._preflight_headers(request, allowed))
         response = await handler(request)
         if allowed is not None:

@@ -1,0 +1,153 @@
+"""Shared test harness: a real gateway on loopback sockets, in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import structlog
+from structlog.testing import capture_logs as _capture_logs
+
+from gateway.config import parse_config
+from gateway.supervisor import Supervisor
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def capture_logs() -> contextlib.AbstractContextManager[list[dict[str, Any]]]:
+    """structlog's capture_logs, with the context bound at the network boundary merged in."""
+    return _capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+def http_entry(name: str, **fields: Any) -> dict[str, Any]:
+    """An enabled `httpServers` entry on a free loopback port."""
+    return {"name": name, "enable": True, "host": "127.0.0.1", "port": 0, **fields}
+
+
+def sandbox_config(**network: Any) -> dict[str, Any]:
+    """A config document on an in-memory sandbox."""
+    return {"network": network, "backend": {"type": "sandbox", "database": ":memory:"}}
+
+
+class RunningGateway:
+    """A started Supervisor and the base URL of each adapter."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def url(self, name: str, path: str = "") -> str:
+        adapter: Any = self.supervisor.adapters[name]
+        return f"http://127.0.0.1:{adapter.port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def run_gateway(document: dict[str, Any]) -> AsyncIterator[RunningGateway]:
+    """Start a gateway in this event loop from a config document; stop it on exit."""
+    supervisor = Supervisor(parse_config(document, env={}))
+    await supervisor.start()
+    try:
+        yield RunningGateway(supervisor)
+    finally:
+        await supervisor.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class GatewayProcess:
+    """`python -m gateway` in a subprocess, its JSON log lines parsed from stderr."""
+
+    def __init__(self, config: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "run",
+                "--config",
+                str(config),
+                "--log-format",
+                "json",
+            ],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+            text=True,
+        )
+        self.lines: list[dict[str, Any]] = []
+
+    def wait_for(self, event: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Read log lines until one with this event arrives (or the process exits)."""
+        deadline = time.monotonic() + timeout
+        assert self.proc.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"process exited before {event!r}; log: {self.lines}")
+            with contextlib.suppress(json.JSONDecodeError):
+                self.lines.append(json.loads(line))
+                if self.lines[-1].get("event") == event:
+                    return self.lines[-1]
+        raise AssertionError(f"no {event!r} within {timeout}s; log: {self.lines}")
+
+    def port_of(self, name: str) -> int:
+        for line in self.lines:
+            if line.get("event") == "adapter_started" and line.get("name") == name:
+                return int(line["address"].rsplit(":", 1)[1])
+        raise AssertionError(f"adapter {name!r} not started; log: {self.lines}")
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path) -> Iterator[Any]:
+    started: list[GatewayProcess] = []
+
+    def start(document: dict[str, Any] | str, env: dict[str, str] | None = None) -> GatewayProcess:
+        config = tmp_path / f"config-{len(started)}.json5"
+        config.write_text(document if isinstance(document, str) else json.dumps(document))
+        process = GatewayProcess(config, tmp_path, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+async def wait_until_closed(port: int, limit: float = 5.0) -> bool:
+    """True once nothing accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return True
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)
+    return False
