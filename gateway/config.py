@@ -15,13 +15,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.event_filter import compile_filter
 from gateway.protocol import jsonio
 
 MessageFormat = Literal["array", "string"]
+OverflowPolicy = Literal["drop_oldest", "disconnect"]
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
@@ -55,7 +57,22 @@ class _AdapterEntry(_Model):
     token: str = ""
     """Access token (servers check it, clients send it). Supports `${ENV_VAR}`."""
     debug: bool = False
-    """Log every request and response of this entry (tokens redacted)."""
+    """Log every request and response of this entry (tokens redacted); debug subscribers also
+    receive fields a backend marks as debug-only (such as a relayed `raw`)."""
+    event_filter: dict[str, Any] | None = None
+    """Only events matching this filter are pushed (see `gateway/event_filter.py` for the
+    language: field equality, `.in`, `.regex`, `.and`/`.or`/`.not`, ...). None pushes all."""
+    queue_size: Annotated[int, Field(gt=0)] = 1024
+    """Events held per subscriber before the overflow policy applies."""
+    overflow_policy: OverflowPolicy = "drop_oldest"
+    """When a subscriber's queue is full: `drop_oldest` (counted and logged) or `disconnect`."""
+
+    @field_validator("event_filter")
+    @classmethod
+    def _compile_filter(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        if spec is not None:
+            compile_filter(spec)  # raises FilterError (a ValueError) naming the path inside
+        return spec
 
 
 class _ServerEntry(_AdapterEntry):
@@ -84,6 +101,10 @@ class HttpServerConfig(_ServerEntry):
     """Origins allowed by CORS. Empty means any origin (`*`), as NapCat."""
     enable_websocket: bool = False
     """Accept WebSocket upgrades on the same port (`/`, `/api`, `/event`)."""
+    report_self_message: bool = False
+    """Push the bot's own sent messages as `message_sent` on same-port WebSockets."""
+    heart_interval: int = 30000
+    """Heartbeat interval of same-port WebSockets in ms (NapCat fixes it at 30000); 0 disables."""
 
 
 class HttpSseServerConfig(HttpServerConfig):
@@ -92,8 +113,6 @@ class HttpSseServerConfig(HttpServerConfig):
     kind: ClassVar[str] = "httpSseServers"
     name: str = "http-sse-server"
     """Unique name of this entry across all adapter lists; the identity used by reload."""
-    report_self_message: bool = False
-    """Push the bot's own sent messages as `message_sent` events."""
 
 
 class HttpClientConfig(_AdapterEntry):
