@@ -7,6 +7,7 @@ preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every ans
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -56,6 +57,10 @@ class HttpServer:
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=shutdown_grace)
         self._site: web.TCPSite | None = None
+        self._grace = shutdown_grace
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         await self._runner.setup()
@@ -67,7 +72,16 @@ class HttpServer:
             raise
 
     async def stop(self) -> None:
-        # AppRunner.cleanup(): close the listener, then wait up to shutdown_grace for handlers.
+        # 1. Close the listener: no new connections.
+        if self._site is not None:
+            await self._site.stop()
+        # 2. Let in-flight requests finish, bodies included. (aiohttp's own shutdown stops reading
+        #    from connections at once, so a request still uploading its body would hang.)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self._grace)
+        except TimeoutError:
+            log.warning("shutdown_grace_expired", server=self.name, in_flight=self._in_flight)
+        # 3. Close idle connections and cancel whatever is left.
         await self._runner.cleanup()
 
     def describe(self) -> str:
@@ -126,6 +140,16 @@ class HttpServer:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._authorized(request, handler)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _authorized(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         with structlog.contextvars.bound_contextvars(server=self.name, peer=request.remote):
             if not token_matches(self.entry.token, request_token(request)):
                 presented = request_token(request) is not None
