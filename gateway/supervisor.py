@@ -7,17 +7,21 @@ adapter ever calls into a stopped dispatcher or backend.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from gateway.actions import default_catalog
 from gateway.backends.base import Backend
 from gateway.backends.sandbox.backend import SandboxBackend
-from gateway.config import AdapterConfig, GatewayConfig, HttpServerConfig
+from gateway.bus import EventBus
+from gateway.config import GatewayConfig
 from gateway.dispatcher import Dispatcher
 from gateway.logging import redactor
 from gateway.network.adapter import Adapter
 from gateway.network.http_server import HttpServer
+from gateway.network.listener import Services
+from gateway.network.ws_server import WsServer
 
 log = structlog.get_logger("gateway.supervisor")
 
@@ -26,23 +30,18 @@ class StartupError(Exception):
     """The gateway could not start; the message is one readable line naming the entry."""
 
 
-AdapterFactory = Callable[[AdapterConfig, Dispatcher, GatewayConfig], Adapter]
-
-
-def _http_server(entry: AdapterConfig, dispatcher: Dispatcher, config: GatewayConfig) -> Adapter:
-    assert isinstance(entry, HttpServerConfig)
-    return HttpServer(entry, dispatcher, shutdown_grace=config.api.shutdown_grace)
-
+AdapterFactory = Callable[[Any, Services], Adapter]
 
 # Implementations chosen by kind from a table; kinds not listed yet are reported at start.
 ADAPTER_FACTORIES: dict[str, AdapterFactory] = {
-    "httpServers": _http_server,
+    "httpServers": HttpServer,
+    "websocketServers": WsServer,
 }
 
 
-def create_backend(config: GatewayConfig) -> Backend:
-    """The backend named by `backend.type`."""
-    return SandboxBackend(config.backend)
+def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
+    """The backend named by `backend.type`; it publishes its events on `bus`."""
+    return SandboxBackend(config.backend, bus)
 
 
 class Supervisor:
@@ -50,12 +49,14 @@ class Supervisor:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.backend = create_backend(config)
+        self.bus = EventBus()
+        self.backend = create_backend(config, self.bus)
         self.dispatcher = Dispatcher(
             default_catalog(),
             self.backend,
             rate_limit_interval=config.api.rate_limit_interval / 1000,
         )
+        self.services = Services(self.dispatcher, self.bus, config.api.shutdown_grace)
         self.adapters: dict[str, Adapter] = {}
 
     async def start(self) -> None:
@@ -89,7 +90,7 @@ class Supervisor:
             if factory is None:
                 log.warning("adapter_kind_unavailable", kind=kind, name=entry.name)
                 continue
-            adapter = factory(entry, self.dispatcher, self.config)
+            adapter = factory(entry, self.services)
             try:
                 await adapter.start()
             except OSError as error:

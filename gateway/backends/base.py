@@ -28,6 +28,10 @@ class Backend(Protocol):
     async def stop(self) -> None:
         """Release everything `start` acquired."""
 
+    def status(self) -> dict[str, Any]:
+        """`{online, good}` for heartbeats, without I/O."""
+        ...
+
     def supports(self, action: str) -> bool:
         """Whether `call` implements this canonical action name."""
         ...

@@ -7,8 +7,6 @@ preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every ans
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -16,24 +14,16 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.config import HttpServerConfig
-from gateway.dispatcher import Dispatcher
-from gateway.network.auth import request_token, token_matches
+from gateway.network.listener import Handler, Listener, Services, envelope_response
+from gateway.network.ws_connection import accept, settings_for
 from gateway.protocol import envelope, jsonio
-from gateway.protocol.envelope import ActionError, BadRequest, Envelope, PayloadTooLarge
+from gateway.protocol.envelope import ActionError, BadRequest, PayloadTooLarge
 
 log = structlog.get_logger("gateway.http")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_DEFAULT_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE = "600"
-
-
-def envelope_response(body: Envelope, status: int = 200) -> web.Response:
-    """An envelope as an `application/json` response."""
-    return web.Response(
-        body=jsonio.dumps(body), status=status, content_type="application/json", charset="utf-8"
-    )
 
 
 def error_response(error: ActionError, echo: Any = None) -> web.Response:
@@ -41,58 +31,24 @@ def error_response(error: ActionError, echo: Any = None) -> web.Response:
     return envelope_response(envelope.from_error(error, echo), error.http_status)
 
 
-class HttpServer:
-    """One `httpServers` (or `httpSseServers`) entry: an aiohttp app on its own runner and site."""
+class HttpServer(Listener):
+    """One `httpServers` (or `httpSseServers`) entry; WebSockets on the same port when enabled."""
 
-    def __init__(
-        self, entry: HttpServerConfig, dispatcher: Dispatcher, *, shutdown_grace: float
-    ) -> None:
-        self.name = entry.name
-        self.entry = entry
-        self.dispatcher = dispatcher
-        self.app = web.Application(
-            client_max_size=entry.max_body_size,
-            middlewares=[self._cors_middleware, self._auth_middleware],
+    entry: HttpServerConfig
+
+    def __init__(self, entry: HttpServerConfig, services: Services) -> None:
+        ws_settings = (
+            settings_for(entry, report_self_message=entry.report_self_message)
+            if entry.enable_websocket
+            else None
+        )
+        super().__init__(
+            entry, services, heart_interval=entry.heart_interval, ws_settings=ws_settings
         )
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=shutdown_grace)
-        self._site: web.TCPSite | None = None
-        self._grace = shutdown_grace
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
 
-    async def start(self) -> None:
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.entry.host or None, self.entry.port)
-        try:
-            await self._site.start()
-        except BaseException:
-            await self._runner.cleanup()
-            raise
-
-    async def stop(self) -> None:
-        # 1. Close the listener: no new connections.
-        if self._site is not None:
-            await self._site.stop()
-        # 2. Let in-flight requests finish, bodies included. (aiohttp's own shutdown stops reading
-        #    from connections at once, so a request still uploading its body would hang.)
-        try:
-            await asyncio.wait_for(self._idle.wait(), self._grace)
-        except TimeoutError:
-            log.warning("shutdown_grace_expired", server=self.name, in_flight=self._in_flight)
-        # 3. Close idle connections and cancel whatever is left.
-        await self._runner.cleanup()
-
-    def describe(self) -> str:
-        return ", ".join(f"http://{_format_address(a)}" for a in self._runner.addresses)
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with `port: 0`)."""
-        return int(self._runner.addresses[0][1])
-
-    # --- middlewares ---------------------------------------------------------------------------
+    def outer_middlewares(self) -> list[Any]:
+        return [self._cors_middleware]
 
     @web.middleware
     async def _cors_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -108,7 +64,7 @@ class HttpServer:
                 return envelope_response(envelope.failed(1403, reason), 403)
             return web.Response(status=204, headers=self._preflight_headers(request, allowed))
         response = await handler(request)
-        if allowed is not None:
+        if allowed is not None and not isinstance(response, web.WebSocketResponse):
             response.headers["Access-Control-Allow-Origin"] = allowed
             if allowed != "*":
                 response.headers.add("Vary", "Origin")
@@ -138,29 +94,16 @@ class HttpServer:
             headers["Vary"] = "Origin"
         return headers
 
-    @web.middleware
-    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            return await self._authorized(request, handler)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
-
-    async def _authorized(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        with structlog.contextvars.bound_contextvars(server=self.name, peer=request.remote):
-            if not token_matches(self.entry.token, request_token(request)):
-                presented = request_token(request) is not None
-                log.warning("auth_failed", path=request.path, token_presented=presented)
-                reason = "access token is wrong" if presented else "access token is missing"
-                return error_response(envelope.Forbidden(reason))
-            return await handler(request)
-
     # --- requests ------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if (
+            self.ws_settings is not None
+            and request.headers.get("Upgrade", "").lower() == "websocket"
+        ):
+            return await accept(
+                request, self.ws_settings, self.dispatcher, self.bus, self.websockets
+            )
         action = request.path.split("/")[1]
         if not action:
             return envelope_response(envelope.ok(self._health()))
@@ -229,8 +172,3 @@ async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
     return body
-
-
-def _format_address(address: Any) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -12,6 +12,7 @@ from gateway.actions.catalog import Params
 from gateway.actions.friend import GetStrangerInfo
 from gateway.backends.sandbox.store import Store
 from gateway.backends.sandbox.world import World, load_world
+from gateway.bus import EventBus
 from gateway.config import SandboxBackendConfig
 from gateway.protocol.envelope import ActionFailed, ActionNotFound
 
@@ -34,8 +35,10 @@ class SandboxBackend:
 
     kind = "sandbox"
 
-    def __init__(self, config: SandboxBackendConfig) -> None:
+    def __init__(self, config: SandboxBackendConfig, bus: EventBus) -> None:
         self.config = config
+        self.bus = bus
+        self.online = True
         self.store = Store(config.database)
         self.started_at = time.time()
         self._self_id = 0
@@ -49,9 +52,15 @@ class SandboxBackend:
         world = load_world(self.config.world)
         await self.store.open()
         self._self_id, self.nickname = await self.store.run(lambda db: _seed(db, world))
+        self.online = await self.store.run(
+            lambda db: bool(db.execute("SELECT online FROM account").fetchone()[0])
+        )
 
     async def stop(self) -> None:
         await self.store.close()
+
+    def status(self) -> dict[str, Any]:
+        return {"online": self.online, "good": True}
 
     def supports(self, action: str) -> bool:
         return action in HANDLERS

@@ -1,0 +1,149 @@
+"""What every listening adapter shares: the runner/site split, auth before any work, graceful stop.
+
+A listener owns an aiohttp app on its own runner and site, checks the entry's token before any
+other work (and so before a WebSocket upgrade), tracks in-flight requests, and, when it serves
+WebSockets, owns their heartbeat and closes them with 1001 on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.bus import EventBus
+from gateway.dispatcher import Dispatcher
+from gateway.network.auth import request_token, token_matches
+from gateway.network.ws_connection import WsSettings, close_all
+from gateway.protocol import envelope, events, jsonio
+
+log = structlog.get_logger("gateway.listener")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The shared services every adapter is built with."""
+
+    dispatcher: Dispatcher
+    bus: EventBus
+    shutdown_grace: float
+
+
+def envelope_response(body: envelope.Envelope, status: int = 200) -> web.Response:
+    """An envelope as an `application/json` response."""
+    return web.Response(
+        body=jsonio.dumps(body), status=status, content_type="application/json", charset="utf-8"
+    )
+
+
+class Listener:
+    """Base of HTTP and WebSocket servers. Subclasses add routes and middlewares."""
+
+    def __init__(
+        self, entry: Any, services: Services, *, heart_interval: int, ws_settings: WsSettings | None
+    ) -> None:
+        self.name: str = entry.name
+        self.entry = entry
+        self.services = services
+        self.dispatcher = services.dispatcher
+        self.bus = services.bus
+        self.ws_settings = ws_settings
+        self.websockets: set[web.WebSocketResponse] = set()
+        self.app = web.Application(
+            client_max_size=entry.max_body_size,
+            middlewares=[*self.outer_middlewares(), self._auth_middleware],
+        )
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=services.shutdown_grace
+        )
+        self._site: web.TCPSite | None = None
+        self._heart_interval = heart_interval
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def outer_middlewares(self) -> list[Any]:
+        """Middlewares that run before auth (CORS preflight)."""
+        return []
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.entry.host or None, self.entry.port)
+        try:
+            await self._site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        if self.ws_settings is not None and self._heart_interval > 0:
+            self._heartbeat = asyncio.create_task(self._beat(), name=f"heartbeat:{self.name}")
+
+    async def stop(self) -> None:
+        # 1. Close the listener: no new connections.
+        if self._site is not None:
+            await self._site.stop()
+        # 2. Stop heartbeats and close WebSockets with 1001 (going away).
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await close_all(self.websockets)
+        # 3. Let in-flight requests finish, bodies included. (aiohttp's own shutdown stops reading
+        #    from connections at once, so a request still uploading its body would hang.)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.services.shutdown_grace)
+        except TimeoutError:
+            log.warning("shutdown_grace_expired", server=self.name, in_flight=self._in_flight)
+        # 4. Close idle connections and cancel whatever is left.
+        await self._runner.cleanup()
+
+    def describe(self) -> str:
+        scheme = "http" if self.ws_settings is None or hasattr(self.entry, "enable_cors") else "ws"
+        return ", ".join(f"{scheme}://{_format_address(a)}" for a in self._runner.addresses)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with `port: 0`)."""
+        return int(self._runner.addresses[0][1])
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            with structlog.contextvars.bound_contextvars(server=self.name, peer=request.remote):
+                presented = request_token(request)
+                if not token_matches(self.entry.token, presented):
+                    log.warning(
+                        "auth_failed", path=request.path, token_presented=presented is not None
+                    )
+                    reason = "access token is wrong" if presented else "access token is missing"
+                    error = envelope.Forbidden(reason)
+                    return envelope_response(envelope.from_error(error), error.http_status)
+                return await handler(request)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _beat(self) -> None:
+        interval = self._heart_interval
+        backend = self.dispatcher.backend
+        while True:
+            await asyncio.sleep(interval / 1000)
+            frame = jsonio.dumps(events.heartbeat(backend.self_id, backend.status(), interval))
+            for subscription in self.bus.subscriptions:
+                if subscription.name == self.name:
+                    subscription.offer(frame)
+
+
+def _format_address(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

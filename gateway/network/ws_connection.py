@@ -1,0 +1,196 @@
+"""One OneBot WebSocket connection (reference/onebot11.md §1.4), whichever adapter accepted it.
+
+Roles: `api` answers action frames only; `event` pushes events only; `universal` does both. An
+event connection gets `lifecycle.connect` first, then events and heartbeats from its bus
+subscription, written by one sender task in order. Action frames run concurrently, each answered
+with its request's `echo` unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
+from gateway.dispatcher import Dispatcher
+from gateway.protocol import envelope, events, jsonio
+
+log = structlog.get_logger("gateway.ws")
+
+Role = Literal["api", "event", "universal"]
+
+
+def role_of(path: str) -> Role:
+    """`/api` → api, `/event` → event, anything else → universal (trailing slash allowed)."""
+    trimmed = path.rstrip("/")
+    if trimmed == "/api":
+        return "api"
+    if trimmed == "/event":
+        return "event"
+    return "universal"
+
+
+class OneBotWebSocket(web.WebSocketResponse):
+    """A WebSocketResponse whose over-limit close (1009) carries a reason."""
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = b"frame exceeds the size limit of this server"
+        return await super().close(code=code, message=message, drain=drain)
+
+
+@dataclass(frozen=True, slots=True)
+class WsSettings:
+    """Per-entry settings a connection needs."""
+
+    server: str
+    options: SubscriberOptions
+    max_frame: int
+    debug: bool = False
+
+
+class WsConnection:
+    """Serves one accepted WebSocket until either side closes it."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        role: Role,
+        settings: WsSettings,
+        dispatcher: Dispatcher,
+        bus: EventBus,
+    ) -> None:
+        self.ws = ws
+        self.role = role
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.bus = bus
+        self.subscription: Subscription | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Subscribe (event roles), then read frames until the socket closes; clean up."""
+        sender = None
+        if self.role != "api":
+            self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
+            self.subscription.offer(jsonio.dumps(events.lifecycle(self.dispatcher.backend.self_id)))
+            sender = asyncio.create_task(self._send_events(), name="ws-sender")
+        try:
+            await self._receive()
+        finally:
+            if self.subscription is not None:
+                self.bus.unsubscribe(self.subscription)
+            for task in [*self._calls, *([sender] if sender else [])]:
+                task.cancel()
+            for task in [*self._calls, *([sender] if sender else [])]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _send_events(self) -> None:
+        assert self.subscription is not None
+        try:
+            while True:
+                frame = await self.subscription.get()
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
+        except SubscriptionClosed as closed:
+            if closed.reason != "unsubscribed":
+                log.warning("subscriber_disconnected", reason=closed.reason)
+                await self.ws.close(
+                    code=WSCloseCode.TRY_AGAIN_LATER, message=closed.reason.encode()
+                )
+        except ConnectionError:
+            pass  # the receive loop sees the close and ends the connection
+
+    async def _receive(self) -> None:
+        async for message in self.ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                task = asyncio.create_task(self._answer(message.data))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+            elif message.type == WSMsgType.ERROR:
+                log.info("ws_closed_on_error", error=str(self.ws.exception()))
+
+    async def _answer(self, data: str | bytes) -> None:
+        reply = await self._reply_to(data)
+        if self.settings.debug:
+            log.info("ws_response", response=reply)
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_frame(jsonio.dumps(reply), WSMsgType.TEXT)
+
+    async def _reply_to(self, data: str | bytes) -> envelope.Envelope:
+        try:
+            frame = jsonio.loads(data)
+        except jsonio.JsonError as error:
+            return envelope.failed(1400, f"invalid JSON frame: {error}")
+        if not isinstance(frame, dict):
+            return envelope.failed(
+                1400, f"a frame must be a JSON object, got {jsonio.type_name(frame)}"
+            )
+        echo = frame.get("echo")
+        action = frame.get("action")
+        if self.settings.debug:
+            log.info("ws_request", action=action, params=frame.get("params"), echo=echo)
+        if self.role == "event":
+            return envelope.failed(
+                1400, "this is an event-only connection (/event); send actions on /api or /", echo
+            )
+        if not isinstance(action, str) or not action:
+            return envelope.failed(1400, 'the frame has no "action" string', echo)
+        with structlog.contextvars.bound_contextvars(action=action, echo=echo):
+            return await self.dispatcher.call(action, frame.get("params"), echo)
+
+
+async def accept(
+    request: web.Request,
+    settings: WsSettings,
+    dispatcher: Dispatcher,
+    bus: EventBus,
+    registry: set[web.WebSocketResponse],
+) -> web.WebSocketResponse:
+    """Upgrade an (already authorised) request and serve it until it closes."""
+    ws = OneBotWebSocket(max_msg_size=settings.max_frame, autoping=True)
+    await ws.prepare(request)
+    registry.add(ws)
+    role = role_of(request.path)
+    with structlog.contextvars.bound_contextvars(
+        server=settings.server, peer=request.remote, role=role
+    ):
+        log.info("ws_connected")
+        try:
+            await WsConnection(ws, role, settings, dispatcher, bus).run()
+        finally:
+            registry.discard(ws)
+            log.info("ws_disconnected", close_code=ws.close_code)
+    return ws
+
+
+def settings_for(entry: Any, *, report_self_message: bool) -> WsSettings:
+    """WsSettings from a server entry (httpServers, httpSseServers or websocketServers)."""
+    from gateway.event_filter import compile_filter
+
+    options = SubscriberOptions(
+        message_format=entry.message_post_format,
+        report_self_message=report_self_message,
+        debug=entry.debug,
+        event_filter=None if entry.event_filter is None else compile_filter(entry.event_filter),
+        queue_size=entry.queue_size,
+        overflow=entry.overflow_policy,
+    )
+    return WsSettings(
+        server=entry.name, options=options, max_frame=entry.max_body_size, debug=entry.debug
+    )
+
+
+async def close_all(registry: set[web.WebSocketResponse]) -> None:
+    """Close every connection with 1001 (going away), as on shutdown."""
+    for ws in list(registry):
+        with contextlib.suppress(ConnectionError):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
