@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,6 +61,7 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._dropped_since_log = 0
         self._last_drop_log = 0.0
+        self.on_close: Callable[[str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -99,6 +100,8 @@ class Subscription:
             self.closed_reason = reason
             self._queue.clear()
             self._wake()
+            if self.on_close is not None:
+                self.on_close(reason)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

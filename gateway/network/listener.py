@@ -86,9 +86,11 @@ class Listener:
             self._heartbeat = asyncio.create_task(self._beat(), name=f"heartbeat:{self.name}")
 
     async def stop(self) -> None:
-        # 1. Close the listener: no new connections.
-        if self._site is not None:
-            await self._site.stop()
+        # 1. Close the listener: no new connections. (Stopping twice is harmless.)
+        if self._site is None:
+            return
+        site, self._site = self._site, None
+        await site.stop()
         # 2. Stop heartbeats and close WebSockets with 1001 (going away).
         if self._heartbeat is not None:
             self._heartbeat.cancel()

@@ -23,6 +23,7 @@ from gateway.protocol import envelope, events, jsonio
 log = structlog.get_logger("gateway.ws")
 
 Role = Literal["api", "event", "universal"]
+SLOW_CLOSE_TIMEOUT = 1.0
 
 
 def role_of(path: str) -> Role:
@@ -66,8 +67,11 @@ class WsConnection:
         settings: WsSettings,
         dispatcher: Dispatcher,
         bus: EventBus,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.ws = ws
+        self.transport = transport
+        self._writing = False
         self.role = role
         self.settings = settings
         self.dispatcher = dispatcher
@@ -82,6 +86,9 @@ class WsConnection:
             self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
             self.subscription.offer(jsonio.dumps(events.lifecycle(self.dispatcher.backend.self_id)))
             sender = asyncio.create_task(self._send_events(), name="ws-sender")
+            # The sender may be stuck writing to a peer that stopped reading; an overflow under
+            # `disconnect` cancels that write so the disconnect happens at once.
+            self.subscription.on_close = lambda reason: self._interrupt_write(sender, reason)
         try:
             await self._receive()
         finally:
@@ -98,15 +105,43 @@ class WsConnection:
         try:
             while True:
                 frame = await self.subscription.get()
-                await self.ws.send_frame(frame, WSMsgType.TEXT)
+                self._writing = True
+                try:
+                    await self.ws.send_frame(frame, WSMsgType.TEXT)
+                except asyncio.CancelledError:
+                    reason = self.subscription.closed_reason
+                    if reason in (None, "unsubscribed"):
+                        raise
+                    await self.disconnect_slow(reason)
+                    return
+                finally:
+                    self._writing = False
         except SubscriptionClosed as closed:
             if closed.reason != "unsubscribed":
-                log.warning("subscriber_disconnected", reason=closed.reason)
-                await self.ws.close(
-                    code=WSCloseCode.TRY_AGAIN_LATER, message=closed.reason.encode()
-                )
+                await self.disconnect_slow(closed.reason)
         except ConnectionError:
             pass  # the receive loop sees the close and ends the connection
+
+    def _interrupt_write(self, sender: asyncio.Task[None], reason: str) -> None:
+        if reason != "unsubscribed" and self._writing:
+            sender.cancel()
+
+    async def disconnect_slow(self, reason: str) -> None:
+        """Close a subscriber that overflowed under `disconnect`: 1013, then abort if stuck.
+
+        A peer that stopped reading never completes the closing handshake, so after a short wait
+        the transport is aborted and the receive loop ends.
+        """
+        log.warning("subscriber_disconnected", reason=reason)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.ws.close(
+                    code=WSCloseCode.TRY_AGAIN_LATER, message=reason.encode(), drain=False
+                ),
+                SLOW_CLOSE_TIMEOUT,
+            )
+        if self.transport is not None:
+            self.transport.abort()
 
     async def _receive(self) -> None:
         async for message in self.ws:
@@ -165,7 +200,7 @@ async def accept(
     ):
         log.info("ws_connected")
         try:
-            await WsConnection(ws, role, settings, dispatcher, bus).run()
+            await WsConnection(ws, role, settings, dispatcher, bus, request.transport).run()
         finally:
             registry.discard(ws)
             log.info("ws_disconnected", close_code=ws.close_code)
