@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
 from gateway.network.auth import request_token, token_matches
-from gateway.network.ws_connection import WsSettings, close_all
+from gateway.network.ws_connection import Registry, WsSettings, close_all
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.listener")
@@ -55,7 +55,7 @@ class Listener:
         self.dispatcher = services.dispatcher
         self.bus = services.bus
         self.ws_settings = ws_settings
-        self.websockets: set[web.WebSocketResponse] = set()
+        self.websockets: Registry = {}
         self.app = web.Application(
             client_max_size=entry.max_body_size,
             middlewares=[*self.outer_middlewares(), self._auth_middleware],

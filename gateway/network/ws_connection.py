@@ -24,6 +24,8 @@ log = structlog.get_logger("gateway.ws")
 
 Role = Literal["api", "event", "universal"]
 SLOW_CLOSE_TIMEOUT = 1.0
+Registry = dict[web.WebSocketResponse, asyncio.Transport | None]
+"""Open WebSockets of one listener and their transports (to abort peers that stopped reading)."""
 
 
 def role_of(path: str) -> Role:
@@ -188,12 +190,12 @@ async def accept(
     settings: WsSettings,
     dispatcher: Dispatcher,
     bus: EventBus,
-    registry: set[web.WebSocketResponse],
+    registry: Registry,
 ) -> web.WebSocketResponse:
     """Upgrade an (already authorised) request and serve it until it closes."""
     ws = OneBotWebSocket(max_msg_size=settings.max_frame, autoping=True)
     await ws.prepare(request)
-    registry.add(ws)
+    registry[ws] = request.transport
     role = role_of(request.path)
     with structlog.contextvars.bound_contextvars(
         server=settings.server, peer=request.remote, role=role
@@ -202,7 +204,7 @@ async def accept(
         try:
             await WsConnection(ws, role, settings, dispatcher, bus, request.transport).run()
         finally:
-            registry.discard(ws)
+            registry.pop(ws, None)
             log.info("ws_disconnected", close_code=ws.close_code)
     return ws
 
@@ -224,8 +226,20 @@ def settings_for(entry: Any, *, report_self_message: bool) -> WsSettings:
     )
 
 
-async def close_all(registry: set[web.WebSocketResponse]) -> None:
-    """Close every connection with 1001 (going away), as on shutdown."""
-    for ws in list(registry):
-        with contextlib.suppress(ConnectionError):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+async def close_all(registry: Registry) -> None:
+    """Close every connection with 1001 (going away), as on shutdown, all at once.
+
+    A peer that stopped reading cannot take the close frame; it is aborted after a short wait.
+    """
+    await asyncio.gather(*(_close_one(ws, transport) for ws, transport in list(registry.items())))
+
+
+async def _close_one(ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+    try:
+        await asyncio.wait_for(
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"),
+            SLOW_CLOSE_TIMEOUT,
+        )
+    except (TimeoutError, ConnectionError):
+        if transport is not None:
+            transport.abort()
