@@ -1,0 +1,61 @@
+"""Start the NoneBot2 test app in a subprocess and read what it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+APP = Path(__file__).parent / "nonebot_app" / "bot.py"
+
+
+class NoneBotProcess:
+    """A running NoneBot app; `wait_for_line` reads its output until a line contains a text."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.output: list[str] = []
+
+    async def wait_for_line(self, text: str, timeout: float = 30.0) -> str:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.process.stdout.readline()
+                if not raw:
+                    raise AssertionError(
+                        f"NoneBot exited before {text!r}:\n" + "".join(self.output)
+                    )
+                line = raw.decode(errors="replace")
+                self.output.append(line)
+                if text in line:
+                    return line
+
+
+@contextlib.asynccontextmanager
+async def nonebot_forward_ws(
+    urls: list[str], token: str = "", workdir: Path | None = None
+) -> AsyncIterator[NoneBotProcess]:
+    """Run the app connecting to `urls` over forward WebSocket; end it (by PID) on exit."""
+    env = {**os.environ, "ONEBOT_WS_URLS": json.dumps(urls), "ONEBOT_ACCESS_TOKEN": token}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(APP),
+        cwd=workdir or APP.parent,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        yield NoneBotProcess(process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
