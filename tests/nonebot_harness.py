@@ -20,9 +20,9 @@ class NoneBotProcess:
         self.process = process
         self.output: list[str] = []
 
-    async def wait_for_line(self, text: str, timeout: float = 30.0) -> str:
+    async def wait_for_line(self, text: str, seconds: float = 30.0) -> str:
         assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             while True:
                 raw = await self.process.stdout.readline()
                 if not raw:
