@@ -151,3 +151,12 @@ async def wait_until_closed(port: int, limit: float = 5.0) -> bool:
         await writer.wait_closed()
         await asyncio.sleep(0.05)
     return False
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Any]:
+    """A SandboxClient on a fresh in-memory sandbox (see tests/sandbox_client.py)."""
+    from tests.sandbox_client import sandbox_client
+
+    async with sandbox_client() as client:
+        yield client

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from gateway.actions import friend, system
+from gateway.actions import (
+    account,
+    essence,
+    file,
+    friend,
+    group,
+    media,
+    message,
+    napcat,
+    notice,
+    request,
+    system,
+)
 from gateway.actions.catalog import Action, Catalog, NoParams, Params
 
 
 def default_catalog() -> Catalog:
     """Every action the gateway knows, built once at start-up."""
-    return Catalog([*system.ACTIONS, *friend.ACTIONS])
+    return Catalog(
+        [
+            *system.ACTIONS,
+            *account.ACTIONS,
+            *message.ACTIONS,
+            *friend.ACTIONS,
+            *group.ACTIONS,
+            *request.ACTIONS,
+            *file.ACTIONS,
+            *media.ACTIONS,
+            *essence.ACTIONS,
+            *notice.ACTIONS,
+            *napcat.ACTIONS,
+        ]
+    )
 
 
 __all__ = ["Action", "Catalog", "NoParams", "Params", "default_catalog"]

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import __version__
 from gateway.actions.catalog import Params
 from gateway.actions.friend import GetStrangerInfo
+from gateway.backends.sandbox.registry import HANDLERS, handler
 from gateway.backends.sandbox.store import Store
 from gateway.backends.sandbox.world import World, load_world
 from gateway.bus import EventBus
 from gateway.config import SandboxBackendConfig
 from gateway.protocol.envelope import ActionFailed, ActionNotFound
-
-Handler = Callable[["SandboxBackend", Any], Awaitable[Any]]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(name: str) -> Callable[[Handler], Handler]:
-    """Register the sandbox's implementation of the catalog action `name`."""
-
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-
-    return register
 
 
 class SandboxBackend:
@@ -58,6 +45,18 @@ class SandboxBackend:
 
     async def stop(self) -> None:
         await self.store.close()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Publish an event built by a handler on the bus."""
+        self.bus.publish(event)
+
+    def event(self, post_type: str, **fields: Any) -> dict[str, Any]:
+        """A new event with `time` and `self_id` filled in."""
+        return {"time": int(time.time()), "self_id": self.self_id, "post_type": post_type, **fields}
+
+    def notice(self, notice_type: str, **fields: Any) -> None:
+        """Publish a `notice` event."""
+        self.publish(self.event("notice", notice_type=notice_type, **fields))
 
     def status(self) -> dict[str, Any]:
         return {"online": self.online, "good": True}
@@ -175,3 +174,30 @@ def _profile(user_id: int, nickname: str, remark: str) -> dict[str, Any]:
         "login_days": 0,
         "long_nick": "",
     }
+
+
+# Handler modules register themselves on import.
+from gateway.backends.sandbox import (  # noqa: E402
+    credentials,
+    essence,
+    files,
+    friends,
+    groups,
+    media,
+    messages,
+    notices,
+    requests,
+)
+
+__all__ = [
+    "SandboxBackend",
+    "credentials",
+    "essence",
+    "files",
+    "friends",
+    "groups",
+    "media",
+    "messages",
+    "notices",
+    "requests",
+]

@@ -20,18 +20,29 @@ _SCHEMA = """
 CREATE TABLE account (
     self_id INTEGER PRIMARY KEY,
     nickname TEXT NOT NULL,
-    online INTEGER NOT NULL DEFAULT 1
+    online INTEGER NOT NULL DEFAULT 1,
+    long_nick TEXT NOT NULL DEFAULT '',
+    sex TEXT NOT NULL DEFAULT 'unknown',
+    age INTEGER NOT NULL DEFAULT 0
 );
+-- Every QQ user the sandbox knows: friends (is_friend = 1), group members, strangers.
 CREATE TABLE users (
     user_id INTEGER PRIMARY KEY,
     nickname TEXT NOT NULL,
     is_friend INTEGER NOT NULL DEFAULT 0,
     remark TEXT NOT NULL DEFAULT '',
-    category TEXT NOT NULL DEFAULT 'Friends'
+    category TEXT NOT NULL DEFAULT 'Friends',
+    sex TEXT NOT NULL DEFAULT 'unknown',
+    age INTEGER NOT NULL DEFAULT 0,
+    likes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE groups (
     group_id INTEGER PRIMARY KEY,
-    group_name TEXT NOT NULL
+    group_name TEXT NOT NULL,
+    group_remark TEXT NOT NULL DEFAULT '',
+    whole_ban INTEGER NOT NULL DEFAULT 0,
+    max_member_count INTEGER NOT NULL DEFAULT 200,
+    settings TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE members (
     group_id INTEGER NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
@@ -39,8 +50,92 @@ CREATE TABLE members (
     role TEXT NOT NULL DEFAULT 'member',
     card TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '',
+    title_expire INTEGER NOT NULL DEFAULT 0,
+    mute_until INTEGER NOT NULL DEFAULT 0,
     join_time INTEGER NOT NULL,
+    last_sent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (group_id, user_id)
+);
+-- Users a group refuses (set_group_kick with reject_add_request).
+CREATE TABLE group_blocklist (
+    group_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+);
+-- message_id is the persistent int32 OneBot id. peer_id is the friend (private) or the group.
+CREATE TABLE messages (
+    message_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_type TEXT NOT NULL,
+    peer_id INTEGER NOT NULL,
+    sender_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    segments TEXT NOT NULL,
+    raw_message TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recalled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_by_chat ON messages (message_type, peer_id, message_id);
+CREATE TABLE forwards (
+    forward_id TEXT PRIMARY KEY,
+    nodes TEXT NOT NULL
+);
+CREATE TABLE requests (
+    flag TEXT PRIMARY KEY,
+    request_type TEXT NOT NULL,
+    sub_type TEXT NOT NULL DEFAULT '',
+    group_id INTEGER NOT NULL DEFAULT 0,
+    user_id INTEGER NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    time INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE TABLE group_folders (
+    folder_id TEXT PRIMARY KEY,
+    group_id INTEGER NOT NULL,
+    folder_name TEXT NOT NULL,
+    creator INTEGER NOT NULL,
+    create_time INTEGER NOT NULL
+);
+CREATE TABLE group_files (
+    file_id TEXT PRIMARY KEY,
+    group_id INTEGER NOT NULL,
+    folder_id TEXT NOT NULL DEFAULT '/',
+    file_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uploader INTEGER NOT NULL,
+    upload_time INTEGER NOT NULL,
+    busid INTEGER NOT NULL DEFAULT 102,
+    media_id TEXT NOT NULL DEFAULT ''
+);
+-- Stored media (images, records, uploaded files): content kept in the database.
+CREATE TABLE media (
+    media_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    time INTEGER NOT NULL
+);
+CREATE TABLE essence (
+    group_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    operator_id INTEGER NOT NULL,
+    operator_time INTEGER NOT NULL,
+    PRIMARY KEY (group_id, message_id)
+);
+CREATE TABLE notices (
+    notice_id TEXT PRIMARY KEY,
+    group_id INTEGER NOT NULL,
+    sender_id INTEGER NOT NULL,
+    publish_time INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    image TEXT NOT NULL DEFAULT '',
+    pinned INTEGER NOT NULL DEFAULT 0
+);
+-- Key/value state that needs no table of its own (credentials, counters).
+CREATE TABLE kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 

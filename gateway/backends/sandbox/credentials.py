@@ -1,0 +1,3 @@
+"""Sandbox actions: credentials."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Sandbox actions: essence."""
+
+from __future__ import annotations

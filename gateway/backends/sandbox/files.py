@@ -1,0 +1,3 @@
+"""Sandbox actions: files."""
+
+from __future__ import annotations

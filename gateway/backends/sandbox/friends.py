@@ -1,0 +1,3 @@
+"""Sandbox actions: friends."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Sandbox actions: groups."""
+
+from __future__ import annotations

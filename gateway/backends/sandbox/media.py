@@ -1,0 +1,3 @@
+"""Sandbox actions: media."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Sandbox actions: notices."""
+
+from __future__ import annotations

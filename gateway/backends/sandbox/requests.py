@@ -1,0 +1,3 @@
+"""Sandbox actions: requests."""
+
+from __future__ import annotations
