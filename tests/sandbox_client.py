@@ -1,4 +1,4 @@
-"""A test client for the sandbox: actions over the real HTTP adapter, events over a real WebSocket."""
+"""A sandbox test client: actions over the real HTTP adapter, events over a real WebSocket."""
 
 from __future__ import annotations
 
