@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from typing import Any
 
 from gateway import __version__
-from gateway.actions.catalog import Params
+from gateway.actions import default_catalog
+from gateway.actions.catalog import Catalog, Params
 from gateway.actions.friend import GetStrangerInfo
 from gateway.backends.sandbox.registry import HANDLERS, handler
 from gateway.backends.sandbox.store import Store
@@ -15,6 +17,11 @@ from gateway.backends.sandbox.world import World, load_world
 from gateway.bus import EventBus
 from gateway.config import SandboxBackendConfig
 from gateway.protocol.envelope import ActionFailed, ActionNotFound
+
+
+@functools.cache
+def _catalog() -> Catalog:
+    return default_catalog()
 
 
 class SandboxBackend:
@@ -45,6 +52,13 @@ class SandboxBackend:
 
     async def stop(self) -> None:
         await self.store.close()
+
+    async def invoke(self, action: str, params: dict[str, Any]) -> Any:
+        """Run another catalog action from inside a handler, validated like a client call."""
+        entry = _catalog().resolve(action)
+        if entry is None:
+            raise ActionNotFound(f"unknown action {action!r}")
+        return await self.call(entry.name, entry.validate(params))
 
     def publish(self, event: dict[str, Any]) -> None:
         """Publish an event built by a handler on the bus."""
@@ -186,6 +200,7 @@ from gateway.backends.sandbox import (  # noqa: E402
     media,
     messages,
     notices,
+    quick,
     requests,
 )
 
@@ -199,5 +214,6 @@ __all__ = [
     "media",
     "messages",
     "notices",
+    "quick",
     "requests",
 ]

@@ -66,6 +66,7 @@ CREATE TABLE group_blocklist (
 CREATE TABLE messages (
     message_id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_type TEXT NOT NULL,
+    sub_type TEXT NOT NULL,
     peer_id INTEGER NOT NULL,
     sender_id INTEGER NOT NULL,
     time INTEGER NOT NULL,
