@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import structlog
 
-from gateway import __version__
+from gateway import __version__, sandbox_cli
 from gateway import logging as gateway_logging
 from gateway.config import (
     ConfigError,
@@ -44,6 +44,7 @@ def build_parser(settings: RuntimeSettings) -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file", help="config file (JSON or JSON5)")
     commands.add_parser("schema", help="print the JSON Schema of the config file")
+    sandbox_cli.add_commands(commands)
     return parser
 
 
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "sandbox":
+        return sandbox_cli.run(args)
     gateway_logging.configure(args.log_level, args.log_format)
     try:
         config = _load(args.config)

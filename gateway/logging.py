@@ -6,6 +6,7 @@ Connection and request context is bound with `structlog.contextvars` at the netw
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
@@ -27,6 +28,8 @@ _SECRET_KEYS = frozenset(
     }
 )
 _REDACTED = "***"
+MIN_SCRUBBED_TOKEN = 6
+_SECRET_PATTERN = re.compile(r"((?:access_token=|\b(?:Bearer|Token) ))[^\s&\"',]+")
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -42,19 +45,27 @@ class SecretRedactor:
         self._tokens: tuple[str, ...] = ()
 
     def set_tokens(self, tokens: Iterable[str]) -> None:
-        """Replace the set of literal secrets to scrub from every logged string."""
+        """Replace the set of literal secrets to scrub from every logged string.
+
+        Tokens shorter than MIN_SCRUBBED_TOKEN are not scrubbed by value (a one-letter token
+        would mangle every line); they are still masked under secret-named keys and after
+        `access_token=`, `Bearer ` and `Token `.
+        """
         # Longest first so a token containing another is masked whole.
-        self._tokens = tuple(sorted({t for t in tokens if t}, key=len, reverse=True))
+        kept = {t for t in tokens if len(t) >= MIN_SCRUBBED_TOKEN}
+        self._tokens = tuple(sorted(kept, key=len, reverse=True))
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         for key, value in event.items():
-            event[key] = self._redact(key, value)
+            if key != "event":  # the event name is ours, never a secret
+                event[key] = self._redact(key, value)
         return event
 
     def _redact(self, key: str, value: Any) -> Any:
         if isinstance(key, str) and key.lower() in _SECRET_KEYS and value:
             return _REDACTED
         if isinstance(value, str):
+            value = _SECRET_PATTERN.sub(lambda m: m.group(1) + _REDACTED, value)
             for token in self._tokens:
                 value = value.replace(token, _REDACTED)
             return value

@@ -144,3 +144,36 @@ def test_make_run_target_uses_the_example_config() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert "examples/config/onebot11.json5" in makefile
     assert shutil.which("make") is not None
+
+
+async def test_sandbox_say_sends_as_a_simulated_user(gateway_process: Any) -> None:
+    process = gateway_process(config_with(token="t"))
+    process.wait_for("gateway_ready")
+    url = f"http://127.0.0.1:{process.port_of('api')}"
+    said = await asyncio.to_thread(
+        cli,
+        "sandbox",
+        "say",
+        "--url",
+        url,
+        "--token",
+        "t",
+        "--user",
+        "20002",
+        "--group",
+        "30001",
+        "hello [CQ:face,id=1]",
+    )
+    assert said.returncode == 0, said.stderr
+    message_id = int(said.stdout.split()[-1])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url}/get_msg", json={"message_id": message_id}, headers={"Authorization": "Bearer t"}
+        ) as response,
+    ):
+        body = await response.json()
+    assert body["data"]["raw_message"] == "hello [CQ:face,id=1]"
+    assert (body["data"]["group_id"], body["data"]["user_id"]) == (30001, 20002)
+    refused = await asyncio.to_thread(cli, "sandbox", "say", "--url", url, "--user", "1", "x")
+    assert refused.returncode == 1 and "1403" in refused.stderr
