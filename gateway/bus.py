@@ -38,6 +38,8 @@ class SubscriberOptions:
     event_filter: EventFilter | None = None
     queue_size: int = 1024
     overflow: OverflowPolicy = "drop_oldest"
+    max_age: float | None = None
+    """Seconds a frame may wait; older frames are dropped (counted) instead of delivered."""
 
 
 class SubscriptionClosed(Exception):
@@ -57,7 +59,7 @@ class Subscription:
         self.dropped = 0
         self.delivered = 0
         self.closed_reason: str | None = None
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[float, bytes]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._dropped_since_log = 0
         self._last_drop_log = 0.0
@@ -75,24 +77,35 @@ class Subscription:
                 self.close("subscriber too slow: event queue overflowed")
                 return
             self._queue.popleft()
-            self._count_drop()
-        self._queue.append(frame)
+            self._count_drop("overflow")
+        self._queue.append((time.monotonic(), frame))
         self._wake()
+
+    def requeue(self, frame: bytes) -> None:
+        """Put back a frame whose delivery failed, so it is the next one delivered."""
+        if self.closed_reason is None:
+            self._queue.appendleft((time.monotonic(), frame))
 
     async def get(self) -> bytes:
         """The next frame, waiting if the queue is empty; SubscriptionClosed once closed."""
-        while not self._queue:
+        while True:
+            while not self._queue:
+                if self.closed_reason is not None:
+                    raise SubscriptionClosed(self.closed_reason)
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
             if self.closed_reason is not None:
                 raise SubscriptionClosed(self.closed_reason)
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        if self.closed_reason is not None:
-            raise SubscriptionClosed(self.closed_reason)
-        self.delivered += 1
-        return self._queue.popleft()
+            queued_at, frame = self._queue.popleft()
+            max_age = self.options.max_age
+            if max_age is not None and time.monotonic() - queued_at > max_age:
+                self._count_drop("expired")
+                continue
+            self.delivered += 1
+            return frame
 
     def close(self, reason: str) -> None:
         """Stop accepting frames and wake the reader, which then sees SubscriptionClosed."""
@@ -107,7 +120,7 @@ class Subscription:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def _count_drop(self) -> None:
+    def _count_drop(self, why: str) -> None:
         self.dropped += 1
         self._dropped_since_log += 1
         now = time.monotonic()
@@ -116,6 +129,7 @@ class Subscription:
             log.warning(
                 "subscriber_dropped_events",
                 subscriber=self.name,
+                reason=why,
                 dropped=self._dropped_since_log,
                 dropped_total=self.dropped,
                 queue_size=self.options.queue_size,

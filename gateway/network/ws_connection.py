@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.dispatcher import Dispatcher
@@ -23,6 +23,7 @@ from gateway.protocol import envelope, events, jsonio
 log = structlog.get_logger("gateway.ws")
 
 Role = Literal["api", "event", "universal"]
+AnyWebSocket = web.WebSocketResponse | ClientWebSocketResponse
 SLOW_CLOSE_TIMEOUT = 1.0
 Registry = dict[web.WebSocketResponse, asyncio.Transport | None]
 """Open WebSockets of one listener and their transports (to abort peers that stopped reading)."""
@@ -64,12 +65,13 @@ class WsConnection:
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        ws: AnyWebSocket,
         role: Role,
         settings: WsSettings,
         dispatcher: Dispatcher,
         bus: EventBus,
         transport: asyncio.Transport | None = None,
+        subscription: Subscription | None = None,
     ) -> None:
         self.ws = ws
         self.transport = transport
@@ -78,15 +80,21 @@ class WsConnection:
         self.settings = settings
         self.dispatcher = dispatcher
         self.bus = bus
-        self.subscription: Subscription | None = None
+        # A reverse WebSocket client keeps one subscription across connections (its buffer while
+        # disconnected); a server connection owns a fresh one.
+        self.subscription = subscription
+        self._owns_subscription = subscription is None
         self._calls: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Subscribe (event roles), then read frames until the socket closes; clean up."""
         sender = None
         if self.role != "api":
-            self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
-            self.subscription.offer(jsonio.dumps(events.lifecycle(self.dispatcher.backend.self_id)))
+            if self.subscription is None:
+                self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
+            lifecycle = events.lifecycle(self.dispatcher.backend.self_id)
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_frame(jsonio.dumps(lifecycle), WSMsgType.TEXT)
             sender = asyncio.create_task(self._send_events(), name="ws-sender")
             # The sender may be stuck writing to a peer that stopped reading; an overflow under
             # `disconnect` cancels that write so the disconnect happens at once.
@@ -95,7 +103,9 @@ class WsConnection:
             await self._receive()
         finally:
             if self.subscription is not None:
-                self.bus.unsubscribe(self.subscription)
+                self.subscription.on_close = None
+                if self._owns_subscription:
+                    self.bus.unsubscribe(self.subscription)
             for task in [*self._calls, *([sender] if sender else [])]:
                 task.cancel()
             for task in [*self._calls, *([sender] if sender else [])]:
@@ -116,6 +126,10 @@ class WsConnection:
                         raise
                     await self.disconnect_slow(reason)
                     return
+                except ConnectionError:
+                    # Not written: it goes first on the next connection (reverse clients).
+                    self.subscription.requeue(frame)
+                    raise
                 finally:
                     self._writing = False
         except SubscriptionClosed as closed:
@@ -135,13 +149,14 @@ class WsConnection:
         the transport is aborted and the receive loop ends.
         """
         log.warning("subscriber_disconnected", reason=reason)
+        code, message = WSCloseCode.TRY_AGAIN_LATER, reason.encode()
+        closing = (
+            self.ws.close(code=code, message=message, drain=False)
+            if isinstance(self.ws, web.WebSocketResponse)
+            else self.ws.close(code=code, message=message)
+        )
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.ws.close(
-                    code=WSCloseCode.TRY_AGAIN_LATER, message=reason.encode(), drain=False
-                ),
-                SLOW_CLOSE_TIMEOUT,
-            )
+            await asyncio.wait_for(closing, SLOW_CLOSE_TIMEOUT)
         if self.transport is not None:
             self.transport.abort()
 
