@@ -113,6 +113,8 @@ class HttpSseServerConfig(HttpServerConfig):
     kind: ClassVar[str] = "httpSseServers"
     name: str = "http-sse-server"
     """Unique name of this entry across all adapter lists; the identity used by reload."""
+    keep_alive_interval: Annotated[int, Field(gt=0)] = 15000
+    """A `: keep-alive` comment is written to idle event streams every this many ms."""
 
 
 class HttpClientConfig(_AdapterEntry):
@@ -125,6 +127,19 @@ class HttpClientConfig(_AdapterEntry):
     """Where events are POSTed."""
     report_self_message: bool = False
     """Push the bot's own sent messages as `message_sent` events."""
+    timeout: Annotated[int, Field(gt=0)] = 5000
+    """Request timeout in ms (NapCat has none)."""
+    max_retries: Annotated[int, Field(ge=0)] = 8
+    """Retries of one event after a connection error or a 5xx answer; then it is dropped
+    (counted and logged). Events published meanwhile wait in the queue, in order."""
+    retry_interval: Annotated[int, Field(gt=0)] = 500
+    """First retry delay in ms; doubles per attempt (with full jitter) up to `retryMaxInterval`."""
+    retry_max_interval: Annotated[int, Field(gt=0)] = 10000
+    """Largest retry delay in ms."""
+    heart_interval: int = 0
+    """Heartbeat meta events POSTed every this many ms; 0 (the default, as NapCat) disables."""
+    buffer_max_age: Annotated[int, Field(ge=0)] = 300000
+    """Events older than this (ms) when their turn comes are dropped (counted); 0 keeps all."""
 
 
 class WebsocketServerConfig(_ServerEntry):
@@ -154,7 +169,20 @@ class WebsocketClientConfig(_AdapterEntry):
     report_self_message: bool = False
     """Push the bot's own sent messages as `message_sent` events."""
     reconnect_interval: Annotated[int, Field(gt=0)] = 5000
-    """First reconnect delay in ms."""
+    """First reconnect delay in ms; doubles per failed attempt (with full jitter)."""
+    reconnect_max_interval: Annotated[int, Field(gt=0)] = 60000
+    """Largest reconnect delay in ms."""
+    stable_after: Annotated[int, Field(ge=0)] = 10000
+    """A connection that lived this long (ms) resets the backoff to `reconnectInterval`."""
+    handshake_timeout: Annotated[int, Field(gt=0)] = 10000
+    """How long (ms) the bot may take to accept the connection (NapCat: 2000, too short for a
+    busy bot)."""
+    ping_interval: Annotated[int, Field(ge=0)] = 15000
+    """WebSocket ping every this many ms; no pong within half of it replaces the connection
+    (catches half-open sockets). 0 disables."""
+    buffer_max_age: Annotated[int, Field(ge=0)] = 300000
+    """Events buffered while disconnected are delivered on reconnect unless older than this
+    (ms); 0 keeps all. The buffer holds `queueSize` events (oldest dropped, counted)."""
     heart_interval: int = 30000
     """Heartbeat meta event interval in ms; 0 or less disables heartbeats."""
     verify_certificate: bool = True

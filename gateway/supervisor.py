@@ -19,8 +19,11 @@ from gateway.config import GatewayConfig
 from gateway.dispatcher import Dispatcher
 from gateway.logging import redactor
 from gateway.network.adapter import Adapter
+from gateway.network.http_client import HttpClient
 from gateway.network.http_server import HttpServer
 from gateway.network.listener import Services
+from gateway.network.sse_server import SseServer
+from gateway.network.ws_client import WsClient
 from gateway.network.ws_server import WsServer
 
 log = structlog.get_logger("gateway.supervisor")
@@ -35,7 +38,10 @@ AdapterFactory = Callable[[Any, Services], Adapter]
 # Implementations chosen by kind from a table; kinds not listed yet are reported at start.
 ADAPTER_FACTORIES: dict[str, AdapterFactory] = {
     "httpServers": HttpServer,
+    "httpSseServers": SseServer,
+    "httpClients": HttpClient,
     "websocketServers": WsServer,
+    "websocketClients": WsClient,
 }
 
 

@@ -45,6 +45,10 @@ class HttpServer(Listener):
         super().__init__(
             entry, services, heart_interval=entry.heart_interval, ws_settings=ws_settings
         )
+        self.add_routes()
+
+    def add_routes(self) -> None:
+        """Register routes; subclasses add theirs before the catch-all `/:action`."""
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
     def outer_middlewares(self) -> list[Any]:

@@ -1,0 +1,166 @@
+"""`httpClients[]`: HTTP POST event reporting (reference/onebot11.md §1.3).
+
+Each event is POSTed once its predecessors are done, from this client's own bounded queue, so a
+slow or dead receiver delays nobody else. Connection errors and 5xx answers are retried with
+backoff; every attempt carries the same `X-OneBot-Event-Id`, so receivers can drop duplicates.
+A JSON object in the answer is a quick operation, applied through the dispatcher; 204, an empty
+or a non-JSON body is no operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import uuid
+from typing import Any
+
+import aiohttp
+import structlog
+
+from gateway.bus import Subscription
+from gateway.config import HttpClientConfig
+from gateway.network.backoff import Backoff
+from gateway.network.listener import Services
+from gateway.network.ws_client import subscriber_options
+from gateway.protocol import events, jsonio
+
+log = structlog.get_logger("gateway.http_client")
+
+
+class RetryableError(Exception):
+    """A failed POST worth retrying (connection error, timeout, 5xx)."""
+
+
+class HttpClient:
+    """One `httpClients` entry."""
+
+    def __init__(self, entry: HttpClientConfig, services: Services) -> None:
+        self.name = entry.name
+        self.entry = entry
+        self.services = services
+        self.subscription: Subscription | None = None
+        self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "rejected": 0, "gave_up": 0}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.subscription = self.services.bus.subscribe(self.name, subscriber_options(self.entry))
+        timeout = aiohttp.ClientTimeout(total=self.entry.timeout / 1000)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._tasks.append(asyncio.create_task(self._deliver(), name=f"http-post:{self.name}"))
+        if self.entry.heart_interval > 0:
+            self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"post-hb:{self.name}"))
+
+    async def stop(self) -> None:
+        # Stop delivering (an in-flight POST is cancelled), then release the queue and session.
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.subscription is not None:
+            self.services.bus.unsubscribe(self.subscription)
+        if self._session is not None:
+            await self._session.close()
+
+    def describe(self) -> str:
+        return self.entry.url
+
+    async def _deliver(self) -> None:
+        assert self.subscription is not None
+        while True:
+            frame = await self.subscription.get()
+            await self._post_with_retries(frame, str(uuid.uuid4()))
+
+    async def _post_with_retries(self, body: bytes, event_id: str) -> None:
+        backoff = Backoff(self.entry.retry_interval / 1000, self.entry.retry_max_interval / 1000)
+        for attempt in range(self.entry.max_retries + 1):
+            try:
+                await self._post(body, event_id)
+                return
+            except RetryableError as error:
+                if attempt == self.entry.max_retries:
+                    self.outcomes["gave_up"] += 1
+                    log.error(
+                        "http_post_gave_up",
+                        client=self.name,
+                        event_id=event_id,
+                        attempts=attempt + 1,
+                        error=str(error),
+                    )
+                    return
+                self.outcomes["retried"] += 1
+                delay = backoff.next_delay()
+                log.warning(
+                    "http_post_retry",
+                    client=self.name,
+                    event_id=event_id,
+                    attempt=attempt + 1,
+                    delay=round(delay, 3),
+                    error=str(error),
+                )
+                await asyncio.sleep(delay)
+
+    async def _post(self, body: bytes, event_id: str) -> None:
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                self.entry.url, data=body, headers=self._headers(body, event_id)
+            ) as response:
+                if response.status >= 500:
+                    raise RetryableError(f"HTTP {response.status}")
+                answer = await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise RetryableError(str(error) or type(error).__name__) from error
+        if response.status >= 400:
+            self.outcomes["rejected"] += 1
+            log.warning(
+                "http_post_rejected", client=self.name, event_id=event_id, status=response.status
+            )
+            return
+        self.outcomes["delivered"] += 1
+        await self._apply_quick_operation(body, answer)
+
+    def _headers(self, body: bytes, event_id: str) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "X-Self-ID": str(self.services.dispatcher.backend.self_id),
+            "X-OneBot-Event-Id": event_id,
+            "User-Agent": "OneBot/11",
+        }
+        if self.entry.token:
+            digest = hmac.new(self.entry.token.encode(), body, hashlib.sha1).hexdigest()
+            headers["X-Signature"] = f"sha1={digest}"
+        return headers
+
+    async def _apply_quick_operation(self, event_body: bytes, answer: bytes) -> None:
+        if not answer.strip():
+            return
+        try:
+            operation = jsonio.loads(answer)
+        except jsonio.JsonError:
+            return  # a non-JSON answer ("OK") means no operation
+        if not isinstance(operation, dict) or not operation:
+            return
+        context: Any = jsonio.loads(event_body)
+        result = await self.services.dispatcher.call(
+            ".handle_quick_operation", {"context": context, "operation": operation}
+        )
+        if result["retcode"] != 0:
+            log.warning(
+                "quick_operation_failed",
+                client=self.name,
+                retcode=result["retcode"],
+                error=result["message"],
+            )
+
+    async def _heartbeats(self) -> None:
+        assert self.subscription is not None
+        interval = self.entry.heart_interval
+        backend = self.services.dispatcher.backend
+        while True:
+            await asyncio.sleep(interval / 1000)
+            beat = events.heartbeat(backend.self_id, backend.status(), interval)
+            self.subscription.offer(jsonio.dumps(beat))

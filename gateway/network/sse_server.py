@@ -1,0 +1,81 @@
+"""`httpSseServers[]`: an HTTP API server that also streams events on `GET /_events`.
+
+Each event is one `id:` line and one `data:` line of JSON; an idle stream gets a `: keep-alive`
+comment every `keepAliveInterval` ms so proxies do not cut it. The token is checked like any
+request. (Written here rather than with aiohttp-sse: the bus hands us pre-encoded bytes shared by
+every subscriber, and that library wants a `str` per send.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.bus import SubscriptionClosed
+from gateway.config import HttpSseServerConfig
+from gateway.network.http_server import HttpServer
+from gateway.network.listener import Services
+from gateway.network.ws_connection import settings_for
+
+log = structlog.get_logger("gateway.sse")
+
+
+class SseServer(HttpServer):
+    """One `httpSseServers` entry."""
+
+    entry: HttpSseServerConfig
+
+    def __init__(self, entry: HttpSseServerConfig, services: Services) -> None:
+        self._streams: set[asyncio.Task[Any]] = set()
+        super().__init__(entry, services)
+        self._stream_settings = settings_for(entry, report_self_message=entry.report_self_message)
+
+    def add_routes(self) -> None:
+        self.app.router.add_get("/_events", self._events)
+        super().add_routes()
+
+    async def stop(self) -> None:
+        # Streams never finish by themselves: end them first so in-flight requests can drain.
+        for task in list(self._streams):
+            task.cancel()
+        await super().stop()
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        settings = self._stream_settings
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        subscription = self.bus.subscribe(self.name, settings.options)
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        log.info("sse_connected", peer=request.remote)
+        keep_alive = self.entry.keep_alive_interval / 1000
+        sequence = 0
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(subscription.get(), keep_alive)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                sequence += 1
+                await response.write(b"id: %d\ndata: %s\n\n" % (sequence, frame))
+        except (SubscriptionClosed, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams.discard(task)
+            self.bus.unsubscribe(subscription)
+            log.info("sse_disconnected", peer=request.remote, delivered=sequence)
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
+        return response

@@ -1,0 +1,160 @@
+"""`websocketClients[]`: the reverse WebSocket client (reference/onebot11.md §1.5), Universal role.
+
+One subscription lives as long as the adapter, so events published while the bot is away wait in
+its bounded queue (count `queueSize`, age `bufferMaxAge`) and are delivered in order after the
+next connect, right after `lifecycle.connect`. Reconnects back off exponentially with full jitter;
+WebSocket pings catch half-open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import aiohttp
+import structlog
+
+from gateway.bus import SubscriberOptions, Subscription
+from gateway.config import DEFAULT_MAX_BODY as DEFAULT_MAX_FRAME
+from gateway.config import WebsocketClientConfig
+from gateway.event_filter import compile_filter
+from gateway.network.backoff import Backoff
+from gateway.network.listener import Services
+from gateway.network.ws_connection import WsConnection, WsSettings
+from gateway.protocol import events, jsonio
+
+log = structlog.get_logger("gateway.ws_client")
+
+
+def subscriber_options(entry: Any) -> SubscriberOptions:
+    """Options of an outbound adapter's persistent subscription (never `disconnect`)."""
+    return SubscriberOptions(
+        message_format=entry.message_post_format,
+        report_self_message=entry.report_self_message,
+        debug=entry.debug,
+        event_filter=None if entry.event_filter is None else compile_filter(entry.event_filter),
+        queue_size=entry.queue_size,
+        overflow="drop_oldest",
+        max_age=entry.buffer_max_age / 1000 if entry.buffer_max_age else None,
+    )
+
+
+class WsClient:
+    """One `websocketClients` entry: keeps a connection to `url` up for as long as it runs."""
+
+    def __init__(self, entry: WebsocketClientConfig, services: Services) -> None:
+        self.name = entry.name
+        self.entry = entry
+        self.services = services
+        self.settings = WsSettings(
+            server=entry.name,
+            options=subscriber_options(entry),
+            max_frame=DEFAULT_MAX_FRAME,
+            debug=entry.debug,
+        )
+        self.subscription: Subscription | None = None
+        self.backoff = Backoff(entry.reconnect_interval / 1000, entry.reconnect_max_interval / 1000)
+        self.connected = False
+        self.reconnects = 0
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.subscription = self.services.bus.subscribe(self.name, self.settings.options)
+        self._session = aiohttp.ClientSession()
+        self._task = asyncio.create_task(self._keep_connected(), name=f"ws-client:{self.name}")
+
+    async def stop(self) -> None:
+        # Cancel the connection loop (closing the socket), then drop the buffer and session.
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.subscription is not None:
+            self.services.bus.unsubscribe(self.subscription)
+        if self._session is not None:
+            await self._session.close()
+
+    def describe(self) -> str:
+        return self.entry.url
+
+    async def _keep_connected(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                log.warning(
+                    "ws_client_connect_failed",
+                    client=self.name,
+                    error=str(error) or type(error).__name__,
+                )
+            if time.monotonic() - started >= self.entry.stable_after / 1000 and self.connected:
+                self.backoff.reset()
+            self.connected = False
+            delay = self.backoff.next_delay()
+            self.reconnects += 1
+            log.info(
+                "ws_client_reconnecting",
+                client=self.name,
+                delay=round(delay, 3),
+                attempt=self.backoff.failures,
+            )
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        assert self._session is not None
+        assert self.subscription is not None
+        entry = self.entry
+        ping = entry.ping_interval / 1000 if entry.ping_interval > 0 else None
+        async with asyncio.timeout(entry.handshake_timeout / 1000):
+            ws = await self._session.ws_connect(
+                entry.url,
+                headers=self._headers(),
+                heartbeat=ping,
+                ssl=self.entry.verify_certificate,
+                max_msg_size=DEFAULT_MAX_FRAME,
+                autoping=True,
+            )
+        self.connected = True
+        log.info("ws_client_connected", client=self.name, url=entry.url)
+        beat = asyncio.create_task(self._heartbeats(ws), name=f"ws-client-heartbeat:{self.name}")
+        try:
+            connection = WsConnection(
+                ws,
+                "universal",
+                self.settings,
+                self.services.dispatcher,
+                self.services.bus,
+                subscription=self.subscription,
+            )
+            await connection.run()
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            await ws.close()
+            log.info("ws_client_disconnected", client=self.name, close_code=ws.close_code)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "X-Self-ID": str(self.services.dispatcher.backend.self_id),
+            "X-Client-Role": "Universal",
+            "User-Agent": "OneBot/11",
+        }
+        if self.entry.token:
+            headers["Authorization"] = f"Bearer {self.entry.token}"
+        return headers
+
+    async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        interval = self.entry.heart_interval
+        if interval <= 0:
+            return
+        backend = self.services.dispatcher.backend
+        while not ws.closed:
+            await asyncio.sleep(interval / 1000)
+            frame = jsonio.dumps(events.heartbeat(backend.self_id, backend.status(), interval))
+            with contextlib.suppress(ConnectionError):
+                await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
