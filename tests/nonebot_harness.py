@@ -35,12 +35,22 @@ class NoneBotProcess:
                     return line
 
 
-@contextlib.asynccontextmanager
-async def nonebot_forward_ws(
+def nonebot_forward_ws(
     urls: list[str], token: str = "", workdir: Path | None = None
+) -> contextlib.AbstractAsyncContextManager[NoneBotProcess]:
+    """Run the app connecting to `urls` over forward WebSocket."""
+    return run_nonebot(
+        {"NB_MODE": "forward", "ONEBOT_WS_URLS": json.dumps(urls), "ONEBOT_ACCESS_TOKEN": token},
+        workdir,
+    )
+
+
+@contextlib.asynccontextmanager
+async def run_nonebot(
+    settings: dict[str, str], workdir: Path | None = None
 ) -> AsyncIterator[NoneBotProcess]:
-    """Run the app connecting to `urls` over forward WebSocket; end it (by PID) on exit."""
-    env = {**os.environ, "ONEBOT_WS_URLS": json.dumps(urls), "ONEBOT_ACCESS_TOKEN": token}
+    """Run the app with these environment settings; end it (by PID) on exit."""
+    env = {**os.environ, **settings}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(APP),
