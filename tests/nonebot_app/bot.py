@@ -1,7 +1,8 @@
 """A real NoneBot2 app for end-to-end tests in every connection mode: `ping` → `pong`.
 
 Settings come from the environment the test passes: NB_MODE (forward, reverse or http),
-ONEBOT_WS_URLS (JSON list), ONEBOT_ACCESS_TOKEN, NB_PORT, ONEBOT_SECRET, ONEBOT_API_ROOTS. It prints `BOT_CONNECTED <self_id>` when the gateway registers the bot.
+ONEBOT_WS_URLS (JSON list), ONEBOT_ACCESS_TOKEN, NB_PORT, ONEBOT_SECRET, ONEBOT_API_ROOTS.
+It prints `BOT_CONNECTED <self_id>` when the gateway registers the bot.
 """
 
 import json
