@@ -40,10 +40,14 @@ class SandboxClient:
         self.gw = gw
         self.http = http
         self.ws = ws
+        self.headers: dict[str, str] = {}
+        """Headers sent with every action call (an Authorization for a token-protected API)."""
 
     async def call(self, action: str, **params: Any) -> dict[str, Any]:
         """The whole envelope."""
-        async with self.http.post(self.gw.url("api", f"/{action}"), json=params) as response:
+        async with self.http.post(
+            self.gw.url("api", f"/{action}"), json=params, headers=self.headers
+        ) as response:
             body: dict[str, Any] = await response.json()
             return body
 
