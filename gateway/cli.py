@@ -27,6 +27,7 @@ from gateway.config import (
     read_document,
     unknown_keys,
 )
+from gateway.notify import Notifier, cancel_quietly
 from gateway.supervisor import StartupError, Supervisor
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("config_invalid", error=str(error))
         print(f"onebot-gateway: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    return run_loop(lambda: serve(config))
+    return run_loop(lambda: serve(config, args.config))
 
 
 def check_config(path: str) -> int:
@@ -120,13 +121,15 @@ def run_loop(main_coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return runner.run(main_coro())
 
 
-async def serve(config: GatewayConfig) -> int:
-    """startup → wait for SIGTERM/SIGINT → shutdown."""
-    stop = asyncio.Event()
+async def serve(config: GatewayConfig, path: str | None = None) -> int:
+    """startup → main loop (reload on SIGHUP) → shutdown on SIGTERM/SIGINT."""
+    stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Handlers only set flags; the work happens below, in order.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        # Handlers only set a flag; shutdown runs here, in order.
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    notifier = Notifier()
     supervisor = Supervisor(config)
     try:
         await supervisor.start()
@@ -134,8 +137,39 @@ async def serve(config: GatewayConfig) -> int:
         log.error("startup_failed", error=str(error))
         print(f"onebot-gateway: {error}", file=sys.stderr)
         return EXIT_FAILURE if isinstance(error, StartupError) else EXIT_CONFIG
-    await stop.wait()
+    notifier.ready(supervisor.summary())
+    watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
+    while not stop.is_set():
+        await _first_of(stop, reload)
+        if reload.is_set() and not stop.is_set():
+            reload.clear()
+            await _reload(supervisor, notifier, path)
     log.info("shutdown_requested")
+    notifier.stopping()
+    await cancel_quietly(watchdog)
     await supervisor.stop()
     log.info("shutdown_complete")
     return EXIT_OK
+
+
+async def _first_of(*flags: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(flag.wait()) for flag in flags]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _reload(supervisor: Supervisor, notifier: Notifier, path: str | None) -> None:
+    """Re-read the config file; an invalid one is logged and the running config stays."""
+    log.info("reload_requested", file=path)
+    if path is None:
+        return
+    notifier.reloading()
+    try:
+        config = _load(path)
+    except ConfigError as error:
+        log.error("reload_rejected", error=str(error))
+    else:
+        await supervisor.reload(config)
+    notifier.ready(supervisor.summary())

@@ -15,7 +15,7 @@ from gateway.actions import default_catalog
 from gateway.backends.base import Backend
 from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.bus import EventBus
-from gateway.config import GatewayConfig
+from gateway.config import AdapterConfig, GatewayConfig
 from gateway.dispatcher import Dispatcher
 from gateway.logging import redactor
 from gateway.network.adapter import Adapter
@@ -64,6 +64,7 @@ class Supervisor:
         )
         self.services = Services(self.dispatcher, self.bus, config.api.shutdown_grace)
         self.adapters: dict[str, Adapter] = {}
+        self._entries: dict[str, tuple[str, AdapterConfig]] = {}
 
     async def start(self) -> None:
         """Start everything; on failure stop what started and raise StartupError."""
@@ -90,29 +91,70 @@ class Supervisor:
 
     async def _start_adapters(self) -> None:
         for kind, index, entry in self.config.network.entries():
-            if not entry.enable:
-                continue
-            factory = ADAPTER_FACTORIES.get(kind)
-            if factory is None:
-                log.warning("adapter_kind_unavailable", kind=kind, name=entry.name)
-                continue
-            adapter = factory(entry, self.services)
-            try:
-                await adapter.start()
-            except OSError as error:
-                where = f"{getattr(entry, 'host', '')}:{getattr(entry, 'port', '')}"
-                raise StartupError(
-                    f"network.{kind}[{index}] ({entry.name!r}): cannot listen on {where}: "
-                    f"{error.strerror or error}"
-                ) from None
-            self.adapters[entry.name] = adapter
-            log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
+            if entry.enable:
+                await self._start_adapter(kind, index, entry)
+
+    async def _start_adapter(self, kind: str, index: int, entry: AdapterConfig) -> None:
+        adapter = ADAPTER_FACTORIES[kind](entry, self.services)
+        try:
+            await adapter.start()
+        except OSError as error:
+            where = f"{getattr(entry, 'host', '')}:{getattr(entry, 'port', '')}"
+            raise StartupError(
+                f"network.{kind}[{index}] ({entry.name!r}): cannot listen on {where}: "
+                f"{error.strerror or error}"
+            ) from None
+        self.adapters[entry.name] = adapter
+        self._entries[entry.name] = (kind, entry)
+        log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
+
+    async def _stop_adapter(self, name: str) -> None:
+        await self.adapters.pop(name).stop()
+        self._entries.pop(name, None)
+        log.info("adapter_stopped", name=name)
+
+    async def reload(self, config: GatewayConfig) -> None:
+        """Apply a new config: entries are diffed by (kind, name); unchanged ones keep running.
+
+        Removed and changed entries stop first (freeing their ports), then changed and added
+        ones start. A start failure is logged and the rest still applies. Backend and `api`
+        changes need a restart; they are logged and ignored.
+        """
+        wanted = {
+            (kind, entry.name): (index, entry)
+            for kind, index, entry in config.network.entries()
+            if entry.enable
+        }
+        running = {(kind, name): entry for name, (kind, entry) in self._entries.items()}
+        for key, entry in running.items():
+            if wanted.get(key, (0, None))[1] != entry:
+                await self._stop_adapter(key[1])
+        for (kind, name), (index, entry) in wanted.items():
+            if name not in self.adapters:
+                try:
+                    await self._start_adapter(kind, index, entry)
+                except StartupError as error:
+                    log.error("adapter_start_failed", error=str(error))
+        if (config.backend, config.api) != (self.config.backend, self.config.api):
+            log.warning(
+                "reload_needs_restart",
+                sections="backend/api",
+                reason="the running backend and dispatcher are kept",
+            )
+        self.config = config
+        redactor.set_tokens(entry.token for _, _, entry in config.network.entries())
+        log.info("gateway_reloaded", adapters=len(self.adapters))
+
+    def summary(self) -> str:
+        """One line for `STATUS=`: backend, account and adapters."""
+        return (
+            f"{self.backend.kind} backend, self_id {self.backend.self_id}, "
+            f"{len(self.adapters)} adapters: {', '.join(self.adapters) or 'none'}"
+        )
 
     async def stop(self) -> None:
         """Stop adapters (letting in-flight requests finish), then dispatcher, then backend."""
-        for name, adapter in reversed(list(self.adapters.items())):
-            await adapter.stop()
-            log.info("adapter_stopped", name=name)
-        self.adapters.clear()
+        for name in reversed(list(self.adapters)):
+            await self._stop_adapter(name)
         await self.dispatcher.stop(self.config.api.shutdown_grace)
         await self.backend.stop()

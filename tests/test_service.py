@@ -1,0 +1,121 @@
+"""Running as a service: the systemd notify protocol and hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.config import parse_config
+from tests.conftest import run_gateway, wait_until_closed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def document(**network: Any) -> dict[str, Any]:
+    return {"network": network, "backend": {"database": ":memory:"}}
+
+
+def entry(name: str, port: int = 0, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "enable": True, "port": port, "heartInterval": 0, **fields}
+
+
+async def datagrams(sock: socket.socket, until: str, limit: float = 20) -> list[str]:
+    """Notify messages received until one contains `until`."""
+    loop = asyncio.get_running_loop()
+    got: list[str] = []
+    async with asyncio.timeout(limit):
+        while not any(until in message for message in got):
+            got.append((await loop.sock_recv(sock, 4096)).decode())
+    return got
+
+
+async def test_notify_protocol_ready_watchdog_reload_stopping(
+    gateway_process: Any, tmp_path: Path
+) -> None:
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.setblocking(False)
+    port = free_port()
+    process = gateway_process(
+        document(httpServers=[entry("api", port)]),
+        env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"},
+    )
+    try:
+        ready = await datagrams(sock, "READY=1")
+        _, writer = await asyncio.open_connection("127.0.0.1", port)  # listening before READY
+        writer.close()
+        assert "STATUS=sandbox backend, self_id 10001" in ready[-1]
+        watchdog = await datagrams(sock, "WATCHDOG=1")
+        assert "WATCHDOG=1" in watchdog[-1]
+        process.proc.send_signal(signal.SIGHUP)
+        reload = await datagrams(sock, "READY=1")
+        reloading = next(m for m in reload if "RELOADING=1" in m)
+        assert "MONOTONIC_USEC=" in reloading
+        assert reload.index(reloading) < len(reload) - 1
+        process.proc.send_signal(signal.SIGTERM)
+        assert any("STOPPING=1" in m for m in await datagrams(sock, "STOPPING=1"))
+        assert process.proc.wait(20) == 0
+    finally:
+        sock.close()
+
+
+async def test_reload_keeps_unchanged_connections_and_applies_changes() -> None:
+    old_port, new_port = free_port(), free_port()
+    before = document(websocketServers=[entry("keep")], httpServers=[entry("moving", old_port)])
+    async with run_gateway(before) as gw, aiohttp.ClientSession() as http:
+        keep_port = gw.supervisor.adapters["keep"].port
+        async with http.ws_connect(f"ws://127.0.0.1:{keep_port}/") as ws:
+            await ws.receive_json(timeout=5)  # lifecycle
+            after = document(
+                websocketServers=[entry("keep")],
+                httpServers=[entry("moving", new_port), entry("added")],
+            )
+            await gw.supervisor.reload(parse_config(after, {}))
+            assert set(gw.supervisor.adapters) == {"keep", "moving", "added"}
+            assert gw.supervisor.adapters["keep"].port == keep_port
+            gw.supervisor.bus.publish({"post_type": "notice", "notice_type": "after_reload"})
+            assert (await ws.receive_json(timeout=5))["notice_type"] == "after_reload"
+            assert not ws.closed
+            async with http.post(f"http://127.0.0.1:{new_port}/get_login_info") as moved:
+                assert (await moved.json())["retcode"] == 0
+            assert await wait_until_closed(old_port)
+
+
+async def test_reload_stops_removed_and_disabled_entries() -> None:
+    before = document(httpServers=[entry("a"), entry("b")])
+    async with run_gateway(before) as gw:
+        b_port = gw.supervisor.adapters["b"].port
+        after = document(httpServers=[entry("a"), {**entry("b"), "enable": False}])
+        await gw.supervisor.reload(parse_config(after, {}))
+        assert set(gw.supervisor.adapters) == {"a"}
+        assert await wait_until_closed(b_port)
+
+
+async def test_sighup_with_an_invalid_file_keeps_the_running_config(
+    gateway_process: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = gateway_process(document(httpServers=[entry("api", port)]))
+    process.wait_for("gateway_ready")
+    config = tmp_path / "config-0.json5"
+    config.write_text(json.dumps(document(httpServers=[entry("api", "not-a-port")])))
+    process.proc.send_signal(signal.SIGHUP)
+    rejected = process.wait_for("reload_rejected")
+    assert "network.httpServers[0].port" in rejected["error"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{port}/get_login_info") as response,
+    ):
+        assert (await response.json())["retcode"] == 0
+    assert process.terminate() == 0
