@@ -131,7 +131,8 @@ CREATE TABLE notices (
     publish_time INTEGER NOT NULL,
     content TEXT NOT NULL,
     image TEXT NOT NULL DEFAULT '',
-    pinned INTEGER NOT NULL DEFAULT 0
+    pinned INTEGER NOT NULL DEFAULT 0,
+    settings TEXT NOT NULL DEFAULT '{}'
 );
 -- Key/value state that needs no table of its own (credentials, counters).
 CREATE TABLE kv (
