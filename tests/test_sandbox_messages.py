@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,33 @@ async def test_message_ids_and_history_survive_a_restart(tmp_path: Path) -> None
         assert later["message_id"] > sent["message_id"]
         history = await second.ok("get_friend_msg_history", user_id=ALICE)
         assert [m["raw_message"] for m in history["messages"]] == ["before restart", "after"]
+
+
+PNG_1PX = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
+    "rkJggg=="
+)
+
+
+async def test_images_in_messages_are_stored_and_served_by_get_image(
+    sandbox: SandboxClient,
+) -> None:
+    await sandbox.ok(
+        "sandbox_receive_message",
+        message_type="private",
+        user_id=ALICE,
+        message=[{"type": "image", "data": {"file": f"base64://{PNG_1PX}"}}],
+    )
+    event = await sandbox.event(is_message)
+    segment = event["message"][0]["data"]
+    assert segment["file"].endswith(".png") and segment["url"].startswith("file://")
+    image = await sandbox.ok("get_image", file=segment["file"])
+    assert Path(image["file"]).read_bytes() == base64.b64decode(PNG_1PX)
+
+
+async def test_an_unreadable_image_is_refused_and_nothing_stored(sandbox: SandboxClient) -> None:
+    body = await sandbox.call(
+        "send_private_msg", user_id=ALICE, message="[CQ:image,file=base64://@@not-base64@@]"
+    )
+    assert body["retcode"] == 1400
+    assert (await sandbox.ok("get_friend_msg_history", user_id=ALICE))["messages"] == []

@@ -173,6 +173,29 @@ def _group_name(db: sqlite3.Connection, group_id: int) -> str:
     return str(row["group_name"]) if row else ""
 
 
+MEDIA_SEGMENTS = ("image", "record", "video", "file")
+
+
+def store_media(db: sqlite3.Connection, segments: Message) -> None:
+    """Store the files media segments point at; rewrite `file` to the media id and add `url`.
+
+    So `get_image`/`get_record`/`get_file` of a received or sent file work like NapCat's.
+    """
+    from gateway.backends.sandbox.media import ingest  # media imports this module
+
+    for segment in segments:
+        data = segment["data"]
+        source = data.get("file") or data.get("url") or data.get("path")
+        if segment["type"] in MEDIA_SEGMENTS and isinstance(source, str) and source:
+            stored = ingest(db, segment["type"], source, str(data.get("name", "")))
+            segment["data"] = {
+                **{k: v for k, v in data.items() if k != "path"},
+                "file": stored["file"],
+                "url": stored["url"],
+                "file_size": str(stored["file_size"]),
+            }
+
+
 def _check_replies(db: sqlite3.Connection, segments: Message) -> None:
     for segment in segments:
         if segment["type"] == "reply":
@@ -211,6 +234,7 @@ async def send_to_friend(
                 "shared group for a temporary session)"
             )
         _check_replies(db, segments)
+        store_media(db, segments)
         sender = {"user_id": self_id, "nickname": sandbox.nickname, "card": ""}
         return store_message(db, "private", user_id, self_id, segments, sender)
 
@@ -235,6 +259,7 @@ async def send_to_group(
         if group["whole_ban"] and me["role"] == "member":
             raise ActionFailed(f"group {group_id} is muted for members (whole ban)")
         _check_replies(db, segments)
+        store_media(db, segments)
         sender = {
             "user_id": self_id,
             "nickname": sandbox.nickname,
@@ -515,6 +540,7 @@ async def _receive_private(
 ) -> dict[str, Any]:
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         _check_replies(db, segments)
+        store_media(db, segments)
         user = ensure_user(db, p.user_id, p.sender.nickname)
         sender = {"user_id": p.user_id, "nickname": user["nickname"], "card": ""}
         sub_type = "friend" if user["is_friend"] else "other"
@@ -531,6 +557,7 @@ async def _receive_group(
     def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str, bool, str | None]:
         group = require_group(db, group_id, sandbox.self_id)
         _check_replies(db, segments)
+        store_media(db, segments)
         user = ensure_user(db, p.user_id, p.sender.nickname)
         joined = member_row(db, group_id, p.user_id) is None
         if joined:
