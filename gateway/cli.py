@@ -18,6 +18,7 @@ import structlog
 
 from gateway import __version__, sandbox_cli
 from gateway import logging as gateway_logging
+from gateway.actions import default_catalog
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -28,6 +29,7 @@ from gateway.config import (
     unknown_keys,
 )
 from gateway.notify import Notifier, cancel_quietly
+from gateway.openapi import openapi_document
 from gateway.supervisor import StartupError, Supervisor
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -45,6 +47,7 @@ def build_parser(settings: RuntimeSettings) -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file", help="config file (JSON or JSON5)")
     commands.add_parser("schema", help="print the JSON Schema of the config file")
+    commands.add_parser("openapi", help="print the OpenAPI 3.1 document of every action")
     sandbox_cli.add_commands(commands)
     return parser
 
@@ -74,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(settings).parse_args(argv)
     if args.command == "schema":
         sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return EXIT_OK
+    if args.command == "openapi":
+        document = openapi_document(default_catalog())
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
     if args.command == "check-config":
         return check_config(args.file)
