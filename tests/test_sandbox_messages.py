@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 from typing import Any
@@ -337,7 +338,7 @@ async def test_images_in_messages_are_stored_and_served_by_get_image(
     segment = event["message"][0]["data"]
     assert segment["file"].endswith(".png") and segment["url"].startswith("file://")
     image = await sandbox.ok("get_image", file=segment["file"])
-    assert Path(image["file"]).read_bytes() == base64.b64decode(PNG_1PX)
+    assert await asyncio.to_thread(Path(image["file"]).read_bytes) == base64.b64decode(PNG_1PX)
 
 
 async def test_an_unreadable_image_is_refused_and_nothing_stored(sandbox: SandboxClient) -> None:
