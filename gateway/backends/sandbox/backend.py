@@ -10,13 +10,12 @@ from typing import Any
 from gateway import __version__
 from gateway.actions import default_catalog
 from gateway.actions.catalog import Catalog, Params
-from gateway.actions.friend import GetStrangerInfo
 from gateway.backends.sandbox.registry import HANDLERS, handler
 from gateway.backends.sandbox.store import Store
 from gateway.backends.sandbox.world import World, load_world
 from gateway.bus import EventBus
 from gateway.config import SandboxBackendConfig
-from gateway.protocol.envelope import ActionFailed, ActionNotFound
+from gateway.protocol.envelope import ActionNotFound
 
 
 @functools.cache
@@ -155,39 +154,6 @@ async def can_send_image(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
 @handler("can_send_record")
 async def can_send_record(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
     return {"yes": True}
-
-
-# --- users ----------------------------------------------------------------------------------------
-
-
-@handler("get_stranger_info")
-async def get_stranger_info(sandbox: SandboxBackend, params: GetStrangerInfo) -> dict[str, Any]:
-    if params.user_id == sandbox.self_id:
-        return _profile(sandbox.self_id, sandbox.nickname, "")
-    row = await sandbox.store.run(
-        lambda db: db.execute(
-            "SELECT nickname, remark FROM users WHERE user_id = ?", (params.user_id,)
-        ).fetchone()
-    )
-    if row is None:
-        raise ActionFailed(
-            f"get_stranger_info: user {params.user_id} does not exist in the sandbox"
-        )
-    return _profile(params.user_id, row["nickname"], row["remark"])
-
-
-def _profile(user_id: int, nickname: str, remark: str) -> dict[str, Any]:
-    return {
-        "user_id": user_id,
-        "nickname": nickname,
-        "remark": remark,
-        "sex": "unknown",
-        "age": 0,
-        "qid": "",
-        "level": 0,
-        "login_days": 0,
-        "long_nick": "",
-    }
 
 
 # Handler modules register themselves on import.
