@@ -144,6 +144,8 @@ class EventBus:
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
         self.published = 0
+        self.retired_drops: dict[str, int] = {}
+        """Drops of subscriptions already gone, per subscriber name (for metrics)."""
 
     def subscribe(self, name: str, options: SubscriberOptions) -> Subscription:
         """Register a subscriber; it receives events published from now on."""
@@ -156,6 +158,9 @@ class EventBus:
         subscription.close("unsubscribed")
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            if subscription.dropped:
+                name = subscription.name
+                self.retired_drops[name] = self.retired_drops.get(name, 0) + subscription.dropped
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:

@@ -285,6 +285,19 @@ class ApiConfig(_Model):
     """Seconds in-flight requests get to finish on SIGTERM/SIGINT."""
 
 
+class AdminConfig(_Model):
+    """`admin`: health, readiness, Prometheus metrics and the OpenAPI document."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. A non-loopback address needs a token (or `allowInsecure`)."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 9090
+    """TCP port; 0 picks a free port."""
+    token: str = ""
+    """Token for every endpoint except `/healthz` (which reveals nothing)."""
+    allow_insecure: bool = False
+    """Allow a non-loopback bind with an empty token."""
+
+
 class GatewayConfig(_Model):
     """The whole config file."""
 
@@ -304,6 +317,8 @@ class GatewayConfig(_Model):
     """The account behind the gateway; the sandbox when absent."""
     api: ApiConfig = ApiConfig()
     """Dispatcher settings."""
+    admin: AdminConfig | None = None
+    """The admin listener; off when absent."""
 
     @model_validator(mode="before")
     @classmethod
@@ -319,6 +334,13 @@ class GatewayConfig(_Model):
         _check_unique_names(self.network)
         _check_listen_addresses(self.network)
         _check_insecure_binds(self.network)
+        admin = self.admin
+        if admin and not admin.token and not admin.allow_insecure and not is_loopback(admin.host):
+            raise ValueError(
+                f"admin.token: binding non-loopback address {admin.host!r} with an "
+                "empty token would expose the gateway; set a token or "
+                "`allowInsecure: true`"
+            )
         return self
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -45,6 +47,8 @@ class Dispatcher:
         self._background: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[tuple[Action, Params]] = asyncio.Queue(RATE_LIMITED_QUEUE_SIZE)
         self._worker: asyncio.Task[None] | None = None
+        self.observer: Callable[[str, int, float], None] | None = None
+        """Called with (action, retcode, seconds) after every answer (metrics)."""
 
     async def start(self) -> None:
         """Start the rate-limited queue's worker."""
@@ -69,6 +73,13 @@ class Dispatcher:
 
     async def call(self, action: str, params: Any = None, echo: Any = None) -> Envelope:
         """Run one action and return its envelope. Never raises for bad input."""
+        started = time.perf_counter()
+        answer = await self._answer(action, params, echo)
+        if self.observer is not None:
+            self.observer(split_suffix(action)[0], answer["retcode"], time.perf_counter() - started)
+        return answer
+
+    async def _answer(self, action: str, params: Any, echo: Any) -> Envelope:
         try:
             name, mode = split_suffix(action)
             entry, validated = self._prepare(name, params)

@@ -18,7 +18,9 @@ from gateway.bus import EventBus
 from gateway.config import AdapterConfig, GatewayConfig
 from gateway.dispatcher import Dispatcher
 from gateway.logging import redactor
+from gateway.metrics import Metrics
 from gateway.network.adapter import Adapter
+from gateway.network.admin import AdminServer
 from gateway.network.http_client import HttpClient
 from gateway.network.http_server import HttpServer
 from gateway.network.listener import Services
@@ -62,9 +64,13 @@ class Supervisor:
             self.backend,
             rate_limit_interval=config.api.rate_limit_interval / 1000,
         )
-        self.services = Services(self.dispatcher, self.bus, config.api.shutdown_grace)
+        self.metrics = Metrics()
+        self.metrics.watch(self)
+        self.dispatcher.observer = self.metrics.observe_action
+        self.services = Services(self.dispatcher, self.bus, config.api.shutdown_grace, self.metrics)
         self.adapters: dict[str, Adapter] = {}
         self._entries: dict[str, tuple[str, AdapterConfig]] = {}
+        self.admin: AdminServer | None = None
 
     async def start(self) -> None:
         """Start everything; on failure stop what started and raise StartupError."""
@@ -79,6 +85,7 @@ class Supervisor:
         await self.dispatcher.start()
         try:
             await self._start_adapters()
+            await self._start_admin()
         except BaseException:
             await self.stop()
             raise
@@ -107,6 +114,30 @@ class Supervisor:
         self.adapters[entry.name] = adapter
         self._entries[entry.name] = (kind, entry)
         log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
+
+    async def _start_admin(self) -> None:
+        admin = self.config.admin
+        if admin is None:
+            return
+        server = AdminServer(admin, self)
+        try:
+            await server.start()
+        except OSError as error:
+            raise StartupError(
+                f"admin: cannot listen on {admin.host}:{admin.port}: {error.strerror or error}"
+            ) from None
+        self.admin = server
+        log.info("admin_started", address=server.describe())
+
+    def not_ready(self) -> list[str]:
+        """Why the gateway is not ready (empty when it is): backend and every enabled entry."""
+        reasons = []
+        if not self.backend.status().get("online", False):
+            reasons.append(f"{self.backend.kind} backend is not online")
+        for _, _, entry in self.config.network.entries():
+            if entry.enable and entry.name not in self.adapters:
+                reasons.append(f"adapter {entry.name!r} is not running")
+        return reasons
 
     async def _stop_adapter(self, name: str) -> None:
         await self.adapters.pop(name).stop()
@@ -154,6 +185,9 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Stop adapters (letting in-flight requests finish), then dispatcher, then backend."""
+        if self.admin is not None:
+            await self.admin.stop()
+            self.admin = None
         for name in reversed(list(self.adapters)):
             await self._stop_adapter(name)
         await self.dispatcher.stop(self.config.api.shutdown_grace)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
+from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.ws_connection import Registry, WsSettings, close_all
 from gateway.protocol import envelope, events, jsonio
@@ -34,6 +35,7 @@ class Services:
     dispatcher: Dispatcher
     bus: EventBus
     shutdown_grace: float
+    metrics: Metrics
 
 
 def envelope_response(body: envelope.Envelope, status: int = 200) -> web.Response:
@@ -123,6 +125,7 @@ class Listener:
             with structlog.contextvars.bound_contextvars(server=self.name, peer=request.remote):
                 presented = request_token(request)
                 if not token_matches(self.entry.token, presented):
+                    self.services.metrics.auth_failures.labels(self.name).inc()
                     log.warning(
                         "auth_failed", path=request.path, token_presented=presented is not None
                     )

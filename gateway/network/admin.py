@@ -1,0 +1,93 @@
+"""The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus) and `/openapi.json`.
+
+Every endpoint but `/healthz` needs the admin token (liveness reveals nothing, and container
+health checks cannot easily send headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.config import AdminConfig
+from gateway.network.auth import request_token, token_matches
+from gateway.openapi import openapi_document
+from gateway.protocol import envelope, jsonio
+
+if TYPE_CHECKING:
+    from gateway.supervisor import Supervisor
+
+log = structlog.get_logger("gateway.admin")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON body."""
+    return web.Response(body=jsonio.dumps(body), status=status, content_type="application/json")
+
+
+class AdminServer:
+    """Serves operational endpoints for one supervisor."""
+
+    name = "admin"
+
+    def __init__(self, config: AdminConfig, supervisor: Supervisor) -> None:
+        self.config = config
+        self.supervisor = supervisor
+        self.app = web.Application(middlewares=[self._auth])
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/openapi.json", self._openapi)
+        self._runner = web.AppRunner(self.app, access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host or None, self.config.port)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    def describe(self) -> str:
+        host, port = self._runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._runner.addresses[0][1])
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/healthz" and not token_matches(
+            self.config.token, request_token(request)
+        ):
+            self.supervisor.metrics.auth_failures.labels(self.name).inc()
+            log.warning("auth_failed", server=self.name, path=request.path)
+            return json_response(envelope.failed(1403, "admin token is missing or wrong"), 403)
+        return await handler(request)
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        reasons = self.supervisor.not_ready()
+        if reasons:
+            return json_response({"status": "not ready", "reasons": reasons}, 503)
+        return json_response({"status": "ready"})
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self.supervisor.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _openapi(self, _request: web.Request) -> web.Response:
+        return json_response(openapi_document(self.supervisor.dispatcher.catalog))
