@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import PurePath
 from typing import Any
 
 import orjson
 import structlog
+import watchfiles
 
 from gateway import __version__, sandbox_cli
 from gateway import logging as gateway_logging
@@ -65,6 +68,9 @@ def _add_run_options(parser: argparse.ArgumentParser, settings: RuntimeSettings)
     parser.add_argument(
         "--log-format", default=settings.log_format, choices=["auto", "console", "json"]
     )
+    parser.add_argument(
+        "--watch", action="store_true", help="reload when the config file changes (as on SIGHUP)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("config_invalid", error=str(error))
         print(f"onebot-gateway: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    return run_loop(lambda: serve(config, args.config))
+    return run_loop(lambda: serve(config, args.config, watch=args.watch))
 
 
 def check_config(path: str) -> int:
@@ -128,7 +134,7 @@ def run_loop(main_coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return runner.run(main_coro())
 
 
-async def serve(config: GatewayConfig, path: str | None = None) -> int:
+async def serve(config: GatewayConfig, path: str | None = None, *, watch: bool = False) -> int:
     """startup → main loop (reload on SIGHUP) → shutdown on SIGTERM/SIGINT."""
     stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,12 +143,15 @@ async def serve(config: GatewayConfig, path: str | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     notifier = Notifier()
+    # Watching starts before the adapters, so an edit made right after READY is not missed.
+    watcher = asyncio.create_task(_watch(path, reload), name="watch") if watch and path else None
     supervisor = Supervisor(config)
     try:
         await supervisor.start()
     except (StartupError, ConfigError) as error:
         log.error("startup_failed", error=str(error))
         print(f"onebot-gateway: {error}", file=sys.stderr)
+        await cancel_quietly(watcher)
         return EXIT_FAILURE if isinstance(error, StartupError) else EXIT_CONFIG
     notifier.ready(supervisor.summary())
     watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
@@ -154,9 +163,19 @@ async def serve(config: GatewayConfig, path: str | None = None) -> int:
     log.info("shutdown_requested")
     notifier.stopping()
     await cancel_quietly(watchdog)
+    await cancel_quietly(watcher)
     await supervisor.stop()
     log.info("shutdown_complete")
     return EXIT_OK
+
+
+async def _watch(path: str, reload: asyncio.Event) -> None:
+    """Set the reload flag whenever the config file changes (editors often replace the file,
+    so its directory is watched and changes are filtered by name)."""
+    target = PurePath(os.path.abspath(path))  # noqa: ASYNC240 - pure string work, no I/O
+    async for changes in watchfiles.awatch(str(target.parent)):
+        if any(PurePath(changed) == target for _, changed in changes):
+            reload.set()
 
 
 async def _first_of(*flags: asyncio.Event) -> None:

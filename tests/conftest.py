@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -71,7 +73,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 class GatewayProcess:
     """`python -m gateway` in a subprocess, its JSON log lines parsed from stderr."""
 
-    def __init__(self, config: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, cwd: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -82,6 +86,7 @@ class GatewayProcess:
                 str(config),
                 "--log-format",
                 "json",
+                *args,
             ],
             cwd=cwd,
             stdout=subprocess.DEVNULL,
@@ -90,20 +95,31 @@ class GatewayProcess:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
 
     def wait_for(self, event: str, timeout: float = 20.0) -> dict[str, Any]:
         """Read log lines until one with this event arrives (or the process exits)."""
         deadline = time.monotonic() + timeout
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
                 raise AssertionError(f"process exited before {event!r}; log: {self.lines}")
             with contextlib.suppress(json.JSONDecodeError):
                 self.lines.append(json.loads(line))
                 if self.lines[-1].get("event") == event:
                     return self.lines[-1]
         raise AssertionError(f"no {event!r} within {timeout}s; log: {self.lines}")
+
+    def _read(self) -> None:
+        # A thread, so a silent process cannot block a test past its deadline.
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.put(line)
+        self._lines.put(None)
 
     def port_of(self, name: str) -> int:
         for line in self.lines:
@@ -127,10 +143,14 @@ class GatewayProcess:
 def gateway_process(tmp_path: Path) -> Iterator[Any]:
     started: list[GatewayProcess] = []
 
-    def start(document: dict[str, Any] | str, env: dict[str, str] | None = None) -> GatewayProcess:
+    def start(
+        document: dict[str, Any] | str,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> GatewayProcess:
         config = tmp_path / f"config-{len(started)}.json5"
         config.write_text(document if isinstance(document, str) else json.dumps(document))
-        process = GatewayProcess(config, tmp_path, env)
+        process = GatewayProcess(config, tmp_path, env, args)
         started.append(process)
         return process
 

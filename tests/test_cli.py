@@ -133,8 +133,8 @@ async def test_port_in_use_names_the_entry_and_exits_1(gateway_process: Any) -> 
         }
         process = gateway_process(document)
         assert process.proc.wait(30) == 1
-        stderr = process.proc.stderr.read()
-        assert "network.httpServers[1] ('second'): cannot listen on 127.0.0.1:" in stderr
+        error = process.wait_for("startup_failed")["error"]
+        assert error.startswith("network.httpServers[1] ('second'): cannot listen on 127.0.0.1:")
         assert await wait_until_closed(free_port)  # the entry that did start was released
     finally:
         blocker.close()

@@ -119,3 +119,20 @@ async def test_sighup_with_an_invalid_file_keeps_the_running_config(
     ):
         assert (await response.json())["retcode"] == 0
     assert process.terminate() == 0
+
+
+async def test_watch_reloads_when_the_file_changes(gateway_process: Any, tmp_path: Path) -> None:
+    port, added = free_port(), free_port()
+    process = gateway_process(document(httpServers=[entry("api", port)]), args=("--watch",))
+    process.wait_for("gateway_ready")
+    await asyncio.sleep(0.5)  # the file watcher's inotify setup runs on its own thread
+    config = tmp_path / "config-0.json5"
+    config.write_text(json.dumps(document(httpServers=[entry("api", port), entry("new", added)])))
+    reloaded = process.wait_for("gateway_reloaded")
+    assert reloaded["adapters"] == 2
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{added}/get_login_info") as response,
+    ):
+        assert (await response.json())["retcode"] == 0
+    assert process.terminate() == 0
