@@ -85,7 +85,7 @@ async def test_essence_failures_change_nothing(sandbox: SandboxClient) -> None:
         ("delete_essence_msg", {"message_id": 999999}, 1200, "not an essence message"),
         ("delete_essence_msg", {"msg_seq": message_id}, 1400, "msg_seq, msg_random and group_id"),
         ("set_essence_msg", {}, 1400, "message_id"),
-        ("get_essence_msg_list", {"group_id": 39999}, 1200, "not in group 39999"),
+        ("get_essence_msg_list", {"group_id": 39999}, 1200, "group 39999 does not exist"),
     ]
     for action, params, retcode, words in cases:
         body = await sandbox.call(action, **params)

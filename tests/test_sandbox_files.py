@@ -100,7 +100,7 @@ async def test_file_count_limits_the_listing(sandbox: SandboxClient) -> None:
 
 async def test_upload_failures_leave_no_file(sandbox: SandboxClient) -> None:
     cases = [
-        ({"group_id": 39999}, 1200, "not in group 39999"),
+        ({"group_id": 39999}, 1200, "group 39999 does not exist"),
         ({"folder": "/nope"}, 1200, "has no folder '/nope'"),
         ({"name": ""}, 1400, "name"),
     ]

@@ -86,7 +86,9 @@ async def test_temporary_session_through_a_shared_group(sandbox: SandboxClient) 
 
 async def test_group_the_bot_is_not_in_fails_with_1200(sandbox: SandboxClient) -> None:
     body = await sandbox.call("send_group_msg", group_id=39999, message="x")
-    assert body["retcode"] == 1200 and "not in group 39999" in body["message"]
+    assert body["retcode"] == 1200 and "group 39999 does not exist" in body["message"]
+    elsewhere = await sandbox.call("send_group_msg", group_id=LAB, message="x")
+    assert elsewhere["retcode"] == 0
 
 
 async def test_malformed_segment_is_1400_and_stores_nothing(sandbox: SandboxClient) -> None:

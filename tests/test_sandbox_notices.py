@@ -59,7 +59,7 @@ async def test_delete_group_notice(sandbox: SandboxClient) -> None:
 
 async def test_bad_notices_fail_and_store_nothing(sandbox: SandboxClient) -> None:
     body = await sandbox.call("_send_group_notice", group_id=39999, content="x")
-    assert body["retcode"] == 1200 and "not in group 39999" in body["message"]
+    assert body["retcode"] == 1200 and "group 39999 does not exist" in body["message"]
     body = await sandbox.call("_send_group_notice", group_id=LAB, content="")
     assert body["retcode"] == 1400 and "content" in body["message"]
     body = await sandbox.call("_send_group_notice", group_id=LAB, content="x", image="/no/file")

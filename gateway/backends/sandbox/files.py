@@ -29,8 +29,8 @@ from gateway.actions.file import (
     UploadPrivateFile,
 )
 from gateway.backends.sandbox import media
+from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.messages import (
-    member_row,
     message_event,
     require_group,
     store_message,

@@ -28,14 +28,14 @@ from gateway.actions.message import (
     SendPrivateForwardMsg,
     SendPrivateMsg,
 )
+from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group
+from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message, MessageError, normalize, raw_message
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.backend import SandboxBackend
-
-ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
 
 
 # --- storage and events -------------------------------------------------------------------------
@@ -55,24 +55,9 @@ def parse_message(message: Any, auto_escape: bool, field: str = "message") -> Me
     return segments
 
 
-def member_row(db: sqlite3.Connection, group_id: int, user_id: int) -> sqlite3.Row | None:
-    """A member joined with the user's nickname, or None."""
-    row: sqlite3.Row | None = db.execute(
-        "SELECT m.*, u.nickname FROM members m JOIN users u USING (user_id) "
-        "WHERE m.group_id = ? AND m.user_id = ?",
-        (group_id, user_id),
-    ).fetchone()
-    return row
-
-
 def require_group(db: sqlite3.Connection, group_id: int, self_id: int) -> sqlite3.Row:
-    """The group row, failing (1200) when it does not exist or the bot is not in it."""
-    group: sqlite3.Row | None = db.execute(
-        "SELECT * FROM groups WHERE group_id = ?", (group_id,)
-    ).fetchone()
-    if group is None or member_row(db, group_id, self_id) is None:
-        raise ActionFailed(f"the bot is not in group {group_id}")
-    return group
+    """The group row; 1200 when it does not exist or the bot is not in it."""
+    return bot_in_group(db, group_id, self_id)[0]
 
 
 def store_message(

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.actions.notice import DelGroupNotice, GetGroupNotice, SendGroupNotice
 from gateway.backends.sandbox import media
-from gateway.backends.sandbox.messages import member_row, require_group
+from gateway.backends.sandbox.membership import find_member as member_row
+from gateway.backends.sandbox.messages import require_group
 from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed
 
