@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from gateway.actions import (
     account,
+    bench,
     essence,
+    extended_account,
+    extended_group,
+    extended_message,
     file,
     friend,
     group,
@@ -33,6 +37,10 @@ def default_catalog() -> Catalog:
             *essence.ACTIONS,
             *notice.ACTIONS,
             *napcat.ACTIONS,
+            *extended_account.ACTIONS,
+            *extended_group.ACTIONS,
+            *extended_message.ACTIONS,
+            *bench.ACTIONS,
         ]
     )
 

@@ -158,8 +158,12 @@ async def can_send_record(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]
 
 # Handler modules register themselves on import.
 from gateway.backends.sandbox import (  # noqa: E402
+    bench,
     credentials,
     essence,
+    extended_account,
+    extended_group,
+    extended_message,
     files,
     friends,
     groups,
@@ -172,8 +176,12 @@ from gateway.backends.sandbox import (  # noqa: E402
 
 __all__ = [
     "SandboxBackend",
+    "bench",
     "credentials",
     "essence",
+    "extended_account",
+    "extended_group",
+    "extended_message",
     "files",
     "friends",
     "groups",

@@ -1,0 +1,7 @@
+"""Catalog: extended_account actions."""
+
+from __future__ import annotations
+
+from gateway.actions.catalog import Action
+
+ACTIONS: tuple[Action, ...] = ()

@@ -1,0 +1,3 @@
+"""Sandbox actions: bench."""
+
+from __future__ import annotations

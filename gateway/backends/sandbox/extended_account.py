@@ -1,0 +1,3 @@
+"""Sandbox actions: extended_account."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Sandbox actions: extended_group."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Sandbox actions: extended_message."""
+
+from __future__ import annotations
