@@ -273,7 +273,46 @@ class SandboxBackendConfig(_Model):
     """JSON5 world file seeding an empty database; the built-in default world when absent."""
 
 
-BackendConfig = Annotated[SandboxBackendConfig, Field(discriminator="type")]
+class RelayBackendConfig(_Model):
+    """`backend` with `type: "relay"`: a real OneBot 11 implementation (NapCat, Lagrange,
+    LLOneBot) upstream, over one universal WebSocket."""
+
+    type: Literal["relay"]
+    """Backend kind."""
+    mode: Literal["forward", "reverse"] = "forward"
+    """`forward`: the gateway dials `url` (the upstream's WebSocket server). `reverse`: the
+    gateway listens on `host:port` + `path` and the upstream connects as a reverse client."""
+    url: str = "ws://127.0.0.1:3001/"
+    """Forward mode: the upstream's universal WebSocket."""
+    host: str = "127.0.0.1"
+    """Reverse mode: address to listen on."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 8082
+    """Reverse mode: port to listen on."""
+    path: str = "/"
+    """Reverse mode: the WebSocket path the upstream connects to."""
+    token: str = ""
+    """Sent as `Authorization: Bearer` (forward) or required from the upstream (reverse)."""
+    allow_insecure: bool = False
+    """Reverse mode: allow a non-loopback listener with an empty token."""
+    self_id: int = 0
+    """The account's QQ number before upstream tells it (0: learn it from upstream)."""
+    call_timeout: Annotated[int, Field(gt=0)] = 30000
+    """How long (ms) an action may wait for upstream before it fails with 1200."""
+    connect_timeout: Annotated[int, Field(ge=0)] = 5000
+    """How long (ms) start-up waits for the first upstream connection before going on
+    without it (actions fail fast until upstream is there)."""
+    reconnect_interval: Annotated[int, Field(gt=0)] = 1000
+    """Forward mode: first reconnect delay in ms (exponential backoff with full jitter)."""
+    reconnect_max_interval: Annotated[int, Field(gt=0)] = 30000
+    """Forward mode: largest reconnect delay in ms."""
+    ping_interval: Annotated[int, Field(ge=0)] = 15000
+    """WebSocket pings to upstream every this many ms (half-open detection); 0 disables."""
+    dedupe_window_ms: Annotated[int, Field(ge=0)] = 0
+    """Drop an upstream event identical in (post_type, message_id or flag, time) to one seen
+    within this many ms. 0 (default) keeps every event."""
+
+
+BackendConfig = Annotated[SandboxBackendConfig | RelayBackendConfig, Field(discriminator="type")]
 
 
 class ApiConfig(_Model):
@@ -335,6 +374,19 @@ class GatewayConfig(_Model):
         _check_listen_addresses(self.network)
         _check_insecure_binds(self.network)
         admin = self.admin
+        relay = self.backend
+        if (
+            isinstance(relay, RelayBackendConfig)
+            and relay.mode == "reverse"
+            and not relay.token
+            and not relay.allow_insecure
+            and not is_loopback(relay.host)
+        ):
+            raise ValueError(
+                f"backend.token: listening on non-loopback address {relay.host!r} "
+                "with an empty token would let anyone pose as the upstream; set a "
+                "token or `allowInsecure: true`"
+            )
         if admin and not admin.token and not admin.allow_insecure and not is_loopback(admin.host):
             raise ValueError(
                 f"admin.token: binding non-loopback address {admin.host!r} with an "
@@ -511,7 +563,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("sandbox",) and text.endswith("backend"):
+        elif part in ("sandbox", "relay") and text.endswith("backend"):
             continue  # the discriminated union's tag, not a field
         else:
             text += f".{part}" if text else part

@@ -95,6 +95,9 @@ class Dispatcher:
 
     def _prepare(self, name: str, params: Any) -> tuple[Action, Params]:
         entry = self.catalog.resolve(name)
+        if entry is None and getattr(self.backend, "passes_through", False):
+            # A relay forwards what the catalog does not know, parameters unchanged.
+            entry = Action(name, Params, "passed through to upstream")
         if entry is None:
             raise ActionNotFound(f"unknown action {name!r}")
         if params is None:

@@ -13,9 +13,10 @@ import structlog
 
 from gateway.actions import default_catalog
 from gateway.backends.base import Backend
+from gateway.backends.relay import RelayBackend
 from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.bus import EventBus
-from gateway.config import AdapterConfig, GatewayConfig
+from gateway.config import AdapterConfig, GatewayConfig, RelayBackendConfig
 from gateway.dispatcher import Dispatcher
 from gateway.logging import redactor
 from gateway.metrics import Metrics
@@ -49,6 +50,8 @@ ADAPTER_FACTORIES: dict[str, AdapterFactory] = {
 
 def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
     """The backend named by `backend.type`; it publishes its events on `bus`."""
+    if isinstance(config.backend, RelayBackendConfig):
+        return RelayBackend(config.backend, bus)
     return SandboxBackend(config.backend, bus)
 
 
@@ -81,7 +84,10 @@ class Supervisor:
                 count=len(self.config.network.plugins),
                 reason="NapCat JS plugins cannot run in this gateway",
             )
-        await self.backend.start()
+        try:
+            await self.backend.start()
+        except OSError as error:
+            raise StartupError(f"backend: cannot start: {error.strerror or error}") from None
         await self.dispatcher.start()
         try:
             await self._start_adapters()
