@@ -125,7 +125,7 @@ async def test_client_echo_is_restored_whatever_its_type(echo: Any) -> None:
     async with relay_to(upstream) as gw:
         body = await post(gw, "get_status", {"echo": echo})
     assert (body["echo"], body["data"]) == (echo, {"x": 1})
-    sent = [f for f in upstream.frames if f["action"] == "get_status"][0]
+    sent = next(f for f in upstream.frames if f["action"] == "get_status")
     assert sent["echo"] != echo and str(sent["echo"]).startswith("gw-")
 
 
@@ -185,7 +185,7 @@ async def test_spec_names_and_parameters_are_translated() -> None:
     async with relay_to(upstream) as gw:
         body = await post(gw, "translate_en_word_to_zn", {"word": "apple"})
         await post(gw, "set_special_title", {"group_id": 1, "user_id": 2, "special_title": "x"})
-    sent = [f for f in upstream.frames if f["action"] == "translate_en2zh"][0]
+    sent = next(f for f in upstream.frames if f["action"] == "translate_en2zh")
     assert sent["params"] == {"words": ["apple"]}
     assert body["data"]["translation"] == "zh:apple"
     assert any(f["action"] == "set_group_special_title" for f in upstream.frames)
