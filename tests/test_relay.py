@@ -200,26 +200,29 @@ async def test_sandbox_controls_are_not_relayed() -> None:
 
 async def test_string_format_events_are_normalised_and_reformatted_per_subscriber() -> None:
     upstream = FakeUpstream(login_or(lambda f: None))
-    async with relay_to(upstream) as gw, aiohttp.ClientSession() as http:
-        async with http.ws_connect(gw.url("ws", "/").replace("http", "ws")) as ws:
-            await ws.receive_json(timeout=5)
-            await upstream.push(
-                {
-                    "time": 1,
-                    "self_id": 424242,
-                    "post_type": "message",
-                    "message_type": "private",
-                    "sub_type": "friend",
-                    "message_id": 9,
-                    "user_id": 5,
-                    "font": 14,
-                    "sender": {},
-                    "message": "hi[CQ:face,id=1]",
-                    "message_format": "string",
-                    "raw_message": "hi[CQ:face,id=1]",
-                }
-            )
-            event = await ws.receive_json(timeout=5)
+    async with (
+        relay_to(upstream) as gw,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(gw.url("ws", "/").replace("http", "ws")) as ws,
+    ):
+        await ws.receive_json(timeout=5)
+        await upstream.push(
+            {
+                "time": 1,
+                "self_id": 424242,
+                "post_type": "message",
+                "message_type": "private",
+                "sub_type": "friend",
+                "message_id": 9,
+                "user_id": 5,
+                "font": 14,
+                "sender": {},
+                "message": "hi[CQ:face,id=1]",
+                "message_format": "string",
+                "raw_message": "hi[CQ:face,id=1]",
+            }
+        )
+        event = await ws.receive_json(timeout=5)
     assert event["message"] == [
         {"type": "text", "data": {"text": "hi"}},
         {"type": "face", "data": {"id": "1"}},
@@ -235,14 +238,17 @@ async def test_duplicates_are_dropped_within_the_dedupe_window() -> None:
         "notice_type": "group_recall",
         "message_id": 77,
     }
-    async with relay_to(upstream, dedupeWindowMs=5000) as gw, aiohttp.ClientSession() as http:
-        async with http.ws_connect(gw.url("ws", "/").replace("http", "ws")) as ws:
-            await ws.receive_json(timeout=5)
-            await upstream.push(notice)
-            await upstream.push(notice)
-            await upstream.push({**notice, "message_id": 78})
-            first = await ws.receive_json(timeout=5)
-            second = await ws.receive_json(timeout=5)
+    async with (
+        relay_to(upstream, dedupeWindowMs=5000) as gw,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(gw.url("ws", "/").replace("http", "ws")) as ws,
+    ):
+        await ws.receive_json(timeout=5)
+        await upstream.push(notice)
+        await upstream.push(notice)
+        await upstream.push({**notice, "message_id": 78})
+        first = await ws.receive_json(timeout=5)
+        second = await ws.receive_json(timeout=5)
     assert (first["message_id"], second["message_id"]) == (77, 78)
 
 
@@ -361,26 +367,26 @@ async def test_upstream_outage_fails_fast_and_recovers_without_restarting(
     async with (
         run_gateway(relay_document({"url": f"ws://127.0.0.1:{up_ws}/"})) as relay,
         aiohttp.ClientSession() as http,
+        http.ws_connect(relay.url("ws", "/").replace("http", "ws")) as downstream,
     ):
-        async with http.ws_connect(relay.url("ws", "/").replace("http", "ws")) as downstream:
-            await downstream.receive_json(timeout=5)  # lifecycle from the relay itself
-            first.kill()
-            for _ in range(200):
-                if not relay.supervisor.backend.status()["online"]:
-                    break
-                await asyncio.sleep(0.01)
-            down = await post(relay, "get_login_info")
-            assert down["retcode"] == 1200 and "upstream unavailable" in down["message"]
-            second = gateway_process(document)
-            second.wait_for("gateway_ready")
-            for _ in range(300):
-                if (await post(relay, "get_login_info"))["retcode"] == 0:
-                    break
-                await asyncio.sleep(0.05)
-            await say(up_http, 20003, "after the outage")
-            while True:
-                event = await downstream.receive_json(timeout=10)
-                if event.get("post_type") == "message":
-                    break
-            assert event["raw_message"] == "after the outage"
-            assert not downstream.closed
+        await downstream.receive_json(timeout=5)  # lifecycle from the relay itself
+        first.kill()
+        for _ in range(200):
+            if not relay.supervisor.backend.status()["online"]:
+                break
+            await asyncio.sleep(0.01)
+        down = await post(relay, "get_login_info")
+        assert down["retcode"] == 1200 and "upstream unavailable" in down["message"]
+        second = gateway_process(document)
+        second.wait_for("gateway_ready")
+        for _ in range(300):
+            if (await post(relay, "get_login_info"))["retcode"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        await say(up_http, 20003, "after the outage")
+        while True:
+            event = await downstream.receive_json(timeout=10)
+            if event.get("post_type") == "message":
+                break
+        assert event["raw_message"] == "after the outage"
+        assert not downstream.closed
