@@ -29,6 +29,8 @@ class Metrics:
         self.latency = Histogram(
             "onebot_action_seconds", "Time to answer an action.", ["action"], registry=self.registry
         )
+        self.answered: dict[int, int] = {}
+        """Actions answered per retcode since start (for the console's live counters)."""
         self.auth_failures = Counter(
             "onebot_auth_failures",
             "Requests refused for their token.",
@@ -40,6 +42,7 @@ class Metrics:
         """Count one answered action (unknown names are one label, to bound cardinality)."""
         label = "(unknown)" if retcode == 1404 else action
         self.requests.labels(label, str(retcode)).inc()
+        self.answered[retcode] = self.answered.get(retcode, 0) + 1
         self.latency.labels(label).observe(seconds)
 
     def watch(self, supervisor: Supervisor) -> None:

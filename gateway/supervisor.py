@@ -182,6 +182,45 @@ class Supervisor:
         redactor.set_tokens(entry.token for _, _, entry in config.network.entries())
         log.info("gateway_reloaded", adapters=len(self.adapters))
 
+    def overview(self) -> dict[str, Any]:
+        """Live state for the console: backend, every configured entry, action counters."""
+        status = self.backend.status()
+        per_entry: dict[str, list[int]] = {}
+        for subscription in self.bus.subscriptions:
+            row = per_entry.setdefault(subscription.name, [0, 0, 0])
+            row[0] += 1
+            row[1] += len(subscription)
+            row[2] += subscription.dropped
+        adapters = []
+        for kind, _, entry in self.config.network.entries():
+            adapter = self.adapters.get(entry.name)
+            subscribers, depth, dropped = per_entry.get(entry.name, [0, 0, 0])
+            state = getattr(adapter, "state", lambda: "listening")() if adapter else "disabled"
+            if adapter is None and entry.enable:
+                state = "not running"
+            adapters.append(
+                {
+                    "name": entry.name,
+                    "kind": kind,
+                    "state": state,
+                    "address": adapter.describe() if adapter else "",
+                    "subscribers": subscribers,
+                    "queue_depth": depth,
+                    "dropped": dropped + self.bus.retired_drops.get(entry.name, 0),
+                }
+            )
+        return {
+            "backend": {
+                "kind": self.backend.kind,
+                "self_id": self.backend.self_id,
+                "online": bool(status.get("online")),
+                "state": "online" if status.get("online") else "offline",
+            },
+            "adapters": adapters,
+            "actions": {str(code): count for code, count in self.metrics.answered.items()},
+            "events_published": self.bus.published,
+        }
+
     def summary(self) -> str:
         """One line for `STATUS=`: backend, account and adapters."""
         return (

@@ -1,7 +1,8 @@
-"""The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus) and `/openapi.json`.
+"""The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` and the
+web console (`/`, see network/console.py).
 
-Every endpoint but `/healthz` needs the admin token (liveness reveals nothing, and container
-health checks cannot easily send headers).
+Every endpoint but `/healthz` and the console's static page needs the admin token (liveness
+reveals nothing, and container health checks cannot easily send headers).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.config import AdminConfig
 from gateway.network.auth import request_token, token_matches
+from gateway.network.console import add_console_routes
 from gateway.openapi import openapi_document
 from gateway.protocol import envelope, jsonio
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from gateway.supervisor import Supervisor
 
 log = structlog.get_logger("gateway.admin")
+# The console page and its static files hold no data; it asks for the token and sends it on
+# every API call.
+PUBLIC_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -43,6 +48,7 @@ class AdminServer:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/openapi.json", self._openapi)
+        add_console_routes(self.app, supervisor)
         self._runner = web.AppRunner(self.app, access_log=None)
 
     async def start(self) -> None:
@@ -68,8 +74,10 @@ class AdminServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/healthz" and not token_matches(
-            self.config.token, request_token(request)
+        if (
+            request.path not in PUBLIC_PATHS
+            and not request.path.startswith("/static/")
+            and not token_matches(self.config.token, request_token(request))
         ):
             self.supervisor.metrics.auth_failures.labels(self.name).inc()
             log.warning("auth_failed", server=self.name, path=request.path)

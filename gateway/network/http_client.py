@@ -43,6 +43,7 @@ class HttpClient:
         self.subscription: Subscription | None = None
         self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "rejected": 0, "gave_up": 0}
         self._tasks: list[asyncio.Task[None]] = []
+        self.retrying = False
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -68,6 +69,10 @@ class HttpClient:
     def describe(self) -> str:
         return self.entry.url
 
+    def state(self) -> str:
+        """`delivering`, or `retrying` while an event is being retried (for the console)."""
+        return "retrying" if self.retrying else "delivering"
+
     async def _deliver(self) -> None:
         assert self.subscription is not None
         while True:
@@ -79,6 +84,7 @@ class HttpClient:
         for attempt in range(self.entry.max_retries + 1):
             try:
                 await self._post(body, event_id)
+                self.retrying = False
                 return
             except RetryableError as error:
                 if attempt == self.entry.max_retries:
@@ -92,6 +98,7 @@ class HttpClient:
                     )
                     return
                 self.outcomes["retried"] += 1
+                self.retrying = True
                 delay = backoff.next_delay()
                 log.warning(
                     "http_post_retry",

@@ -58,6 +58,7 @@ class WsClient:
         self.backoff = Backoff(entry.reconnect_interval / 1000, entry.reconnect_max_interval / 1000)
         self.connected = False
         self.reconnects = 0
+        self.next_attempt_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -79,6 +80,13 @@ class WsClient:
 
     def describe(self) -> str:
         return self.entry.url
+
+    def state(self) -> str:
+        """`connected`, or `reconnecting in N s` (for the console)."""
+        if self.connected:
+            return "connected"
+        wait = max(0.0, self.next_attempt_at - time.monotonic())
+        return f"reconnecting in {wait:.1f} s" if wait else "connecting"
 
     async def _keep_connected(self) -> None:
         while True:
@@ -102,6 +110,7 @@ class WsClient:
                 delay=round(delay, 3),
                 attempt=self.backoff.failures,
             )
+            self.next_attempt_at = time.monotonic() + delay
             await asyncio.sleep(delay)
 
     async def _connect_once(self) -> None:

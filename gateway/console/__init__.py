@@ -1,0 +1,1 @@
+"""Static files of the web console (served by the admin listener)."""
