@@ -10,7 +10,7 @@ CONFIG ?= examples/config/onebot11.json5
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ocr,translate]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -106,8 +106,9 @@ class Dispatcher:
             raise BadRequest(f"{name}: params must be an object, got {jsonio.type_name(params)}")
         validated = entry.validate(params)
         if not self.backend.supports(entry.name):
+            hint = f"; {entry.unavailable_hint}" if entry.unavailable_hint else ""
             raise ActionNotFound(
-                f"action {name!r} is not available on the {self.backend.kind} backend"
+                f"action {name!r} is not available on the {self.backend.kind} backend{hint}"
             )
         return entry, validated
 

@@ -40,6 +40,8 @@ class Action:
     params: type[Params]
     summary: str
     aliases: tuple[str, ...] = ()
+    unavailable_hint: str = ""
+    """Appended to the 1404 message of a backend that does not provide this action."""
 
     def validate(self, raw: Mapping[str, Any]) -> Params:
         """Validate raw parameters; BadRequest names the first bad field."""

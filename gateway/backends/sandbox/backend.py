@@ -50,6 +50,7 @@ class SandboxBackend:
         )
 
     async def stop(self) -> None:
+        await bench.stop_emitters(self)  # benchmark runs still publishing
         await self.store.close()
 
     async def invoke(self, action: str, params: dict[str, Any]) -> Any:
@@ -126,13 +127,19 @@ async def get_login_info(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
 
 @handler("get_status")
 async def get_status(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
-    online = await sandbox.store.run(
-        lambda db: bool(db.execute("SELECT online FROM account").fetchone()[0])
-    )
+    """`{online, good, stat}` plus `online_status`: the status `set_online_status` or
+    `set_diy_online_status` set (`{status, ext_status, battery_status, custom}`)."""
+
+    def read(db: sqlite3.Connection) -> tuple[bool, dict[str, Any]]:
+        online = bool(db.execute("SELECT online FROM account").fetchone()[0])
+        return online, extended_account.online_status(db)
+
+    online, presence = await sandbox.store.run(read)
     return {
         "online": online,
         "good": True,
         "stat": {"uptime": int(time.time() - sandbox.started_at)},
+        "online_status": presence,
     }
 
 

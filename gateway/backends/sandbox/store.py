@@ -139,6 +139,73 @@ CREATE TABLE kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Extended message actions (sandbox/extended_message.py, faces.py, albums.py).
+-- Emoji reactions: one row per message, emoji and reacting user.
+CREATE TABLE IF NOT EXISTS emoji_likes (
+    message_id INTEGER NOT NULL,
+    emoji_id TEXT NOT NULL,
+    emoji_type TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (message_id, emoji_id, user_id)
+);
+-- The account's favourites (create_collection).
+CREATE TABLE IF NOT EXISTS collections (
+    collection_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    category INTEGER NOT NULL,
+    brief TEXT NOT NULL,
+    raw_data TEXT NOT NULL,
+    message_id INTEGER,
+    author_id INTEGER NOT NULL,
+    group_id INTEGER NOT NULL DEFAULT 0,
+    time INTEGER NOT NULL
+);
+-- The account's custom faces (stickers); content in `media`.
+CREATE TABLE IF NOT EXISTS custom_faces (
+    emo_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    res_id TEXT NOT NULL UNIQUE,
+    md5 TEXT NOT NULL UNIQUE,
+    media_id TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    emoji_id TEXT NOT NULL DEFAULT '',
+    package_id TEXT NOT NULL DEFAULT '0',
+    description TEXT NOT NULL DEFAULT '',
+    is_mark_face INTEGER NOT NULL DEFAULT 0,
+    is_origin INTEGER NOT NULL DEFAULT 0,
+    time INTEGER NOT NULL
+);
+-- Group albums, their media (lloc = a media item's id), comments and likes.
+CREATE TABLE IF NOT EXISTS albums (
+    group_id INTEGER NOT NULL,
+    album_id TEXT NOT NULL,
+    album_name TEXT NOT NULL,
+    creator INTEGER NOT NULL,
+    create_time INTEGER NOT NULL,
+    modify_time INTEGER NOT NULL,
+    PRIMARY KEY (group_id, album_id)
+);
+CREATE TABLE IF NOT EXISTS album_media (
+    lloc TEXT PRIMARY KEY,
+    group_id INTEGER NOT NULL,
+    album_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    uploader INTEGER NOT NULL,
+    upload_time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS album_comments (
+    comment_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lloc TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS album_likes (
+    lloc TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (lloc, user_id)
+);
 """
 
 
