@@ -17,7 +17,7 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
-CREATE TABLE account (
+CREATE TABLE IF NOT EXISTS account (
     self_id INTEGER PRIMARY KEY,
     nickname TEXT NOT NULL,
     online INTEGER NOT NULL DEFAULT 1,
@@ -26,7 +26,7 @@ CREATE TABLE account (
     age INTEGER NOT NULL DEFAULT 0
 );
 -- Every QQ user the sandbox knows: friends (is_friend = 1), group members, strangers.
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
     user_id INTEGER PRIMARY KEY,
     nickname TEXT NOT NULL,
     is_friend INTEGER NOT NULL DEFAULT 0,
@@ -36,7 +36,7 @@ CREATE TABLE users (
     age INTEGER NOT NULL DEFAULT 0,
     likes INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE groups (
+CREATE TABLE IF NOT EXISTS groups (
     group_id INTEGER PRIMARY KEY,
     group_name TEXT NOT NULL,
     group_remark TEXT NOT NULL DEFAULT '',
@@ -44,7 +44,7 @@ CREATE TABLE groups (
     max_member_count INTEGER NOT NULL DEFAULT 200,
     settings TEXT NOT NULL DEFAULT '{}'
 );
-CREATE TABLE members (
+CREATE TABLE IF NOT EXISTS members (
     group_id INTEGER NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
     user_id INTEGER NOT NULL,
     role TEXT NOT NULL DEFAULT 'member',
@@ -57,13 +57,13 @@ CREATE TABLE members (
     PRIMARY KEY (group_id, user_id)
 );
 -- Users a group refuses (set_group_kick with reject_add_request).
-CREATE TABLE group_blocklist (
+CREATE TABLE IF NOT EXISTS group_blocklist (
     group_id INTEGER NOT NULL,
     user_id INTEGER NOT NULL,
     PRIMARY KEY (group_id, user_id)
 );
 -- message_id is the persistent int32 OneBot id. peer_id is the friend (private) or the group.
-CREATE TABLE messages (
+CREATE TABLE IF NOT EXISTS messages (
     message_id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_type TEXT NOT NULL,
     sub_type TEXT NOT NULL,
@@ -75,12 +75,12 @@ CREATE TABLE messages (
     sender TEXT NOT NULL,
     recalled INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX messages_by_chat ON messages (message_type, peer_id, message_id);
-CREATE TABLE forwards (
+CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (message_type, peer_id, message_id);
+CREATE TABLE IF NOT EXISTS forwards (
     forward_id TEXT PRIMARY KEY,
     nodes TEXT NOT NULL
 );
-CREATE TABLE requests (
+CREATE TABLE IF NOT EXISTS requests (
     flag TEXT PRIMARY KEY,
     request_type TEXT NOT NULL,
     sub_type TEXT NOT NULL DEFAULT '',
@@ -90,14 +90,14 @@ CREATE TABLE requests (
     time INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending'
 );
-CREATE TABLE group_folders (
+CREATE TABLE IF NOT EXISTS group_folders (
     folder_id TEXT PRIMARY KEY,
     group_id INTEGER NOT NULL,
     folder_name TEXT NOT NULL,
     creator INTEGER NOT NULL,
     create_time INTEGER NOT NULL
 );
-CREATE TABLE group_files (
+CREATE TABLE IF NOT EXISTS group_files (
     file_id TEXT PRIMARY KEY,
     group_id INTEGER NOT NULL,
     folder_id TEXT NOT NULL DEFAULT '/',
@@ -109,7 +109,7 @@ CREATE TABLE group_files (
     media_id TEXT NOT NULL DEFAULT ''
 );
 -- Stored media (images, records, uploaded files): content kept in the database.
-CREATE TABLE media (
+CREATE TABLE IF NOT EXISTS media (
     media_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     file_name TEXT NOT NULL,
@@ -117,14 +117,14 @@ CREATE TABLE media (
     content BLOB NOT NULL,
     time INTEGER NOT NULL
 );
-CREATE TABLE essence (
+CREATE TABLE IF NOT EXISTS essence (
     group_id INTEGER NOT NULL,
     message_id INTEGER NOT NULL,
     operator_id INTEGER NOT NULL,
     operator_time INTEGER NOT NULL,
     PRIMARY KEY (group_id, message_id)
 );
-CREATE TABLE notices (
+CREATE TABLE IF NOT EXISTS notices (
     notice_id TEXT PRIMARY KEY,
     group_id INTEGER NOT NULL,
     sender_id INTEGER NOT NULL,
@@ -135,7 +135,7 @@ CREATE TABLE notices (
     settings TEXT NOT NULL DEFAULT '{}'
 );
 -- Key/value state that needs no table of its own (credentials, counters).
-CREATE TABLE kv (
+CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
@@ -249,14 +249,14 @@ class Store:
             db.execute("PRAGMA journal_mode = WAL")
         db.isolation_level = "DEFERRED"  # implicit transactions again, committed by `with db`
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            with db:
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             db.close()
             raise RuntimeError(
                 f"{self.path}: database schema {version} is newer than this gateway "
                 f"({SCHEMA_VERSION})"
             )
+        # Every statement is idempotent, so tables added since the file was created appear.
+        with db:
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db = db
