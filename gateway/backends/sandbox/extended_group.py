@@ -33,6 +33,7 @@ from gateway.actions.extended_group import (
     SetInputStatus,
 )
 from gateway.actions.group import GroupId
+from gateway.backends.sandbox import groups
 from gateway.backends.sandbox.extended_account import load_json, save_json
 from gateway.backends.sandbox.friends import _poke_raw_info, friend
 from gateway.backends.sandbox.membership import (
@@ -132,13 +133,9 @@ async def get_group_info_ex(sandbox: SandboxBackend, p: GroupId) -> dict[str, An
 
 @handler("get_group_detail_info")
 async def get_group_detail_info(sandbox: SandboxBackend, p: GroupId) -> dict[str, Any]:
-    """`{group_id, group_name, member_count, max_member_count, group_all_shut, group_remark}`."""
-
-    def read(db: sqlite3.Connection) -> dict[str, Any]:
-        group, _me = bot_in_group(db, p.group_id, sandbox.self_id)
-        return group_info(db, group)
-
-    return await sandbox.store.run(read)
+    """The same answer as `get_group_info` (NapCat keeps both names)."""
+    info: dict[str, Any] = await groups.get_group_info(sandbox, p)
+    return info
 
 
 @handler("set_group_remark")
