@@ -5,10 +5,13 @@ Connection and request context is bound with `structlog.contextvars` at the netw
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import orjson
@@ -78,6 +81,30 @@ class SecretRedactor:
 
 redactor = SecretRedactor()
 
+# Request and connection context (server, peer, role, action, echo). One ContextVar holding a
+# small dict: setting it costs one `ContextVar.set`, where structlog's bound_contextvars copies
+# and scans the whole context on every request (a measured ~17 µs of a ~100 µs request).
+_request_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "gateway_log_context", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add fields to every log line emitted inside the block (nests; restored on exit)."""
+    token = _request_context.set({**_request_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _request_context.reset(token)
+
+
+def merge_log_context(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+    """structlog processor: the fields of the innermost `log_context` block."""
+    for key, value in _request_context.get().items():
+        event.setdefault(key, value)
+    return event
+
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
@@ -95,6 +122,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            merge_log_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

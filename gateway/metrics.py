@@ -29,6 +29,7 @@ class Metrics:
         self.latency = Histogram(
             "onebot_action_seconds", "Time to answer an action.", ["action"], registry=self.registry
         )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.answered: dict[int, int] = {}
         """Actions answered per retcode since start (for the console's live counters)."""
         self.auth_failures = Counter(
@@ -41,9 +42,14 @@ class Metrics:
     def observe_action(self, action: str, retcode: int, seconds: float) -> None:
         """Count one answered action (unknown names are one label, to bound cardinality)."""
         label = "(unknown)" if retcode == 1404 else action
-        self.requests.labels(label, str(retcode)).inc()
+        # labels() takes a lock and builds a key on every call; the children are cached.
+        children = self._children.get((label, retcode))
+        if children is None:
+            children = (self.requests.labels(label, str(retcode)), self.latency.labels(label))
+            self._children[(label, retcode)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         self.answered[retcode] = self.answered.get(retcode, 0) + 1
-        self.latency.labels(label).observe(seconds)
 
     def watch(self, supervisor: Supervisor) -> None:
         """Report the supervisor's live state (subscribers, queues, clients) at every scrape."""

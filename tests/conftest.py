@@ -22,6 +22,7 @@ import structlog
 from structlog.testing import capture_logs as _capture_logs
 
 from gateway.config import parse_config
+from gateway.logging import merge_log_context
 from gateway.supervisor import Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def capture_logs() -> contextlib.AbstractContextManager[list[dict[str, Any]]]:
     """structlog's capture_logs, with the context bound at the network boundary merged in."""
-    return _capture_logs(processors=[structlog.contextvars.merge_contextvars])
+    return _capture_logs(processors=[structlog.contextvars.merge_contextvars, merge_log_context])
 
 
 def http_entry(name: str, **fields: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.config import HttpServerConfig
+from gateway.logging import log_context
 from gateway.network.listener import Handler, Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, settings_for
 from gateway.protocol import envelope, jsonio
@@ -111,26 +112,23 @@ class HttpServer(Listener):
         action = request.path.split("/")[1]
         if not action:
             return envelope_response(envelope.ok(self._health()))
-        with structlog.contextvars.bound_contextvars(action=action):
-            if request.method not in ("GET", "POST"):
-                return envelope_response(
-                    envelope.failed(
-                        1400, f"method {request.method} is not allowed; use GET or POST"
-                    ),
-                    405,
-                )
-            try:
-                payload = await read_payload(request, self.entry.max_body_size)
-            except ActionError as error:
-                return error_response(error)
-            echo = payload.pop("echo", None)
+        if request.method not in ("GET", "POST"):
+            return envelope_response(
+                envelope.failed(1400, f"method {request.method} is not allowed; use GET or POST"),
+                405,
+            )
+        try:
+            payload = await read_payload(request, self.entry.max_body_size)
+        except ActionError as error:
+            return error_response(error)
+        echo = payload.pop("echo", None)
+        with log_context(action=action, echo=echo):
             if self.entry.debug:
-                log.info("http_request", method=request.method, params=payload, echo=echo)
-            with structlog.contextvars.bound_contextvars(echo=echo):
-                body = await self.dispatcher.call(action, payload, echo)
-                if self.entry.debug:
-                    log.info("http_response", response=body)
-            return envelope_response(body)
+                log.info("http_request", method=request.method, params=payload)
+            body = await self.dispatcher.call(action, payload, echo)
+            if self.entry.debug:
+                log.info("http_response", response=body)
+        return envelope_response(body)
 
     def _health(self) -> dict[str, Any]:
         backend = self.dispatcher.backend

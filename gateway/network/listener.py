@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
+from gateway.logging import log_context
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.ws_connection import Registry, WsSettings, close_all
@@ -38,11 +39,13 @@ class Services:
     metrics: Metrics
 
 
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
 def envelope_response(body: envelope.Envelope, status: int = 200) -> web.Response:
     """An envelope as an `application/json` response."""
-    return web.Response(
-        body=jsonio.dumps(body), status=status, content_type="application/json", charset="utf-8"
-    )
+    # A ready header mapping: content_type=/charset= are parsed and rebuilt per response.
+    return web.Response(body=jsonio.dumps(body), status=status, headers=JSON_HEADERS)
 
 
 class Listener:
@@ -122,7 +125,7 @@ class Listener:
         self._in_flight += 1
         self._idle.clear()
         try:
-            with structlog.contextvars.bound_contextvars(server=self.name, peer=request.remote):
+            with log_context(server=self.name, peer=request.remote):
                 presented = request_token(request)
                 if not token_matches(self.entry.token, presented):
                     self.services.metrics.auth_failures.labels(self.name).inc()

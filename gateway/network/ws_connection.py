@@ -18,6 +18,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.dispatcher import Dispatcher
+from gateway.logging import log_context
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.ws")
@@ -196,7 +197,7 @@ class WsConnection:
             )
         if not isinstance(action, str) or not action:
             return envelope.failed(1400, 'the frame has no "action" string', echo)
-        with structlog.contextvars.bound_contextvars(action=action, echo=echo):
+        with log_context(action=action, echo=echo):
             return await self.dispatcher.call(action, frame.get("params"), echo)
 
 
@@ -212,9 +213,7 @@ async def accept(
     await ws.prepare(request)
     registry[ws] = request.transport
     role = role_of(request.path)
-    with structlog.contextvars.bound_contextvars(
-        server=settings.server, peer=request.remote, role=role
-    ):
+    with log_context(role=role):  # the listener already bound server and peer
         log.info("ws_connected")
         try:
             await WsConnection(ws, role, settings, dispatcher, bus, request.transport).run()
