@@ -29,5 +29,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway tests
 	$(BIN)/mypy gateway
 
+# gateway vs a bare aiohttp baseline (bench/run.py); QUICK=1 is a ~1 minute smoke run, and only a
+# full run rewrites the table in bench/RESULTS.md. wrk comes from apt when missing.
+bench: $(STAMP)
+	command -v wrk >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk)
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick,--results bench/RESULTS.md)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

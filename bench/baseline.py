@@ -1,0 +1,269 @@
+"""The yardstick: a bare aiohttp server with the gateway's routes and envelope, nothing else.
+
+No dispatcher, no validation models, no middlewares, no logging: uvloop + orjson + aiohttp, the
+least a Python OneBot server can do. `bench/run.py` runs it in turn with the gateway and reports
+the gateway's figures as ratios to this one's.
+
+- HTTP port: `/<action>` by GET or POST (JSON body): `get_login_info`, `send_private_msg`
+  (one INSERT into SQLite, inline, one short transaction in WAL mode like the sandbox's store),
+  `sandbox_emit_bench`; `/` answers a health envelope.
+- WebSocket port: `/api` answers actions; `/` answers actions and gets `lifecycle` plus events.
+  Calls on one socket run concurrently, one task each, as the wire contract requires (DESIGN.md);
+  answering them inline, one after the other, would be faster but is not a OneBot server.
+- Fan-out: `sandbox_emit_bench {count, rate, run}` answers at once, then publishes `count`
+  private message events built like the sandbox's (same fields, same key order), each encoded
+  once and put on every `/` connection's own queue, which a writer task per connection drains:
+  the bus's non-blocking semantics in their plainest form (an `asyncio.Queue` per subscriber).
+
+Usage: python bench/baseline.py --http-port 18080 --ws-port 18081 --database /tmp/x/base.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sqlite3
+import time
+from typing import Any
+
+import orjson
+import uvloop
+from aiohttp import WSMsgType, web
+
+SELF_ID, NICKNAME = 10001, "Sandbox Bot"
+FRIEND_ID, FRIEND_NICKNAME = 20001, "Alice"
+MESSAGE_ID_BASE, MESSAGE_ID_SPAN = 2_000_000_000, 100_000_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    message_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_type TEXT NOT NULL,
+    sub_type TEXT NOT NULL,
+    peer_id INTEGER NOT NULL,
+    sender_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    segments TEXT NOT NULL,
+    raw_message TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recalled INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def ok(data: Any, echo: Any = None) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "retcode": 0,
+        "data": data,
+        "message": "",
+        "wording": "",
+        "echo": echo,
+        "stream": "normal-action",
+    }
+
+
+def failed(retcode: int, message: str, echo: Any = None) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "retcode": retcode,
+        "data": None,
+        "message": message,
+        "wording": message,
+        "echo": echo,
+        "stream": "normal-action",
+    }
+
+
+class Baseline:
+    def __init__(self, database: str) -> None:
+        self.db = sqlite3.connect(database, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.executescript(SCHEMA)
+        self.db.isolation_level = "DEFERRED"
+        self.subscribers: set[asyncio.Queue[bytes]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.actions = {
+            "get_login_info": self.get_login_info,
+            "send_private_msg": self.send_private_msg,
+            "sandbox_emit_bench": self.sandbox_emit_bench,
+        }
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def get_login_info(self, _: dict[str, Any]) -> Any:
+        return {"user_id": SELF_ID, "nickname": NICKNAME}
+
+    def send_private_msg(self, params: dict[str, Any]) -> Any:
+        message = params.get("message")
+        segments = (
+            [{"type": "text", "data": {"text": message}}] if isinstance(message, str) else message
+        )
+        raw = message if isinstance(message, str) else ""
+        sender = {"user_id": SELF_ID, "nickname": NICKNAME, "card": ""}
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO messages (message_type, sub_type, peer_id, sender_id, time, "
+                "segments, raw_message, sender) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    "private",
+                    "friend",
+                    int(params["user_id"]),
+                    SELF_ID,
+                    int(time.time()),
+                    orjson.dumps(segments).decode(),
+                    raw,
+                    orjson.dumps(sender).decode(),
+                ),
+            )
+        return {"message_id": cursor.lastrowid}
+
+    def sandbox_emit_bench(self, params: dict[str, Any]) -> Any:
+        count, rate, run = int(params["count"]), float(params.get("rate", 0)), params.get("run", "")
+        task = asyncio.create_task(self._emit(count, rate, str(run)))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return {"run": run, "count": count, "rate": rate, "user_id": FRIEND_ID}
+
+    async def _emit(self, count: int, rate: float, run: str) -> None:
+        template = {
+            "self_id": SELF_ID,
+            "post_type": "message",
+            "message_type": "private",
+            "sub_type": "friend",
+            "user_id": FRIEND_ID,
+            "message_format": "array",
+            "font": 14,
+            "sender": {"user_id": FRIEND_ID, "nickname": FRIEND_NICKNAME, "card": ""},
+            "bench_run": run,
+        }
+        started = time.monotonic()
+        for seq in range(count):
+            text = f"bench {seq}"
+            message_id = MESSAGE_ID_BASE + seq % MESSAGE_ID_SPAN
+            frame = orjson.dumps(
+                {
+                    **template,
+                    "time": int(time.time()),
+                    "message_id": message_id,
+                    "real_id": message_id,
+                    "message_seq": message_id,
+                    "message": [{"type": "text", "data": {"text": text}}],
+                    "raw_message": text,
+                    "bench_seq": seq,
+                    "bench_emitted_ns": time.time_ns(),
+                }
+            )
+            for queue in self.subscribers:
+                queue.put_nowait(frame)
+            delay = started + (seq + 1) / rate - time.monotonic() if rate else 0.0
+            await asyncio.sleep(max(delay, 0.0))
+
+    def call(self, action: str, params: Any, echo: Any = None) -> dict[str, Any]:
+        handler = self.actions.get(action)
+        if handler is None:
+            return failed(1404, f"unknown action {action!r}", echo)
+        try:
+            return ok(handler(params if isinstance(params, dict) else {}), echo)
+        except (KeyError, TypeError, ValueError) as error:
+            return failed(1400, str(error), echo)
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    async def http(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if not action:
+            return self.respond(ok({"app_name": "baseline"}))
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "POST":
+            body = await request.read()
+            if body.strip():
+                params = {**orjson.loads(body), **params}
+        return self.respond(self.call(action, params, params.pop("echo", None)))
+
+    @staticmethod
+    def respond(body: dict[str, Any]) -> web.Response:
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    # --- WebSocket ---------------------------------------------------------------------------
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        universal = request.path.rstrip("/") != "/api"
+        writer = None
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        if universal:
+            lifecycle = {
+                "time": int(time.time()),
+                "self_id": SELF_ID,
+                "post_type": "meta_event",
+                "meta_event_type": "lifecycle",
+                "sub_type": "connect",
+            }
+            await ws.send_frame(orjson.dumps(lifecycle), WSMsgType.TEXT)
+            self.subscribers.add(queue)
+            writer = asyncio.create_task(self._write(ws, queue))
+        calls: set[asyncio.Task[None]] = set()
+        try:
+            async for message in ws:
+                if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    # Calls on one socket run concurrently (the wire contract), one task each.
+                    task = asyncio.create_task(self._answer(ws, message.data))
+                    calls.add(task)
+                    task.add_done_callback(calls.discard)
+        finally:
+            self.subscribers.discard(queue)
+            for task in [*calls, *([writer] if writer else [])]:
+                task.cancel()
+        return ws
+
+    async def _answer(self, ws: web.WebSocketResponse, data: str | bytes) -> None:
+        frame = orjson.loads(data)
+        reply = self.call(frame.get("action", ""), frame.get("params"), frame.get("echo"))
+        if not ws.closed:
+            await ws.send_frame(orjson.dumps(reply), WSMsgType.TEXT)
+
+    @staticmethod
+    async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes]) -> None:
+        try:
+            while True:
+                await ws.send_frame(await queue.get(), WSMsgType.TEXT)
+        except ConnectionError:
+            pass
+
+
+async def serve(args: argparse.Namespace) -> None:
+    baseline = Baseline(args.database)
+    http_app = web.Application()
+    http_app.router.add_route("*", "/{action:.*}", baseline.http)
+    ws_app = web.Application()
+    ws_app.router.add_get("/{tail:.*}", baseline.websocket)
+    runners = [web.AppRunner(http_app, access_log=None), web.AppRunner(ws_app, access_log=None)]
+    for runner, port in zip(runners, (args.http_port, args.ws_port), strict=True):
+        await runner.setup()
+        await web.TCPSite(runner, args.host, port).start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for task in baseline.tasks:
+        task.cancel()
+    for runner in runners:
+        await runner.cleanup()
+    baseline.db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--ws-port", type=int, required=True)
+    parser.add_argument("--database", required=True)
+    args = parser.parse_args()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

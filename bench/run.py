@@ -1,0 +1,766 @@
+# ruff: noqa: S603, S607 - the runner starts its own tools (taskset, wrk, git) by name
+"""`make bench`: the gateway (sandbox backend) against a bare aiohttp baseline, in the same run.
+
+Each measurement starts a fresh server pinned to CPU 0 (`taskset -c 0`) and runs the load on
+CPU 1: wrk for HTTP, `bench/load.py` for WebSockets. Servers listen on 127.0.0.1 only. Every
+process started here is ended by its PID. Output: one JSON line per measurement on stdout, then a
+Markdown table (metric, gateway, baseline, ratio, target). With `--results FILE` the table, the
+commit and the machine replace the generated block of that file (the rest is kept).
+
+    python bench/run.py --quick                     # the ~1 minute smoke run
+    python bench/run.py --results bench/RESULTS.md  # the full run
+    python bench/run.py --only fanout1000 --profile /tmp/prof   # py-spy the gateway as well
+
+Absolute figures are only comparable within one run; the targets are ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PYTHON = sys.executable
+SERVER_CPU, LOAD_CPU = "0", "1"
+HOST = "127.0.0.1"
+TARGETS = ("gateway", "baseline")
+FANOUT_DELIVERIES_PER_S = 50_000
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def cpu_of(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    cpu: float
+    wall: float
+
+
+def run_pinned(command: list[str], timeout: float, cpu: str = LOAD_CPU) -> Finished:
+    """Run a load process pinned to `cpu`; its CPU time comes from wait4's rusage."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.monotonic()
+        proc = subprocess.Popen(["taskset", "-c", cpu, *command], stdout=out, cwd=BENCH)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                log(f"timeout after {timeout:.0f}s, killing pid {proc.pid}: {command[:3]}")
+                os.kill(proc.pid, signal.SIGKILL)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return Finished(
+            proc.returncode, out.read(), usage.ru_utime + usage.ru_stime, time.monotonic() - started
+        )
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def post(port: int, action: str, params: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}/{action}",
+        data=json.dumps(params).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+class Server:
+    """The gateway or the baseline on the benchmark ports, pinned to the server CPU."""
+
+    def __init__(self, target: str, http_port: int, ws_port: int, queue_size: int) -> None:
+        self.target = target
+        self.http_port, self.ws_port = http_port, ws_port
+        self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{target}-"))
+        self.log_path = self.dir / "server.log"
+        self.queue_size = queue_size
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        if self.target == "baseline":
+            return [
+                PYTHON,
+                str(BENCH / "baseline.py"),
+                "--http-port",
+                str(self.http_port),
+                "--ws-port",
+                str(self.ws_port),
+                "--database",
+                str(self.dir / "baseline.db"),
+            ]
+        config = {
+            "network": {
+                "httpServers": [
+                    {"name": "http", "enable": True, "host": HOST, "port": self.http_port}
+                ],
+                "websocketServers": [
+                    {
+                        "name": "ws",
+                        "enable": True,
+                        "host": HOST,
+                        "port": self.ws_port,
+                        "heartInterval": 0,
+                        "queueSize": self.queue_size,
+                    }
+                ],
+            },
+            "backend": {"type": "sandbox", "database": str(self.dir / "sandbox.db")},
+        }
+        path = self.dir / "config.json"
+        path.write_text(json.dumps(config, indent=2))
+        return [
+            PYTHON,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(path),
+            "--log-format",
+            "json",
+            "--log-level",
+            "warning",
+        ]
+
+    def start(self) -> None:
+        for port in (self.http_port, self.ws_port):
+            if not port_free(port):
+                raise SystemExit(f"bench: port {port} is in use; pass --port-base")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with open(self.log_path, "wb") as errors:
+            started = time.monotonic()
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *self.command()],
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+        self.ready_s = self._wait_ready(started)
+
+    def _wait_ready(self, started: float, limit: float = 60.0) -> float:
+        """Seconds from spawn until both ports accept and get_login_info answers."""
+        while time.monotonic() - started < limit:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise SystemExit(f"bench: {self.target} exited at start:\n{self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.ws_port), timeout=0.5):
+                    pass
+                if post(self.http_port, "get_login_info", {}, timeout=0.5)["retcode"] == 0:
+                    return time.monotonic() - started
+            except OSError:
+                time.sleep(0.005)
+        raise SystemExit(f"bench: {self.target} not ready in {limit:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+        return ""
+
+    def cpu(self) -> float:
+        return cpu_of(self.pid)
+
+    def stop(self) -> None:
+        """SIGTERM our own process by PID; SIGKILL it if it has not exited in 20 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                log(f"{self.target} (pid {self.proc.pid}) ignored SIGTERM; killing it")
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Profiler:
+    """py-spy on the server during one measurement (only with --profile; the baseline too, so
+    the two profiles can be compared frame by frame)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @contextlib.contextmanager
+    def attach(self, server: Server, name: str, seconds: float) -> Iterator[None]:
+        if self.directory is None:
+            yield
+            return
+        py_spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+        out = self.directory / f"{name}.{server.target}.txt"
+        self.proc = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                LOAD_CPU,
+                py_spy,
+                "record",
+                "--pid",
+                str(server.pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--duration",
+                str(max(1, int(seconds))),
+                "--output",
+                str(out),
+                "--nonblocking",
+                "--function",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield
+        finally:
+            try:
+                self.proc.wait(seconds + 30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            if out.exists():
+                log(f"profile: {out}")
+                print(summarise_profile(out), file=sys.stderr)
+
+
+def summarise_profile(path: Path, top: int = 20) -> str:
+    """Top frames of a py-spy raw (collapsed) profile: self and inclusive share of samples."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [f for f in stack.split(";") if " (" in f]
+        if not frames:
+            continue
+        leaf = frames[-1]
+        own[leaf] = own.get(leaf, 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    lines = [f"{path.name}: {total} samples", "  self%  frame"]
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / max(total, 1):5.1f}  {frame}")
+    lines.append("  incl%  frame")
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / max(total, 1):5.1f}  {frame}")
+    return "\n".join(lines)
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    quick: bool
+    rounds: int
+    http_seconds: float
+    ws_seconds: float
+    fanout_seconds: float
+    fanout_fast_deliveries: int
+    idle_steps: str
+    connections: int = 64
+
+    @classmethod
+    def make(cls, quick: bool, rounds: int | None) -> Plan:
+        if quick:
+            return cls(True, rounds or 1, 2, 2, 2, 100_000, "1000")
+        return cls(False, rounds or 3, 10, 10, 10, 500_000, "1000,10000")
+
+
+def load_command(*args: str) -> list[str]:
+    return [PYTHON, str(BENCH / "load.py"), *args]
+
+
+def measure_http(server: Server, plan: Plan, profiler: Profiler, action: str) -> dict[str, Any]:
+    body = {"user_id": 20001, "message": "bench"} if action == "send_private_msg" else {}
+    reply = post(server.http_port, action, body)
+    if reply.get("retcode") != 0:
+        raise SystemExit(f"bench: {server.target} {action} failed: {reply}")
+    url = f"http://{HOST}:{server.http_port}/{action}"
+
+    def wrk(seconds: float) -> Finished:
+        command = [
+            "wrk",
+            "-t1",
+            f"-c{plan.connections}",
+            f"-d{seconds:g}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            str(BENCH / "wrk_post.lua"),
+            url,
+            "--",
+            json.dumps(body),
+        ]
+        return run_pinned(command, seconds + 30)
+
+    wrk(1)  # warm-up
+    cpu0 = server.cpu()
+    with profiler.attach(server, f"http_{action}", plan.http_seconds):
+        done = wrk(plan.http_seconds)
+    cpu = server.cpu() - cpu0
+    summary = next(
+        (json.loads(line[8:]) for line in done.stdout.splitlines() if line.startswith("WRKJSON ")),
+        None,
+    )
+    if summary is None:
+        raise SystemExit(f"bench: wrk gave no summary (exit {done.returncode}):\n{done.stdout}")
+    seconds = summary["duration_us"] / 1e6
+    requests = summary["requests"]
+    errors = sum(v for k, v in summary.items() if k.startswith("errors_"))
+    return {
+        "requests": requests,
+        "rps": requests / seconds,
+        "p50_ms": summary["p50_us"] / 1000,
+        "p99_ms": summary["p99_us"] / 1000,
+        "server_cpu_us": 1e6 * cpu / max(requests, 1),
+        "server_cpu_pct": 100 * cpu / seconds,
+        "load_cpu_pct": 100 * done.cpu / seconds,
+        "errors": errors,
+    }
+
+
+def measure_wsapi(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
+    command = load_command(
+        "wsapi",
+        "--port",
+        str(server.ws_port),
+        "--pid",
+        str(server.pid),
+        "--connections",
+        "8",
+        "--inflight",
+        "8",
+        "--seconds",
+        str(plan.ws_seconds),
+        "--warmup",
+        "1",
+    )
+    with profiler.attach(server, "wsapi", plan.ws_seconds + 1):
+        done = run_pinned(command, plan.ws_seconds + 60)
+    result = parse_load(done, server)
+    result["load_cpu_pct"] = result.pop("client_cpu_pct")
+    return result
+
+
+def measure_fanout(
+    server: Server, plan: Plan, profiler: Profiler, subscribers: int, paced: bool
+) -> dict[str, Any]:
+    if paced:
+        rate = FANOUT_DELIVERIES_PER_S / subscribers
+        count = int(rate * plan.fanout_seconds)
+    else:
+        rate = 0
+        count = plan.fanout_fast_deliveries // subscribers
+    run = f"{server.target}-{subscribers}-{'paced' if paced else 'fast'}-{time.time_ns()}"
+    command = load_command(
+        "fanout",
+        "--port",
+        str(server.ws_port),
+        "--pid",
+        str(server.pid),
+        "--http-port",
+        str(server.http_port),
+        "--subscribers",
+        str(subscribers),
+        "--count",
+        str(count),
+        "--rate",
+        f"{rate:g}",
+        "--run",
+        run,
+    )
+    name = f"fanout{subscribers}_{'paced' if paced else 'fast'}"
+    with profiler.attach(server, name, plan.fanout_seconds + 3):
+        done = run_pinned(command, plan.fanout_seconds + 180)
+    result = parse_load(done, server)
+    result["load_cpu_pct"] = result.pop("client_cpu_pct")
+    return result
+
+
+def measure_idle(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
+    command = load_command(
+        "idle", "--port", str(server.ws_port), "--pid", str(server.pid), "--steps", plan.idle_steps
+    )
+    done = run_pinned(command, 300)
+    raw = parse_load(done, server)
+    result: dict[str, Any] = {"rss_before_kib": raw["rss_before_kib"]}
+    for step in plan.idle_steps.split(","):
+        figures = raw[step]
+        if figures["lifecycles"] < figures["connections"]:
+            log(f"idle: only {figures['lifecycles']}/{figures['connections']} got lifecycle")
+        result[f"bytes_per_conn_{step}"] = figures["bytes_per_connection"]
+        result[f"connect_s_{step}"] = figures["connect_s"]
+    return result
+
+
+def parse_load(done: Finished, server: Server) -> dict[str, Any]:
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(
+            f"bench: load client failed (exit {done.returncode}) against {server.target}:\n"
+            f"{done.stdout}\nserver log:\n{server.log_tail()}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+@dataclass
+class Scenario:
+    name: str
+    run: Callable[[Server, Plan, Profiler], dict[str, Any]]
+    best: str
+    """The figure that picks the best round: `max:rps` or `min:p99_ms`."""
+
+
+SCENARIOS = [
+    Scenario("http_login", lambda s, p, f: measure_http(s, p, f, "get_login_info"), "max:rps"),
+    Scenario("http_send", lambda s, p, f: measure_http(s, p, f, "send_private_msg"), "max:rps"),
+    Scenario("wsapi", measure_wsapi, "max:actions_per_s"),
+    Scenario("fanout100_paced", lambda s, p, f: measure_fanout(s, p, f, 100, True), "min:p99_ms"),
+    Scenario("fanout100_fast", lambda s, p, f: measure_fanout(s, p, f, 100, False), "min:p99_ms"),
+    Scenario("fanout1000_paced", lambda s, p, f: measure_fanout(s, p, f, 1000, True), "min:p99_ms"),
+    Scenario("fanout1000_fast", lambda s, p, f: measure_fanout(s, p, f, 1000, False), "min:p99_ms"),
+    Scenario("idle", measure_idle, f"min:bytes_per_conn_{1000}"),
+]
+
+
+@dataclass
+class Results:
+    rounds: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    ready_s: dict[str, list[float]] = field(default_factory=dict)
+
+    def best(self, scenario: Scenario, target: str) -> dict[str, Any] | None:
+        rounds = self.rounds.get((scenario.name, target))
+        if not rounds:
+            return None
+        how, key = scenario.best.split(":")
+        pick = max if how == "max" else min
+        return pick(rounds, key=lambda r: r[key])
+
+
+def measure(
+    plan: Plan, only: set[str] | None, ports: tuple[int, int], profiler: Profiler, queue_size: int
+) -> Results:
+    results = Results()
+    for round_index in range(plan.rounds):
+        # Alternate the order between rounds, so drift in machine load hurts both alike.
+        order = TARGETS if round_index % 2 == 0 else TARGETS[::-1]
+        for scenario in SCENARIOS:
+            if only and scenario.name not in only:
+                continue
+            for target in order:
+                server = Server(target, *ports, queue_size=queue_size)
+                try:
+                    server.start()
+                    results.ready_s.setdefault(target, []).append(server.ready_s)
+                    log(
+                        f"round {round_index + 1}/{plan.rounds} {scenario.name} {target} "
+                        f"(ready in {server.ready_s * 1000:.0f} ms, pid {server.pid})"
+                    )
+                    figures = scenario.run(server, plan, profiler)
+                finally:
+                    server.stop()
+                line = {
+                    "scenario": scenario.name,
+                    "target": target,
+                    "round": round_index + 1,
+                    **{k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
+                }
+                print(json.dumps(line), flush=True)
+                results.rounds.setdefault((scenario.name, target), []).append(figures)
+    for target, samples in results.ready_s.items():
+        line = {
+            "scenario": "startup",
+            "target": target,
+            "samples": len(samples),
+            "ready_ms_median": round(1000 * statistics.median(samples), 1),
+            "ready_ms_min": round(1000 * min(samples), 1),
+        }
+        print(json.dumps(line), flush=True)
+    return results
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+# (scenario, key, label, format, target) — target is (">=" or "<=", ratio) or None.
+ROWS: list[tuple[str, str, str, str, tuple[str, float] | None]] = [
+    ("http_login", "rps", "HTTP get_login_info: requests/s", "{:,.0f}", (">=", 0.8)),
+    ("http_login", "p50_ms", "HTTP get_login_info: p50 ms", "{:.2f}", None),
+    ("http_login", "p99_ms", "HTTP get_login_info: p99 ms", "{:.2f}", None),
+    ("http_login", "server_cpu_us", "HTTP get_login_info: server CPU µs/request", "{:.0f}", None),
+    ("http_login", "load_cpu_pct", "HTTP get_login_info: wrk CPU %", "{:.0f}", None),
+    ("http_send", "rps", "HTTP send_private_msg: requests/s", "{:,.0f}", (">=", 0.6)),
+    ("http_send", "p50_ms", "HTTP send_private_msg: p50 ms", "{:.2f}", None),
+    ("http_send", "p99_ms", "HTTP send_private_msg: p99 ms", "{:.2f}", None),
+    ("http_send", "server_cpu_us", "HTTP send_private_msg: server CPU µs/request", "{:.0f}", None),
+    ("http_send", "load_cpu_pct", "HTTP send_private_msg: wrk CPU %", "{:.0f}", None),
+    ("wsapi", "actions_per_s", "WS API 8×8 get_login_info: actions/s", "{:,.0f}", (">=", 0.7)),
+    ("wsapi", "p50_ms", "WS API: p50 ms", "{:.2f}", None),
+    ("wsapi", "p99_ms", "WS API: p99 ms", "{:.2f}", None),
+    ("wsapi", "server_cpu_us", "WS API: server CPU µs/action", "{:.0f}", None),
+    ("wsapi", "load_cpu_pct", "WS API: client CPU %", "{:.0f}", None),
+]
+for _subs in (100, 1000):
+    for _mode, _label in (("paced", "50k deliveries/s"), ("fast", "as fast as possible")):
+        _name = f"fanout{_subs}_{_mode}"
+        _prefix = f"Fan-out {_subs} subs, {_label}"
+        _target = ("<=", 1.2) if _subs == 1000 else None
+        ROWS += [
+            (_name, "delivered_per_s", f"{_prefix}: delivered/s", "{:,.0f}", None),
+            (_name, "p50_ms", f"{_prefix}: p50 ms", "{:.2f}", None),
+            (_name, "p99_ms", f"{_prefix}: p99 ms", "{:.2f}", _target),
+            (_name, "lost", f"{_prefix}: lost events", "{:,.0f}", None),
+            (_name, "server_cpu_us", f"{_prefix}: server CPU µs/delivery", "{:.1f}", None),
+            (_name, "load_cpu_pct", f"{_prefix}: client CPU %", "{:.0f}", None),
+        ]
+for _step in ("1000", "10000"):
+    ROWS.append(
+        (
+            "idle",
+            f"bytes_per_conn_{_step}",
+            f"RSS per idle WebSocket @ {int(_step):,}: KiB",
+            "kib",
+            ("<=", 1.0),
+        )
+    )
+
+
+def table(results: Results) -> tuple[str, list[dict[str, Any]]]:
+    by_name = {s.name: s for s in SCENARIOS}
+    lines = ["| metric | gateway | baseline | ratio | target | |", "|---|---:|---:|---:|---|---|"]
+    verdicts = []
+    for scenario_name, key, label, fmt, target in ROWS:
+        scenario = by_name[scenario_name]
+        gateway, baseline = results.best(scenario, "gateway"), results.best(scenario, "baseline")
+        if gateway is None or baseline is None or key not in gateway or key not in baseline:
+            continue
+        g, b = gateway[key], baseline[key]
+
+        def show(value: float, fmt: str = fmt) -> str:
+            return f"{value / 1024:.1f}" if fmt == "kib" else fmt.format(value)
+
+        ratio = g / b if b else float("inf") if g else 1.0
+        verdict = ""
+        if target is not None:
+            op, bound = target
+            met = ratio >= bound if op == ">=" else ratio <= bound
+            verdict = "met" if met else "**missed**"
+            verdicts.append(
+                {
+                    "metric": label,
+                    "gateway": g,
+                    "baseline": b,
+                    "ratio": round(ratio, 3),
+                    "target": f"{op} {bound}",
+                    "met": met,
+                }
+            )
+        target_text = f"{'≥' if target[0] == '>=' else '≤'} {target[1]}" if target else ""
+        lines.append(
+            f"| {label} | {show(g)} | {show(b)} | {ratio:.2f} | {target_text} | {verdict} |"
+        )
+    ready = {t: statistics.median(v) * 1000 for t, v in results.ready_s.items()}
+    if "gateway" in ready and "baseline" in ready:
+        lines.append(
+            f"| start to ready, ms (median of {len(results.ready_s['gateway'])}) | "
+            f"{ready['gateway']:.0f} | {ready['baseline']:.0f} | "
+            f"{ready['gateway'] / ready['baseline']:.2f} | | |"
+        )
+    return "\n".join(lines), verdicts
+
+
+def git(*args: str) -> str:
+    """Output of a git command in the repository ('' without git or outside a checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--", "gateway")
+    return {
+        "commit": (commit or "unknown") + (" (+ uncommitted changes in gateway/)" if dirty else ""),
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+    }
+
+
+def write_results(
+    path: Path,
+    text: str,
+    info: dict[str, str],
+    plan: Plan,
+    load_before: str,
+    started: datetime,
+    elapsed: float,
+) -> None:
+    block = "\n".join(
+        [
+            BEGIN,
+            f"Full run of {started:%Y-%m-%d %H:%M} UTC ({elapsed / 60:.1f} min, best of "
+            f"{plan.rounds} rounds per figure, order alternated between rounds).",
+            "",
+            f"- commit: `{info['commit']}`",
+            f"- machine: {info['nproc']} CPUs, {info['cpu']}, Linux {info['kernel']}",
+            f"- Python {info['python']}; server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}",
+            f"- load average before / after: {load_before} / {info['loadavg']}",
+            "",
+            text,
+            END,
+        ]
+    )
+    old = path.read_text() if path.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        new = head + block + rest.split(END, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new)
+    log(f"wrote {path}")
+
+
+def raise_nofile(wanted: int = 65_536) -> None:
+    """Servers and clients inherit the limit: 10,000 sockets each need more than the default."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, wanted), max(hard, wanted)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="gateway vs bare aiohttp baseline")
+    parser.add_argument("--quick", action="store_true", help="the ~1 minute smoke run")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (best is kept)")
+    parser.add_argument(
+        "--only", help="comma-separated scenarios: " + ", ".join(s.name for s in SCENARIOS)
+    )
+    parser.add_argument("--results", type=Path, help="update the generated block of this file")
+    parser.add_argument("--profile", type=Path, help="py-spy the servers; raw profiles here")
+    parser.add_argument("--port-base", type=int, default=18980, help="HTTP port; WS is +1")
+    parser.add_argument("--queue-size", type=int, default=200_000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is not installed (make bench installs it)")
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        raise SystemExit("bench: needs taskset and at least 2 CPUs")
+    raise_nofile()
+    plan = Plan.make(args.quick, args.rounds)
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 10_500 and "10000" in plan.idle_steps:
+        log("RLIMIT_NOFILE below 10,500: measuring idle RSS at 1,000 connections only")
+        plan.idle_steps = "1000"
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(",")) if args.only else None
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    load_before = machine()["loadavg"]
+    log(
+        f"{'quick' if plan.quick else 'full'} run, {plan.rounds} round(s); "
+        f"load average {load_before}"
+    )
+    results = measure(
+        plan, only, (args.port_base, args.port_base + 1), Profiler(args.profile), args.queue_size
+    )
+    text, verdicts = table(results)
+    for verdict in verdicts:
+        print(json.dumps({"scenario": "target", **verdict}), flush=True)
+    print()
+    print(text)
+    info = machine()
+    print(
+        f"\ncommit {info['commit']}, {info['nproc']} CPUs ({info['cpu']}), Python "
+        f"{info['python']}, load average before/after {load_before} / {info['loadavg']}"
+    )
+    if args.results:
+        write_results(
+            args.results, text, info, plan, load_before, started, time.monotonic() - clock
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
