@@ -91,6 +91,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from gateway.protocol.jsonio import type_name
+
 __all__ = ["MATCH_ALL", "EventFilter", "FilterError", "compile_filter"]
 
 _Predicate = Callable[[Any], bool]
@@ -178,7 +180,7 @@ def compile_filter(spec: Mapping[str, Any]) -> EventFilter:
     changes to ``spec`` do not affect the returned filter.
     """
     if not isinstance(spec, Mapping):
-        raise FilterError("", f"expected a filter object, got {_json_type(spec)}")
+        raise FilterError("", f"expected a filter object, got {type_name(spec)}")
     plain = _plain_copy(spec)
     return EventFilter(plain, _compile_object(plain, "", in_field=False))
 
@@ -233,23 +235,6 @@ def _is_scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float)
 
 
-def _json_type(value: object) -> str:
-    """The JSON name of ``value``'s type, for error messages."""
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
-
-
 def _plain_copy(value: object) -> Any:
     """Deep-copy a JSON-like value into dicts and lists, so the spec cannot drift."""
     if isinstance(value, Mapping):
@@ -278,11 +263,11 @@ def _canonical(value: object) -> object:
 def _compile_object(spec: object, path: str, *, in_field: bool) -> _Predicate:
     """Compile one filter object; ``in_field`` is False when it applies to the event."""
     if not isinstance(spec, Mapping):
-        raise FilterError(path, f"expected a filter object, got {_json_type(spec)}")
+        raise FilterError(path, f"expected a filter object, got {type_name(spec)}")
     predicates: list[_Predicate] = []
     for key, arg in spec.items():
         if not isinstance(key, str):
-            raise FilterError(path, f"keys must be strings, got {_json_type(key)} {key!r}")
+            raise FilterError(path, f"keys must be strings, got {type_name(key)} {key!r}")
         if key.startswith("."):
             predicates.append(_compile_operator(key, arg, path + key, in_field=in_field))
         else:
@@ -297,11 +282,11 @@ def _compile_field(name: str, arg: object, path: str) -> _Predicate:
     elif _is_scalar(arg):
         test = _equals(arg)
     else:
-        hint = " (use .in to list the allowed values)" if _json_type(arg) == "array" else ""
+        hint = " (use .in to list the allowed values)" if type_name(arg) == "array" else ""
         raise FilterError(
             path,
             f"expected a string, number, boolean, null or filter object, "
-            f"got {_json_type(arg)}{hint}",
+            f"got {type_name(arg)}{hint}",
         )
 
     def field(value: object) -> bool:
@@ -339,7 +324,7 @@ def _compile_logical(op: str, arg: object, path: str, *, in_field: bool) -> _Pre
 
         return negation
     if not isinstance(arg, list | tuple):
-        raise FilterError(path, f"expected an array of filters, got {_json_type(arg)}")
+        raise FilterError(path, f"expected an array of filters, got {type_name(arg)}")
     items = [
         _compile_object(item, f"{path}[{index}]", in_field=in_field)
         for index, item in enumerate(arg)
@@ -396,9 +381,7 @@ def _any_of(predicates: Iterable[_Predicate]) -> _Predicate:
 
 def _require_scalar(arg: object, path: str) -> None:
     if not _is_scalar(arg):
-        raise FilterError(
-            path, f"expected a string, number, boolean or null, got {_json_type(arg)}"
-        )
+        raise FilterError(path, f"expected a string, number, boolean or null, got {type_name(arg)}")
 
 
 def _equals(arg: object) -> _Predicate:
@@ -456,7 +439,7 @@ def _build_in(arg: object, path: str) -> _Predicate:
 
         return in_text
     if not isinstance(arg, list | tuple):
-        raise FilterError(path, f"expected an array or a string, got {_json_type(arg)}")
+        raise FilterError(path, f"expected an array or a string, got {type_name(arg)}")
     for index, item in enumerate(arg):
         _require_scalar(item, f"{path}[{index}]")
     # A set keeps long allow-lists (hundreds of group ids) O(1) per event.
@@ -485,7 +468,7 @@ def _build_contains(arg: object, path: str) -> _Predicate:
 
 def _build_regex(arg: object, path: str) -> _Predicate:
     if not isinstance(arg, str):
-        raise FilterError(path, f"expected a string (a regular expression), got {_json_type(arg)}")
+        raise FilterError(path, f"expected a string (a regular expression), got {type_name(arg)}")
     try:
         pattern = re.compile(arg)
     except re.error as exc:
@@ -503,7 +486,7 @@ def _comparison(compare: Callable[[Any, Any], bool]) -> Callable[[object, str], 
 
     def build(arg: object, path: str) -> _Predicate:
         if isinstance(arg, bool) or not isinstance(arg, int | float):
-            raise FilterError(path, f"expected a number, got {_json_type(arg)}")
+            raise FilterError(path, f"expected a number, got {type_name(arg)}")
         bound = arg
 
         def compares(value: object) -> bool:

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from gateway.protocol.jsonio import type_name
+
 Segment = dict[str, Any]
 Message = list[Segment]
 
@@ -62,23 +64,6 @@ def unescape_value(s: str) -> str:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _kind(value: object) -> str:
-    """Name a value's type as the JSON client who sent it would."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _text_segment(text: str) -> Segment:
     return {"type": "text", "data": {"text": text}}
 
@@ -107,7 +92,7 @@ def _cq_value(value: object, where: str) -> str | None:
             return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError as error:  # orjson.JSONEncodeError is a TypeError
             raise MessageError(f"{where} cannot be encoded as JSON: {error}") from None
-    raise MessageError(f"{where} cannot be converted to a CQ value, got {_kind(value)}")
+    raise MessageError(f"{where} cannot be converted to a CQ value, got {type_name(value)}")
 
 
 # --- CQ string -> segments --------------------------------------------------------------------
@@ -163,7 +148,7 @@ def _segment_to_cq(segment: Segment, where: str) -> str:
         raise MessageError(f"{where}.type {seg_type!r} cannot be written as a CQ code")
     data = segment.get("data") or {}
     if not isinstance(data, dict):
-        raise MessageError(f"{where}.data must be an object, got {_kind(data)}")
+        raise MessageError(f"{where}.data must be an object, got {type_name(data)}")
     if seg_type == "text":
         return escape_text(_cq_value(data.get("text"), f"{where}.data.text") or "")
     parts = ["[CQ:", seg_type]
@@ -188,7 +173,9 @@ def to_cq(message: Sequence[Segment]) -> str:
     parts: list[str] = []
     for index, segment in enumerate(message):
         if not isinstance(segment, dict):
-            raise MessageError(f"message[{index}]: segment must be an object, got {_kind(segment)}")
+            raise MessageError(
+                f"message[{index}]: segment must be an object, got {type_name(segment)}"
+            )
         parts.append(_segment_to_cq(segment, f"message[{index}]"))
     return "".join(parts)
 
@@ -220,7 +207,7 @@ def _checked_data(segment: dict[Any, Any], where: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise MessageError(f"{where}.data must be an object, got {_kind(data)}")
+        raise MessageError(f"{where}.data must be an object, got {type_name(data)}")
     for key in data:
         if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
             raise MessageError(
@@ -235,7 +222,7 @@ def _checked_type(segment: dict[Any, Any], where: str) -> str:
         raise MessageError(f'{where}: segment has no "type"')
     seg_type = segment["type"]
     if not isinstance(seg_type, str):
-        raise MessageError(f"{where}.type must be a string, got {_kind(seg_type)}")
+        raise MessageError(f"{where}.type must be a string, got {type_name(seg_type)}")
     if not _TYPE_RE.fullmatch(seg_type):
         raise MessageError(
             f"{where}.type {seg_type!r} is not a valid segment type "
@@ -253,7 +240,7 @@ def _checked_text(data: dict[str, Any], where: str) -> str:
         return text
     if isinstance(text, bool | int | float):
         return _cq_value(text, where) or ""
-    raise MessageError(f"{where}.data.text must be a string, got {_kind(text)}")
+    raise MessageError(f"{where}.data.text must be a string, got {type_name(text)}")
 
 
 def _normalize_segments(segments: Sequence[object], *, single: bool) -> Message:
@@ -263,7 +250,7 @@ def _normalize_segments(segments: Sequence[object], *, single: bool) -> Message:
     for index, segment in enumerate(segments):
         where = "message" if single else f"message[{index}]"
         if not isinstance(segment, dict):
-            raise MessageError(f"{where}: segment must be an object, got {_kind(segment)}")
+            raise MessageError(f"{where}: segment must be an object, got {type_name(segment)}")
         seg_type = _checked_type(segment, where)
         data = _checked_data(segment, where)
         if seg_type == "text":
@@ -293,5 +280,6 @@ def normalize(message: object, *, auto_escape: bool = False) -> Message:
     if isinstance(message, list | tuple):
         return _normalize_segments(message, single=False)
     raise MessageError(
-        f"message must be a string, a segment object or an array of segments, got {_kind(message)}"
+        "message must be a string, a segment object or an array of segments, "
+        f"got {type_name(message)}"
     )
