@@ -162,6 +162,17 @@ class EventBus:
                 name = subscription.name
                 self.retired_drops[name] = self.retired_drops.get(name, 0) + subscription.dropped
 
+    def entry_stats(self) -> dict[str, tuple[int, int, int]]:
+        """Per subscriber name: (subscribers, queued frames, dropped frames so far, including
+        subscriptions already gone). For metrics and the console."""
+        stats = {name: [0, 0, dropped] for name, dropped in self.retired_drops.items()}
+        for subscription in self._subscriptions:
+            row = stats.setdefault(subscription.name, [0, 0, 0])
+            row[0] += 1
+            row[1] += len(subscription)
+            row[2] += subscription.dropped
+        return {name: (row[0], row[1], row[2]) for name, row in stats.items()}
+
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
         """Current subscriptions, for metrics and tests."""

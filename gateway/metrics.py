@@ -71,16 +71,7 @@ class _LiveState:
         dropped = CounterMetricFamily(
             "onebot_dropped_events", "Events dropped per entry.", labels=["entry"]
         )
-        per_entry: dict[str, list[int]] = {}
-        for subscription in bus.subscriptions:
-            row = per_entry.setdefault(subscription.name, [0, 0, 0])
-            row[0] += 1
-            row[1] += len(subscription)
-        for name, count in bus.retired_drops.items():
-            per_entry.setdefault(name, [0, 0, 0])[2] += count
-        for subscription in bus.subscriptions:
-            per_entry[subscription.name][2] += subscription.dropped
-        for name, (count, waiting, drops) in sorted(per_entry.items()):
+        for name, (count, waiting, drops) in sorted(bus.entry_stats().items()):
             subscribers.add_metric([name], count)
             depth.add_metric([name], waiting)
             dropped.add_metric([name], drops)

@@ -185,16 +185,11 @@ class Supervisor:
     def overview(self) -> dict[str, Any]:
         """Live state for the console: backend, every configured entry, action counters."""
         status = self.backend.status()
-        per_entry: dict[str, list[int]] = {}
-        for subscription in self.bus.subscriptions:
-            row = per_entry.setdefault(subscription.name, [0, 0, 0])
-            row[0] += 1
-            row[1] += len(subscription)
-            row[2] += subscription.dropped
+        per_entry = self.bus.entry_stats()
         adapters = []
         for kind, _, entry in self.config.network.entries():
             adapter = self.adapters.get(entry.name)
-            subscribers, depth, dropped = per_entry.get(entry.name, [0, 0, 0])
+            subscribers, depth, dropped = per_entry.get(entry.name, (0, 0, 0))
             state = getattr(adapter, "state", lambda: "listening")() if adapter else "disabled"
             if adapter is None and entry.enable:
                 state = "not running"
@@ -206,7 +201,7 @@ class Supervisor:
                     "address": adapter.describe() if adapter else "",
                     "subscribers": subscribers,
                     "queue_depth": depth,
-                    "dropped": dropped + self.bus.retired_drops.get(entry.name, 0),
+                    "dropped": dropped,
                 }
             )
         return {

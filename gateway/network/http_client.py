@@ -23,7 +23,7 @@ from gateway.bus import Subscription
 from gateway.config import HttpClientConfig
 from gateway.network.backoff import Backoff
 from gateway.network.listener import Services
-from gateway.network.ws_client import subscriber_options
+from gateway.network.ws_connection import subscriber_options
 from gateway.protocol import events, jsonio
 
 log = structlog.get_logger("gateway.http_client")
@@ -47,7 +47,9 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self.subscription = self.services.bus.subscribe(self.name, subscriber_options(self.entry))
+        self.subscription = self.services.bus.subscribe(
+            self.name, subscriber_options(self.entry, persistent=True)
+        )
         timeout = aiohttp.ClientTimeout(total=self.entry.timeout / 1000)
         self._session = aiohttp.ClientSession(timeout=timeout)
         self._tasks.append(asyncio.create_task(self._deliver(), name=f"http-post:{self.name}"))

@@ -38,11 +38,7 @@ class HttpServer(Listener):
     entry: HttpServerConfig
 
     def __init__(self, entry: HttpServerConfig, services: Services) -> None:
-        ws_settings = (
-            settings_for(entry, report_self_message=entry.report_self_message)
-            if entry.enable_websocket
-            else None
-        )
+        ws_settings = settings_for(entry) if entry.enable_websocket else None
         super().__init__(
             entry, services, heart_interval=entry.heart_interval, ws_settings=ws_settings
         )

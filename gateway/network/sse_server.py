@@ -32,7 +32,7 @@ class SseServer(HttpServer):
     def __init__(self, entry: HttpSseServerConfig, services: Services) -> None:
         self._streams: set[asyncio.Task[Any]] = set()
         super().__init__(entry, services)
-        self._stream_settings = settings_for(entry, report_self_message=entry.report_self_message)
+        self._stream_settings = settings_for(entry)
 
     def add_routes(self) -> None:
         self.app.router.add_get("/_events", self._events)

@@ -11,34 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 import aiohttp
 import structlog
 
-from gateway.bus import SubscriberOptions, Subscription
+from gateway.bus import Subscription
 from gateway.config import DEFAULT_MAX_BODY as DEFAULT_MAX_FRAME
 from gateway.config import WebsocketClientConfig
-from gateway.event_filter import compile_filter
 from gateway.network.backoff import Backoff
 from gateway.network.listener import Services
-from gateway.network.ws_connection import WsConnection, WsSettings
+from gateway.network.ws_connection import WsConnection, WsSettings, subscriber_options
 from gateway.protocol import events, jsonio
 
 log = structlog.get_logger("gateway.ws_client")
-
-
-def subscriber_options(entry: Any) -> SubscriberOptions:
-    """Options of an outbound adapter's persistent subscription (never `disconnect`)."""
-    return SubscriberOptions(
-        message_format=entry.message_post_format,
-        report_self_message=entry.report_self_message,
-        debug=entry.debug,
-        event_filter=None if entry.event_filter is None else compile_filter(entry.event_filter),
-        queue_size=entry.queue_size,
-        overflow="drop_oldest",
-        max_age=entry.buffer_max_age / 1000 if entry.buffer_max_age else None,
-    )
 
 
 class WsClient:
@@ -50,7 +35,7 @@ class WsClient:
         self.services = services
         self.settings = WsSettings(
             server=entry.name,
-            options=subscriber_options(entry),
+            options=subscriber_options(entry, persistent=True),
             max_frame=DEFAULT_MAX_FRAME,
             debug=entry.debug,
         )

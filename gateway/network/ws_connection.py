@@ -18,6 +18,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.dispatcher import Dispatcher
+from gateway.event_filter import compile_filter
 from gateway.logging import log_context
 from gateway.protocol import envelope, events, jsonio
 
@@ -223,20 +224,31 @@ async def accept(
     return ws
 
 
-def settings_for(entry: Any, *, report_self_message: bool) -> WsSettings:
-    """WsSettings from a server entry (httpServers, httpSseServers or websocketServers)."""
-    from gateway.event_filter import compile_filter
+def subscriber_options(entry: Any, *, persistent: bool = False) -> SubscriberOptions:
+    """A subscriber's options from its adapter entry.
 
-    options = SubscriberOptions(
+    A `persistent` subscription (reverse WebSocket, HTTP POST) outlives connections and buffers
+    across outages: it never disconnects, and frames older than `bufferMaxAge` expire.
+    """
+    max_age = getattr(entry, "buffer_max_age", 0)
+    return SubscriberOptions(
         message_format=entry.message_post_format,
-        report_self_message=report_self_message,
+        report_self_message=entry.report_self_message,
         debug=entry.debug,
         event_filter=None if entry.event_filter is None else compile_filter(entry.event_filter),
         queue_size=entry.queue_size,
-        overflow=entry.overflow_policy,
+        overflow="drop_oldest" if persistent else entry.overflow_policy,
+        max_age=max_age / 1000 if persistent and max_age else None,
     )
+
+
+def settings_for(entry: Any) -> WsSettings:
+    """WsSettings from a server entry (httpServers, httpSseServers or websocketServers)."""
     return WsSettings(
-        server=entry.name, options=options, max_frame=entry.max_body_size, debug=entry.debug
+        server=entry.name,
+        options=subscriber_options(entry),
+        max_frame=entry.max_body_size,
+        debug=entry.debug,
     )
 
 

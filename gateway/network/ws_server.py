@@ -20,7 +20,7 @@ class WsServer(Listener):
     entry: WebsocketServerConfig
 
     def __init__(self, entry: WebsocketServerConfig, services: Services) -> None:
-        settings = settings_for(entry, report_self_message=entry.report_self_message)
+        settings = settings_for(entry)
         super().__init__(entry, services, heart_interval=entry.heart_interval, ws_settings=settings)
         self.settings = settings
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
