@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -158,6 +159,13 @@ def gateway_process(tmp_path: Path) -> Iterator[Any]:
     yield start
     for process in started:
         process.kill()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def wait_until_closed(port: int, limit: float = 5.0) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import REPO, wait_until_closed
+from tests.conftest import REPO, free_port, wait_until_closed
 
 DATA = Path(__file__).parent / "data"
 
@@ -117,15 +117,12 @@ async def test_port_in_use_names_the_entry_and_exits_1(gateway_process: Any) -> 
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     busy = blocker.getsockname()[1]
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    free_port = free.getsockname()[1]
-    free.close()
+    first_port = free_port()
     try:
         document = {
             "network": {
                 "httpServers": [
-                    {"name": "first", "enable": True, "port": free_port},
+                    {"name": "first", "enable": True, "port": first_port},
                     {"name": "second", "enable": True, "port": busy},
                 ]
             },
@@ -135,7 +132,7 @@ async def test_port_in_use_names_the_entry_and_exits_1(gateway_process: Any) -> 
         assert process.proc.wait(30) == 1
         error = process.wait_for("startup_failed")["error"]
         assert error.startswith("network.httpServers[1] ('second'): cannot listen on 127.0.0.1:")
-        assert await wait_until_closed(free_port)  # the entry that did start was released
+        assert await wait_until_closed(first_port)  # the entry that did start was released
     finally:
         blocker.close()
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import run_gateway, sandbox_config
+from tests.conftest import free_port, run_gateway, sandbox_config
 from tests.nonebot_harness import nonebot_forward_ws, run_nonebot
 from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
@@ -57,12 +56,6 @@ async def test_nonebot_answers_ping_with_pong_privately_and_in_groups(tmp_path: 
             group = await wait_for_pong(sandbox, "get_group_msg_history", group_id=30001)
             assert group["sender"]["user_id"] == 10001
             assert group["message_type"] == "group"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_nonebot_reverse_websocket_ping_pong(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,15 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import capture_logs, run_gateway, sandbox_config
+from tests.conftest import capture_logs, free_port, run_gateway, sandbox_config
 
 Session = aiohttp.ClientSession
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def event(seq: int, **extra: Any) -> dict[str, Any]:

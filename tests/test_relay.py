@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import RunningGateway, run_gateway
+from tests.conftest import RunningGateway, free_port, run_gateway
 from tests.nonebot_harness import nonebot_forward_ws
 
 Answer = Callable[[dict[str, Any]], Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def relay_document(backend: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,7 @@ from typing import Any
 import aiohttp
 
 from gateway.config import parse_config
-from tests.conftest import run_gateway, wait_until_closed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import free_port, run_gateway, wait_until_closed
 
 
 def document(**network: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ reveals nothing, and container health checks cannot easily send headers).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.config import AdminConfig
 from gateway.network.auth import request_token, token_matches
 from gateway.network.console import add_console_routes
+from gateway.network.listener import json_response
 from gateway.openapi import openapi_document
-from gateway.protocol import envelope, jsonio
+from gateway.protocol import envelope
 
 if TYPE_CHECKING:
     from gateway.supervisor import Supervisor
@@ -28,11 +29,6 @@ log = structlog.get_logger("gateway.admin")
 # every API call.
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    """A JSON body."""
-    return web.Response(body=jsonio.dumps(body), status=status, content_type="application/json")
 
 
 class AdminServer:

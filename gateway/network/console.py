@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.bus import SubscriberOptions, SubscriptionClosed
+from gateway.network.listener import json_response
 from gateway.protocol import jsonio
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ async def _no_content(_request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=jsonio.dumps(body), status=status, content_type="application/json")
-
-
 class Console:
     """Handlers bound to one supervisor."""
 
@@ -59,7 +56,7 @@ class Console:
         return web.FileResponse(STATIC / "index.html")
 
     async def overview(self, _request: web.Request) -> web.Response:
-        return _json(self.supervisor.overview())
+        return json_response(self.supervisor.overview())
 
     async def catalog(self, _request: web.Request) -> web.Response:
         actions = [
@@ -72,7 +69,7 @@ class Console:
             for action in self.supervisor.dispatcher.catalog
             if self.supervisor.backend.supports(action.name)
         ]
-        return _json(
+        return json_response(
             {
                 "backend": self.supervisor.backend.kind,
                 "actions": sorted(actions, key=lambda a: a["name"]),
@@ -83,11 +80,11 @@ class Console:
         try:
             body = jsonio.loads(await request.read())
         except jsonio.JsonError as error:
-            return _json({"message": f"invalid JSON: {error}"}, 400)
+            return json_response({"message": f"invalid JSON: {error}"}, 400)
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
-            return _json({"message": 'send {"action": "...", "params": {...}}'}, 400)
+            return json_response({"message": 'send {"action": "...", "params": {...}}'}, 400)
         answer = await self.supervisor.dispatcher.call(body["action"], body.get("params"))
-        return _json(answer)
+        return json_response(answer)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(

@@ -22,9 +22,9 @@ import structlog
 from gateway.bus import Subscription
 from gateway.config import HttpClientConfig
 from gateway.network.backoff import Backoff
-from gateway.network.listener import Services
+from gateway.network.listener import Services, heartbeat_frame
 from gateway.network.ws_connection import subscriber_options
-from gateway.protocol import events, jsonio
+from gateway.protocol import jsonio
 
 log = structlog.get_logger("gateway.http_client")
 
@@ -171,5 +171,4 @@ class HttpClient:
         backend = self.services.dispatcher.backend
         while True:
             await asyncio.sleep(interval / 1000)
-            beat = events.heartbeat(backend.self_id, backend.status(), interval)
-            self.subscription.offer(jsonio.dumps(beat))
+            self.subscription.offer(heartbeat_frame(backend, interval))

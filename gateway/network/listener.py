@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.backends.base import Backend
 from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
 from gateway.logging import log_context
@@ -42,10 +43,18 @@ class Services:
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
-def envelope_response(body: envelope.Envelope, status: int = 200) -> web.Response:
-    """An envelope as an `application/json` response."""
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """Any JSON body (an envelope, an admin answer) as an `application/json` response."""
     # A ready header mapping: content_type=/charset= are parsed and rebuilt per response.
     return web.Response(body=jsonio.dumps(body), status=status, headers=JSON_HEADERS)
+
+
+envelope_response = json_response
+
+
+def heartbeat_frame(backend: Backend, interval_ms: int) -> bytes:
+    """An encoded heartbeat meta event with the backend's current status."""
+    return jsonio.dumps(events.heartbeat(backend.self_id, backend.status(), interval_ms))
 
 
 class Listener:
@@ -146,7 +155,7 @@ class Listener:
         backend = self.dispatcher.backend
         while True:
             await asyncio.sleep(interval / 1000)
-            frame = jsonio.dumps(events.heartbeat(backend.self_id, backend.status(), interval))
+            frame = heartbeat_frame(backend, interval)
             for subscription in self.bus.subscriptions:
                 if subscription.name == self.name:
                     subscription.offer(frame)

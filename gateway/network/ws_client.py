@@ -19,9 +19,8 @@ from gateway.bus import Subscription
 from gateway.config import DEFAULT_MAX_BODY as DEFAULT_MAX_FRAME
 from gateway.config import WebsocketClientConfig
 from gateway.network.backoff import Backoff
-from gateway.network.listener import Services
+from gateway.network.listener import Services, heartbeat_frame
 from gateway.network.ws_connection import WsConnection, WsSettings, subscriber_options
-from gateway.protocol import events, jsonio
 
 log = structlog.get_logger("gateway.ws_client")
 
@@ -149,6 +148,6 @@ class WsClient:
         backend = self.services.dispatcher.backend
         while not ws.closed:
             await asyncio.sleep(interval / 1000)
-            frame = jsonio.dumps(events.heartbeat(backend.self_id, backend.status(), interval))
+            frame = heartbeat_frame(backend, interval)
             with contextlib.suppress(ConnectionError):
                 await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
