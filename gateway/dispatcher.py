@@ -73,25 +73,31 @@ class Dispatcher:
 
     async def call(self, action: str, params: Any = None, echo: Any = None) -> Envelope:
         """Run one action and return its envelope. Never raises for bad input."""
+        # One coroutine level from adapter to backend on the sync path (every level is a
+        # measurable share of a ~10 µs WebSocket call).
         started = time.perf_counter()
-        answer = await self._answer(action, params, echo)
-        if self.observer is not None:
-            self.observer(split_suffix(action)[0], answer["retcode"], time.perf_counter() - started)
-        return answer
-
-    async def _answer(self, action: str, params: Any, echo: Any) -> Envelope:
+        name, mode = split_suffix(action)
         try:
-            name, mode = split_suffix(action)
             entry, validated = self._prepare(name, params)
-            if mode == "async":
+            if mode == "sync":
+                try:
+                    data = await self.backend.call(entry.name, validated)
+                except ActionError:
+                    raise
+                except Exception as error:
+                    raise self._crashed(entry, error) from error
+                answer = envelope.ok(data, echo)
+            elif mode == "async":
                 self._spawn(entry, validated)
-                return envelope.accepted(echo)
-            if mode == "rate_limited":
+                answer = envelope.accepted(echo)
+            else:
                 self._enqueue(entry, validated)
-                return envelope.accepted(echo)
-            return envelope.ok(await self._run(entry, validated), echo)
+                answer = envelope.accepted(echo)
         except ActionError as error:
-            return envelope.from_error(error, echo)
+            answer = envelope.from_error(error, echo)
+        if self.observer is not None:
+            self.observer(name, answer["retcode"], time.perf_counter() - started)
+        return answer
 
     def _prepare(self, name: str, params: Any) -> tuple[Action, Params]:
         entry = self.catalog.resolve(name)
@@ -118,8 +124,12 @@ class Dispatcher:
         except ActionError:
             raise
         except Exception as error:
-            log.exception("action_crashed", action=entry.name)
-            raise envelope.ActionFailed(f"{entry.name}: internal error: {error}") from error
+            raise self._crashed(entry, error) from error
+
+    @staticmethod
+    def _crashed(entry: Action, error: Exception) -> ActionError:
+        log.error("action_crashed", action=entry.name, exc_info=error)
+        return envelope.ActionFailed(f"{entry.name}: internal error: {error}")
 
     def _spawn(self, entry: Action, params: Params) -> None:
         task = asyncio.create_task(self._run_logged(entry, params), name=f"async:{entry.name}")

@@ -5,11 +5,18 @@ Each Supervisor owns its own registry, so several gateways in one process (tests
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 if TYPE_CHECKING:
     from gateway.supervisor import Supervisor
@@ -20,18 +27,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "onebot_requests",
-            "Actions answered, by action and retcode.",
-            ["action", "retcode"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "onebot_action_seconds", "Time to answer an action.", ["action"], registry=self.registry
-        )
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self.answered: dict[int, int] = {}
-        """Actions answered per retcode since start (for the console's live counters)."""
+        self.actions = ActionStats()
+        self.registry.register(self.actions)
         self.auth_failures = Counter(
             "onebot_auth_failures",
             "Requests refused for their token.",
@@ -39,21 +36,61 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_action(self, action: str, retcode: int, seconds: float) -> None:
-        """Count one answered action (unknown names are one label, to bound cardinality)."""
-        label = "(unknown)" if retcode == 1404 else action
-        # labels() takes a lock and builds a key on every call; the children are cached.
-        children = self._children.get((label, retcode))
-        if children is None:
-            children = (self.requests.labels(label, str(retcode)), self.latency.labels(label))
-            self._children[(label, retcode)] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        self.answered[retcode] = self.answered.get(retcode, 0) + 1
+    @property
+    def answered(self) -> dict[int, int]:
+        """Actions answered per retcode since start (for the console's live counters)."""
+        return self.actions.answered
 
     def watch(self, supervisor: Supervisor) -> None:
         """Report the supervisor's live state (subscribers, queues, clients) at every scrape."""
         self.registry.register(_LiveState(supervisor))
+
+
+class ActionStats:
+    """`onebot_requests_total{action, retcode}` and the `onebot_action_seconds{action}` histogram.
+
+    Kept as plain counters and rendered at scrape time: prometheus_client's own Counter and
+    Histogram take a lock per increment (four per answered action), a measured share of a
+    WebSocket call. Everything here runs on the event loop thread, so no lock is needed.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS) -> None:
+        self.bounds = tuple(b for b in buckets if b != float("inf"))
+        self._labels = (*(repr(float(b)) for b in self.bounds), "+Inf")
+        self.requests: dict[tuple[str, int], int] = {}
+        self.latency: dict[str, list[float]] = {}
+        """Per action: one count per bucket (the last is +Inf), then the sum of seconds."""
+        self.answered: dict[int, int] = {}
+
+    def observe(self, action: str, retcode: int, seconds: float) -> None:
+        """Count one answered action (unknown names are one label, to bound cardinality)."""
+        label = "(unknown)" if retcode == 1404 else action
+        key = (label, retcode)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.answered[retcode] = self.answered.get(retcode, 0) + 1
+        row = self.latency.get(label)
+        if row is None:
+            row = self.latency[label] = [0.0] * (len(self.bounds) + 2)
+        row[bisect_left(self.bounds, seconds)] += 1
+        row[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "onebot_requests",
+            "Actions answered, by action and retcode.",
+            labels=["action", "retcode"],
+        )
+        for (action, retcode), count in sorted(self.requests.items()):
+            requests.add_metric([action, str(retcode)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "onebot_action_seconds", "Time to answer an action.", labels=["action"]
+        )
+        for action, row in sorted(self.latency.items()):
+            cumulative = list(accumulate(row[:-1]))
+            buckets = list(zip(self._labels, cumulative, strict=True))
+            latency.add_metric([action], buckets, row[-1])
+        yield latency
 
 
 class _LiveState:

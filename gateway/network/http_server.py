@@ -14,8 +14,8 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.config import HttpServerConfig
-from gateway.logging import log_context
-from gateway.network.listener import Handler, Listener, Services, envelope_response
+from gateway.logging import bind_log_context, reset_log_context
+from gateway.network.listener import Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, settings_for
 from gateway.protocol import envelope, jsonio
 from gateway.protocol.envelope import ActionError, BadRequest, PayloadTooLarge
@@ -25,11 +25,7 @@ log = structlog.get_logger("gateway.http")
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_DEFAULT_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE = "600"
-
-
-def error_response(error: ActionError, echo: Any = None) -> web.Response:
-    """An ActionError with its own HTTP status (403, 413, or 200)."""
-    return envelope_response(envelope.from_error(error, echo), error.http_status)
+ANY_ORIGIN = {"Access-Control-Allow-Origin": "*"}
 
 
 class HttpServer(Listener):
@@ -46,16 +42,13 @@ class HttpServer(Listener):
 
     def add_routes(self) -> None:
         """Register routes; subclasses add theirs before the catch-all `/:action`."""
-        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.route("/{tail:.*}", self._handle)
 
-    def outer_middlewares(self) -> list[Any]:
-        return [self._cors_middleware]
-
-    @web.middleware
-    async def _cors_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        allowed = self._allowed_origin(origin)
+    def screen(self, request: web.Request) -> web.StreamResponse | None:
+        # A CORS preflight carries no token by design: it is answered before the token check.
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            origin = request.headers.get("Origin")
+            allowed = self._allowed_origin(origin)
             if allowed is None:
                 reason = (
                     f"CORS: origin {origin!r} is not allowed"
@@ -64,12 +57,23 @@ class HttpServer(Listener):
                 )
                 return envelope_response(envelope.failed(1403, reason), 403)
             return web.Response(status=204, headers=self._preflight_headers(request, allowed))
-        response = await handler(request)
-        if allowed is not None and not isinstance(response, web.WebSocketResponse):
-            response.headers["Access-Control-Allow-Origin"] = allowed
-            if allowed != "*":
-                response.headers.add("Vary", "Origin")
-        return response
+        return super().screen(request)
+
+    def cors_headers(self, request: web.BaseRequest) -> dict[str, str] | None:
+        """CORS headers for an answer to `request`, or None when it needs none.
+
+        Only requests with an `Origin` header (what browsers send on every cross-origin request)
+        get them; an allow-list also adds `Vary: Origin` so caches keep answers apart.
+        """
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None
+        allowed = self._allowed_origin(origin)
+        if allowed is None:
+            return None
+        if allowed == "*":
+            return ANY_ORIGIN
+        return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
 
     def _allowed_origin(self, origin: str | None) -> str | None:
         """The `Access-Control-Allow-Origin` value for this request, or None for no CORS."""
@@ -107,24 +111,36 @@ class HttpServer(Listener):
             )
         action = request.path.split("/")[1]
         if not action:
-            return envelope_response(envelope.ok(self._health()))
+            return self._answer(request, envelope.ok(self._health()))
         if request.method not in ("GET", "POST"):
-            return envelope_response(
+            return self._answer(
+                request,
                 envelope.failed(1400, f"method {request.method} is not allowed; use GET or POST"),
                 405,
             )
         try:
             payload = await read_payload(request, self.entry.max_body_size)
         except ActionError as error:
-            return error_response(error)
+            return self._answer(request, envelope.from_error(error), error.http_status)
         echo = payload.pop("echo", None)
-        with log_context(action=action, echo=echo):
+        context = bind_log_context(server=self.name, peer=request.remote, action=action, echo=echo)
+        try:
             if self.entry.debug:
                 log.info("http_request", method=request.method, params=payload)
             body = await self.dispatcher.call(action, payload, echo)
             if self.entry.debug:
                 log.info("http_response", response=body)
-        return envelope_response(body)
+        finally:
+            reset_log_context(context)
+        return self._answer(request, body)
+
+    def _answer(self, request: web.Request, body: Any, status: int = 200) -> web.Response:
+        response = envelope_response(body, status)
+        if self.entry.enable_cors:
+            cors = self.cors_headers(request)
+            if cors is not None:
+                response.headers.update(cors)
+        return response
 
     def _health(self) -> dict[str, Any]:
         backend = self.dispatcher.backend

@@ -19,7 +19,6 @@ from aiohttp import web
 from gateway.backends.base import Backend
 from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
-from gateway.logging import log_context
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.ws_connection import Registry, WsSettings, close_all
@@ -70,10 +69,9 @@ class Listener:
         self.bus = services.bus
         self.ws_settings = ws_settings
         self.websockets: Registry = {}
-        self.app = web.Application(
-            client_max_size=entry.max_body_size,
-            middlewares=[*self.outer_middlewares(), self._auth_middleware],
-        )
+        # No aiohttp middlewares: each route handler is wrapped once by `guard` instead, which
+        # costs one coroutine level where a middleware chain costs several per request.
+        self.app = web.Application(client_max_size=entry.max_body_size)
         self._runner = web.AppRunner(
             self.app, access_log=None, shutdown_timeout=services.shutdown_grace
         )
@@ -81,12 +79,53 @@ class Listener:
         self._heart_interval = heart_interval
         self._heartbeat: asyncio.Task[None] | None = None
         self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._drained: asyncio.Future[None] | None = None
+        """Created by `stop()` while requests are in flight; resolved when the last one ends."""
 
-    def outer_middlewares(self) -> list[Any]:
-        """Middlewares that run before auth (CORS preflight)."""
-        return []
+    def route(self, path: str, handler: Handler, method: str = "*") -> None:
+        """Register a route whose handler runs behind `guard`."""
+        self.app.router.add_route(method, path, self.guard(handler))
+
+    def guard(self, handler: Handler) -> Handler:
+        """Wrap a route handler: count it in flight, run `screen` first, then the handler."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            self._in_flight += 1
+            try:
+                refusal = self.screen(request)
+                if refusal is not None:
+                    return refusal
+                return await handler(request)
+            finally:
+                self._in_flight -= 1
+                drained = self._drained
+                if self._in_flight == 0 and drained is not None and not drained.done():
+                    drained.set_result(None)
+
+        return guarded
+
+    def screen(self, request: web.Request) -> web.StreamResponse | None:
+        """Checks before any work; a response ends the request. Here: the token (403 + 1403).
+
+        Subclasses may answer earlier (a CORS preflight is answered before the token check).
+        """
+        expected = self.entry.token
+        if not expected:
+            return None
+        presented = request_token(request)
+        if token_matches(expected, presented):
+            return None
+        self.services.metrics.auth_failures.labels(self.name).inc()
+        log.warning(
+            "auth_failed",
+            server=self.name,
+            peer=request.remote,
+            path=request.path,
+            token_presented=presented is not None,
+        )
+        reason = "access token is wrong" if presented else "access token is missing"
+        error = envelope.Forbidden(reason)
+        return envelope_response(envelope.from_error(error), error.http_status)
 
     async def start(self) -> None:
         await self._runner.setup()
@@ -113,8 +152,11 @@ class Listener:
         await close_all(self.websockets)
         # 3. Let in-flight requests finish, bodies included. (aiohttp's own shutdown stops reading
         #    from connections at once, so a request still uploading its body would hang.)
+        if self._in_flight:
+            self._drained = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._idle.wait(), self.services.shutdown_grace)
+            if self._drained is not None:
+                await asyncio.wait_for(asyncio.shield(self._drained), self.services.shutdown_grace)
         except TimeoutError:
             log.warning("shutdown_grace_expired", server=self.name, in_flight=self._in_flight)
         # 4. Close idle connections and cancel whatever is left.
@@ -128,27 +170,6 @@ class Listener:
     def port(self) -> int:
         """The bound port (useful with `port: 0`)."""
         return int(self._runner.addresses[0][1])
-
-    @web.middleware
-    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            with log_context(server=self.name, peer=request.remote):
-                presented = request_token(request)
-                if not token_matches(self.entry.token, presented):
-                    self.services.metrics.auth_failures.labels(self.name).inc()
-                    log.warning(
-                        "auth_failed", path=request.path, token_presented=presented is not None
-                    )
-                    reason = "access token is wrong" if presented else "access token is missing"
-                    error = envelope.Forbidden(reason)
-                    return envelope_response(envelope.from_error(error), error.http_status)
-                return await handler(request)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
 
     async def _beat(self) -> None:
         interval = self._heart_interval

@@ -35,7 +35,7 @@ class SseServer(HttpServer):
         self._stream_settings = settings_for(entry)
 
     def add_routes(self) -> None:
-        self.app.router.add_get("/_events", self._events)
+        self.route("/_events", self._events, "GET")
         super().add_routes()
 
     async def stop(self) -> None:
@@ -51,6 +51,7 @@ class SseServer(HttpServer):
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no",
+                **(self.cors_headers(request) or {}),
             }
         )
         await response.prepare(request)

@@ -19,7 +19,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.dispatcher import Dispatcher
 from gateway.event_filter import compile_filter
-from gateway.logging import log_context
+from gateway.logging import bind_log_context, reset_log_context
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.ws")
@@ -64,6 +64,19 @@ class WsSettings:
 
 class WsConnection:
     """Serves one accepted WebSocket until either side closes it."""
+
+    __slots__ = (
+        "_calls",
+        "_owns_subscription",
+        "_writing",
+        "bus",
+        "dispatcher",
+        "role",
+        "settings",
+        "subscription",
+        "transport",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -172,34 +185,42 @@ class WsConnection:
                 log.info("ws_closed_on_error", error=str(self.ws.exception()))
 
     async def _answer(self, data: str | bytes) -> None:
-        reply = await self._reply_to(data)
-        if self.settings.debug:
-            log.info("ws_response", response=reply)
-        if not self.ws.closed:
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_frame(jsonio.dumps(reply), WSMsgType.TEXT)
-
-    async def _reply_to(self, data: str | bytes) -> envelope.Envelope:
+        # One task per frame, so this runs in a copy of the connection's context: the call's
+        # fields are bound without a reset.
         try:
             frame = jsonio.loads(data)
         except jsonio.JsonError as error:
-            return envelope.failed(1400, f"invalid JSON frame: {error}")
-        if not isinstance(frame, dict):
-            return envelope.failed(
-                1400, f"a frame must be a JSON object, got {jsonio.type_name(frame)}"
-            )
-        echo = frame.get("echo")
-        action = frame.get("action")
+            reply = envelope.failed(1400, f"invalid JSON frame: {error}")
+        else:
+            if isinstance(frame, dict):
+                echo = frame.get("echo")
+                action = frame.get("action")
+                bind_log_context(action=action, echo=echo)
+                reply = await self._reply_to(frame, action, echo)
+            else:
+                reply = envelope.failed(
+                    1400, f"a frame must be a JSON object, got {jsonio.type_name(frame)}"
+                )
         if self.settings.debug:
-            log.info("ws_request", action=action, params=frame.get("params"), echo=echo)
+            log.info("ws_response", response=reply)
+        if not self.ws.closed:
+            # try/except, not contextlib.suppress: this runs once per call (suppress measured
+            # ~0.7 µs). A closed peer needs nothing: the receive loop ends the connection.
+            try:  # noqa: SIM105
+                await self.ws.send_frame(jsonio.dumps(reply), WSMsgType.TEXT)
+            except ConnectionError:
+                pass
+
+    async def _reply_to(self, frame: dict[str, Any], action: Any, echo: Any) -> envelope.Envelope:
+        if self.settings.debug:
+            log.info("ws_request", params=frame.get("params"))
         if self.role == "event":
             return envelope.failed(
                 1400, "this is an event-only connection (/event); send actions on /api or /", echo
             )
         if not isinstance(action, str) or not action:
             return envelope.failed(1400, 'the frame has no "action" string', echo)
-        with log_context(action=action, echo=echo):
-            return await self.dispatcher.call(action, frame.get("params"), echo)
+        return await self.dispatcher.call(action, frame.get("params"), echo)
 
 
 async def accept(
@@ -214,13 +235,14 @@ async def accept(
     await ws.prepare(request)
     registry[ws] = request.transport
     role = role_of(request.path)
-    with log_context(role=role):  # the listener already bound server and peer
-        log.info("ws_connected")
-        try:
-            await WsConnection(ws, role, settings, dispatcher, bus, request.transport).run()
-        finally:
-            registry.pop(ws, None)
-            log.info("ws_disconnected", close_code=ws.close_code)
+    context = bind_log_context(server=settings.server, peer=request.remote, role=role)
+    log.info("ws_connected")
+    try:
+        await WsConnection(ws, role, settings, dispatcher, bus, request.transport).run()
+    finally:
+        registry.pop(ws, None)
+        log.info("ws_disconnected", close_code=ws.close_code)
+        reset_log_context(context)
     return ws
 
 

@@ -23,7 +23,7 @@ class WsServer(Listener):
         settings = settings_for(entry)
         super().__init__(entry, services, heart_interval=entry.heart_interval, ws_settings=settings)
         self.settings = settings
-        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.route("/{tail:.*}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
