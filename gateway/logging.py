@@ -105,7 +105,8 @@ def bind_log_context(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
     Inside a task of its own (one per WebSocket call) the token may be dropped: a task runs in a
     copy of its creator's context, so nothing leaks out of it.
     """
-    return _request_context.set({**_request_context.get(), **fields})
+    parent = _request_context.get()
+    return _request_context.set({**parent, **fields} if parent else fields)
 
 
 def reset_log_context(token: contextvars.Token[Mapping[str, Any]]) -> None:

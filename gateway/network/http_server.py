@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.config import HttpServerConfig
 from gateway.logging import bind_log_context, reset_log_context
-from gateway.network.listener import Listener, Services, envelope_response
+from gateway.network.listener import JSON_HEADERS, Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, settings_for
 from gateway.protocol import envelope, jsonio
 from gateway.protocol.envelope import ActionError, BadRequest, PayloadTooLarge
@@ -135,12 +135,12 @@ class HttpServer(Listener):
         return self._answer(request, body)
 
     def _answer(self, request: web.Request, body: Any, status: int = 200) -> web.Response:
-        response = envelope_response(body, status)
-        if self.entry.enable_cors:
-            cors = self.cors_headers(request)
-            if cors is not None:
-                response.headers.update(cors)
-        return response
+        cors = self.cors_headers(request) if self.entry.enable_cors else None
+        if cors is None:
+            return envelope_response(body, status)
+        return web.Response(
+            body=jsonio.dumps(body), status=status, headers={**JSON_HEADERS, **cors}
+        )
 
     def _health(self) -> dict[str, Any]:
         backend = self.dispatcher.backend
@@ -155,34 +155,36 @@ class HttpServer(Listener):
 
 async def read_payload(request: web.Request, limit: int) -> dict[str, Any]:
     """Merge the body (POST) with the query string; the query wins. Raises BadRequest kinds."""
-    query = {k: v for k, v in request.query.items() if k != "access_token"}
+    # The common request (a JSON POST without a query string) takes the fewest steps: each
+    # header or property read here is a measurable share of a ~60 µs request.
+    query = (
+        {k: v for k, v in request.query.items() if k != "access_token"}
+        if request.query_string
+        else None
+    )
     if request.method == "GET":
-        return query
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(
-            f"request body of {request.content_length} bytes exceeds the limit of {limit} bytes"
-        )
-    body = await _read_body(request, limit)
-    return {**body, **query}
-
-
-async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
-    content_type = request.content_type
+        return query or {}
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
+    media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     try:
-        if content_type == "application/x-www-form-urlencoded":
+        if media_type == "application/x-www-form-urlencoded":
             form = await request.post()
-            return {k: v for k, v in form.items() if isinstance(v, str)}
-        if content_type.startswith("multipart/"):
+            body: Any = {k: v for k, v in form.items() if isinstance(v, str)}
+            return {**body, **query} if query else body
+        if media_type.startswith("multipart/"):
             raise BadRequest("multipart bodies are not supported; send JSON or urlencoded")
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
     if not raw.strip():
-        return {}
-    try:
-        body = jsonio.loads(raw)
-    except jsonio.JsonError as error:
-        raise BadRequest(f"invalid JSON body: {error}") from None
-    if not isinstance(body, dict):
-        raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
-    return body
+        body = {}
+    else:
+        try:
+            body = jsonio.loads(raw)
+        except jsonio.JsonError as error:
+            raise BadRequest(f"invalid JSON body: {error}") from None
+        if not isinstance(body, dict):
+            raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
+    return {**body, **query} if query else body
