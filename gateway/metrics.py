@@ -6,7 +6,7 @@ Each Supervisor owns its own registry, so several gateways in one process (tests
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
@@ -39,19 +39,27 @@ class Metrics:
     @property
     def answered(self) -> dict[int, int]:
         """Actions answered per retcode since start (for the console's live counters)."""
-        return self.actions.answered
+        self.actions.flush()
+        totals: dict[int, int] = {}
+        for (_action, retcode), count in self.actions.requests.items():
+            totals[retcode] = totals.get(retcode, 0) + count
+        return totals
 
     def watch(self, supervisor: Supervisor) -> None:
-        """Report the supervisor's live state (subscribers, queues, clients) at every scrape."""
+        """Count the supervisor's answered actions; report its live state (subscribers, queues,
+        clients) at every scrape."""
+        supervisor.dispatcher.observer = self.actions.observe
+        self.actions.flush = supervisor.dispatcher.flush_answered
         self.registry.register(_LiveState(supervisor))
 
 
 class ActionStats:
     """`onebot_requests_total{action, retcode}` and the `onebot_action_seconds{action}` histogram.
 
-    Kept as plain counters and rendered at scrape time: prometheus_client's own Counter and
-    Histogram take a lock per increment (four per answered action), a measured share of a
-    WebSocket call. Everything here runs on the event loop thread, so no lock is needed.
+    Kept as plain counters, fed in batches by the dispatcher and rendered at scrape time:
+    prometheus_client's own Counter and Histogram take a lock per increment (four per answered
+    action), a measured share of a WebSocket call. Everything here runs on the event loop
+    thread, so no lock is needed.
     """
 
     def __init__(self, buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS) -> None:
@@ -60,21 +68,25 @@ class ActionStats:
         self.requests: dict[tuple[str, int], int] = {}
         self.latency: dict[str, list[float]] = {}
         """Per action: one count per bucket (the last is +Inf), then the sum of seconds."""
-        self.answered: dict[int, int] = {}
+        self.flush: Callable[[], None] = lambda: None
+        """Makes the dispatcher hand over answers it has not reported yet (set by `watch`)."""
 
-    def observe(self, action: str, retcode: int, seconds: float) -> None:
-        """Count one answered action (unknown names are one label, to bound cardinality)."""
-        label = "(unknown)" if retcode == 1404 else action
-        key = (label, retcode)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.answered[retcode] = self.answered.get(retcode, 0) + 1
-        row = self.latency.get(label)
-        if row is None:
-            row = self.latency[label] = [0.0] * (len(self.bounds) + 2)
-        row[bisect_left(self.bounds, seconds)] += 1
-        row[-1] += seconds
+    def observe(self, answered: Iterable[tuple[str, int, float]]) -> None:
+        """Count answered actions `(action, retcode, seconds)`; unknown names (1404) share one
+        label, to bound cardinality."""
+        requests, latency, bounds = self.requests, self.latency, self.bounds
+        for action, retcode, seconds in answered:
+            label = "(unknown)" if retcode == 1404 else action
+            key = (label, retcode)
+            requests[key] = requests.get(key, 0) + 1
+            row = latency.get(label)
+            if row is None:
+                row = latency[label] = [0.0] * (len(bounds) + 2)
+            row[bisect_left(bounds, seconds)] += 1
+            row[-1] += seconds
 
     def collect(self) -> Iterator[Metric]:
+        self.flush()
         requests = CounterMetricFamily(
             "onebot_requests",
             "Actions answered, by action and retcode.",

@@ -69,7 +69,6 @@ class Supervisor:
         )
         self.metrics = Metrics()
         self.metrics.watch(self)
-        self.dispatcher.observer = self.metrics.actions.observe
         self.services = Services(self.dispatcher, self.bus, config.api.shutdown_grace, self.metrics)
         self.adapters: dict[str, Adapter] = {}
         self._entries: dict[str, tuple[str, AdapterConfig]] = {}

@@ -42,9 +42,9 @@ class HttpServer(Listener):
 
     def add_routes(self) -> None:
         """Register routes; subclasses add theirs before the catch-all `/:action`."""
-        self.route("/{tail:.*}", self._handle)
+        self.route("*", self._handle, guarded=True)
 
-    def screen(self, request: web.Request) -> web.StreamResponse | None:
+    def screen(self, request: web.BaseRequest) -> web.StreamResponse | None:
         # A CORS preflight carries no token by design: it is answered before the token check.
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             origin = request.headers.get("Origin")
@@ -57,7 +57,7 @@ class HttpServer(Listener):
                 )
                 return envelope_response(envelope.failed(1403, reason), 403)
             return web.Response(status=204, headers=self._preflight_headers(request, allowed))
-        return super().screen(request)
+        return Listener.screen(self, request)
 
     def cors_headers(self, request: web.BaseRequest) -> dict[str, str] | None:
         """CORS headers for an answer to `request`, or None when it needs none.
@@ -86,7 +86,7 @@ class HttpServer(Listener):
         return None
 
     @staticmethod
-    def _preflight_headers(request: web.Request, allowed: str) -> dict[str, str]:
+    def _preflight_headers(request: web.BaseRequest, allowed: str) -> dict[str, str]:
         headers = {
             "Access-Control-Allow-Origin": allowed,
             "Access-Control-Allow-Methods": CORS_METHODS,
@@ -101,40 +101,47 @@ class HttpServer(Listener):
 
     # --- requests ------------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if (
-            self.ws_settings is not None
-            and request.headers.get("Upgrade", "").lower() == "websocket"
-        ):
-            return await accept(
-                request, self.ws_settings, self.dispatcher, self.bus, self.websockets
-            )
-        action = request.path.split("/")[1]
-        if not action:
-            return self._answer(request, envelope.ok(self._health()))
-        if request.method not in ("GET", "POST"):
-            return self._answer(
-                request,
-                envelope.failed(1400, f"method {request.method} is not allowed; use GET or POST"),
-                405,
-            )
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # Guarded inline (see Listener.route): counted in flight, screened, then served.
+        self.in_flight += 1
         try:
-            payload = await read_payload(request, self.entry.max_body_size)
-        except ActionError as error:
-            return self._answer(request, envelope.from_error(error), error.http_status)
-        echo = payload.pop("echo", None)
-        context = bind_log_context(server=self.name, peer=request.remote, action=action, echo=echo)
-        try:
-            if self.entry.debug:
-                log.info("http_request", method=request.method, params=payload)
-            body = await self.dispatcher.call(action, payload, echo)
-            if self.entry.debug:
-                log.info("http_response", response=body)
+            refusal = self.screen(request)
+            if refusal is not None:
+                return refusal
+            if (
+                self.ws_settings is not None
+                and request.headers.get("Upgrade", "").lower() == "websocket"
+            ):
+                return await accept(
+                    request, self.ws_settings, self.dispatcher, self.bus, self.websockets
+                )
+            action = request.path.split("/")[1]
+            if not action:
+                return self._answer(request, envelope.ok(self._health()))
+            if request.method not in ("GET", "POST"):
+                message = f"method {request.method} is not allowed; use GET or POST"
+                return self._answer(request, envelope.failed(1400, message), 405)
+            try:
+                payload = await read_payload(request, self.entry.max_body_size)
+            except ActionError as error:
+                return self._answer(request, envelope.from_error(error), error.http_status)
+            echo = payload.pop("echo", None)
+            context = bind_log_context(
+                server=self.name, peer=request.remote, action=action, echo=echo
+            )
+            try:
+                if self.entry.debug:
+                    log.info("http_request", method=request.method, params=payload)
+                body = await self.dispatcher.call(action, payload, echo)
+                if self.entry.debug:
+                    log.info("http_response", response=body)
+            finally:
+                reset_log_context(context)
+            return self._answer(request, body)
         finally:
-            reset_log_context(context)
-        return self._answer(request, body)
+            self.leave()
 
-    def _answer(self, request: web.Request, body: Any, status: int = 200) -> web.Response:
+    def _answer(self, request: web.BaseRequest, body: Any, status: int = 200) -> web.Response:
         cors = self.cors_headers(request) if self.entry.enable_cors else None
         if cors is None:
             return envelope_response(body, status)
@@ -153,7 +160,7 @@ class HttpServer(Listener):
         }
 
 
-async def read_payload(request: web.Request, limit: int) -> dict[str, Any]:
+async def read_payload(request: web.BaseRequest, limit: int) -> dict[str, Any]:
     """Merge the body (POST) with the query string; the query wins. Raises BadRequest kinds."""
     # The common request (a JSON POST without a query string) takes the fewest steps: each
     # header or property read here is a measurable share of a ~60 µs request.

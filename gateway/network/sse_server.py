@@ -44,7 +44,7 @@ class SseServer(HttpServer):
             task.cancel()
         await super().stop()
 
-    async def _events(self, request: web.Request) -> web.StreamResponse:
+    async def _events(self, request: web.BaseRequest) -> web.StreamResponse:
         settings = self._stream_settings
         response = web.StreamResponse(
             headers={

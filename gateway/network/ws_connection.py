@@ -187,20 +187,20 @@ class WsConnection:
     async def _answer(self, data: str | bytes) -> None:
         # One task per frame, so this runs in a copy of the connection's context: the call's
         # fields are bound without a reset.
+        reply: envelope.Envelope | None
         try:
             frame = jsonio.loads(data)
         except jsonio.JsonError as error:
             reply = envelope.failed(1400, f"invalid JSON frame: {error}")
         else:
-            if isinstance(frame, dict):
+            if self.settings.debug:
+                log.info("ws_request", frame=frame)
+            reply = self._refusal(frame)
+            if reply is None:
                 echo = frame.get("echo")
-                action = frame.get("action")
+                action = frame["action"]
                 bind_log_context(action=action, echo=echo)
-                reply = await self._reply_to(frame, action, echo)
-            else:
-                reply = envelope.failed(
-                    1400, f"a frame must be a JSON object, got {jsonio.type_name(frame)}"
-                )
+                reply = await self.dispatcher.call(action, frame.get("params"), echo)
         if self.settings.debug:
             log.info("ws_response", response=reply)
         if not self.ws.closed:
@@ -211,20 +211,25 @@ class WsConnection:
             except ConnectionError:
                 pass
 
-    async def _reply_to(self, frame: dict[str, Any], action: Any, echo: Any) -> envelope.Envelope:
-        if self.settings.debug:
-            log.info("ws_request", params=frame.get("params"))
+    def _refusal(self, frame: Any) -> envelope.Envelope | None:
+        """The answer to a frame that cannot be an action call here, or None."""
+        if not isinstance(frame, dict):
+            return envelope.failed(
+                1400, f"a frame must be a JSON object, got {jsonio.type_name(frame)}"
+            )
+        echo = frame.get("echo")
         if self.role == "event":
             return envelope.failed(
                 1400, "this is an event-only connection (/event); send actions on /api or /", echo
             )
+        action = frame.get("action")
         if not isinstance(action, str) or not action:
             return envelope.failed(1400, 'the frame has no "action" string', echo)
-        return await self.dispatcher.call(action, frame.get("params"), echo)
+        return None
 
 
 async def accept(
-    request: web.Request,
+    request: web.BaseRequest,
     settings: WsSettings,
     dispatcher: Dispatcher,
     bus: EventBus,

@@ -23,9 +23,9 @@ class WsServer(Listener):
         settings = settings_for(entry)
         super().__init__(entry, services, heart_interval=entry.heart_interval, ws_settings=settings)
         self.settings = settings
-        self.route("/{tail:.*}", self._handle)
+        self.route("*", self._handle)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return envelope_response(
                 envelope.failed(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import json5
@@ -31,9 +32,9 @@ def loads(data: bytes | str) -> Any:
             raise JsonError("nesting too deep") from None
 
 
-def dumps(obj: Any) -> bytes:
-    """Serialise to compact UTF-8 JSON."""
-    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+dumps: Callable[[Any], bytes] = partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
+"""Serialise to compact UTF-8 JSON. (A partial, not a function: it is called once or more per
+request, and a Python wrapper frame around orjson measured ~1 µs of a ~60 µs request.)"""
 
 
 def type_name(value: Any) -> str:
