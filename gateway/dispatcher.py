@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,8 @@ class Route:
     entry: Action
     mode: str
     """`sync`, `async` or `rate_limited`."""
+    run: Callable[[Params], Awaitable[Any]]
+    """The backend's `call` for this action."""
     no_params: Params | None
     """The validated parameters of a call without any, when they can be shared between calls
     (validation from `{}` succeeds and every value is immutable; models are frozen)."""
@@ -114,7 +116,7 @@ class Dispatcher:
                 validated = self._validate(route, params)
             if route.mode == "sync":
                 try:
-                    data = await self.backend.call(entry.name, validated)
+                    data = await route.run(validated)
                 except ActionError:
                     raise
                 except Exception as error:
@@ -157,7 +159,7 @@ class Dispatcher:
             raise ActionNotFound(
                 f"action {name!r} is not available on the {self.backend.kind} backend{hint}"
             )
-        route = Route(name, entry, mode, _shareable_defaults(entry))
+        route = Route(name, entry, mode, self.backend.bind(entry.name), _shareable_defaults(entry))
         if len(self._routes) < ROUTE_CACHE_SIZE:
             self._routes[action] = route
         return route

@@ -39,9 +39,8 @@ class Metrics:
     @property
     def answered(self) -> dict[int, int]:
         """Actions answered per retcode since start (for the console's live counters)."""
-        self.actions.flush()
         totals: dict[int, int] = {}
-        for (_action, retcode), count in self.actions.requests.items():
+        for (_action, retcode), count in self.actions.requests().items():
             totals[retcode] = totals.get(retcode, 0) + count
         return totals
 
@@ -65,40 +64,47 @@ class ActionStats:
     def __init__(self, buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS) -> None:
         self.bounds = tuple(b for b in buckets if b != float("inf"))
         self._labels = (*(repr(float(b)) for b in self.bounds), "+Inf")
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency: dict[str, list[float]] = {}
-        """Per action: one count per bucket (the last is +Inf), then the sum of seconds."""
+        self.rows: dict[tuple[str, int], list[float]] = {}
+        """Per (action, retcode): answers per latency bucket (the last is +Inf), then the sum of
+        their seconds. One row per answer kind keeps the per-answer work to one lookup."""
         self.flush: Callable[[], None] = lambda: None
         """Makes the dispatcher hand over answers it has not reported yet (set by `watch`)."""
 
     def observe(self, answered: Iterable[tuple[str, int, float]]) -> None:
         """Count answered actions `(action, retcode, seconds)`; unknown names (1404) share one
         label, to bound cardinality."""
-        requests, latency, bounds = self.requests, self.latency, self.bounds
+        rows, bounds = self.rows, self.bounds
         for action, retcode, seconds in answered:
-            label = "(unknown)" if retcode == 1404 else action
-            key = (label, retcode)
-            requests[key] = requests.get(key, 0) + 1
-            row = latency.get(label)
+            key = ("(unknown)", 1404) if retcode == 1404 else (action, retcode)
+            row = rows.get(key)
             if row is None:
-                row = latency[label] = [0.0] * (len(bounds) + 2)
+                row = rows[key] = [0.0] * (len(bounds) + 2)
             row[bisect_left(bounds, seconds)] += 1
             row[-1] += seconds
 
-    def collect(self) -> Iterator[Metric]:
+    def requests(self) -> dict[tuple[str, int], int]:
+        """Answers so far per (action, retcode)."""
         self.flush()
+        return {key: int(sum(row[:-1])) for key, row in self.rows.items()}
+
+    def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "onebot_requests",
             "Actions answered, by action and retcode.",
             labels=["action", "retcode"],
         )
-        for (action, retcode), count in sorted(self.requests.items()):
+        for (action, retcode), count in sorted(self.requests().items()):
             requests.add_metric([action, str(retcode)], count)
         yield requests
+        per_action: dict[str, list[float]] = {}
+        for (action, _retcode), row in self.rows.items():
+            merged = per_action.setdefault(action, [0.0] * len(row))
+            for index, value in enumerate(row):
+                merged[index] += value
         latency = HistogramMetricFamily(
             "onebot_action_seconds", "Time to answer an action.", labels=["action"]
         )
-        for action, row in sorted(self.latency.items()):
+        for action, row in sorted(per_action.items()):
             cumulative = list(accumulate(row[:-1]))
             buckets = list(zip(self._labels, cumulative, strict=True))
             latency.add_metric([action], buckets, row[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.actions.catalog import Params
@@ -38,3 +39,8 @@ class Backend(Protocol):
 
     async def call(self, action: str, params: Params) -> Any:
         """Run one validated action and return its `data`."""
+
+    def bind(self, action: str) -> Callable[[Params], Awaitable[Any]]:
+        """`call` for one supported action, resolved once: the dispatcher keeps it per action
+        name and calls it without going through `call` again."""
+        ...

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -161,6 +163,9 @@ class RelayBackend:
         return not action.startswith("sandbox_")
 
     # --- actions --------------------------------------------------------------------------------
+
+    def bind(self, action: str) -> Callable[[Params], Awaitable[Any]]:
+        return functools.partial(self.call, action)
 
     async def call(self, action: str, params: Params) -> Any:
         sent = params.model_dump(exclude_unset=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import __version__
@@ -83,6 +84,9 @@ class SandboxBackend:
         if fn is None:
             raise ActionNotFound(f"action {action!r} is not available on the sandbox backend")
         return await fn(self, params)
+
+    def bind(self, action: str) -> Callable[[Params], Awaitable[Any]]:
+        return functools.partial(HANDLERS[action], self)
 
 
 def _seed(db: sqlite3.Connection, world: World) -> tuple[int, str]:
