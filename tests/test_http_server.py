@@ -330,6 +330,21 @@ async def test_cors_preflight_is_answered_before_auth(http: Session) -> None:
             assert ok.headers["Access-Control-Allow-Origin"] == "*"
 
 
+async def test_cors_headers_go_only_to_requests_with_an_origin(http: Session) -> None:
+    # Browsers send Origin on every cross-origin request; other clients need no CORS headers.
+    doc = sandbox_config(httpServers=[http_entry("api", enableCors=True)])
+    async with run_gateway(doc) as gw:
+        async with http.post(gw.url("api", "/get_login_info"), json={}) as plain:
+            assert "Access-Control-Allow-Origin" not in plain.headers
+        browser = {"Origin": "http://app.example"}
+        async with http.post(gw.url("api", "/get_login_info"), json={}, headers=browser) as cors:
+            assert cors.headers["Access-Control-Allow-Origin"] == "*"
+            assert "Vary" not in cors.headers
+        async with http.post(gw.url("api", "/nope"), json={}, headers=browser) as failed:
+            assert failed.headers["Access-Control-Allow-Origin"] == "*"
+            assert (await failed.json())["retcode"] == 1404
+
+
 async def test_cors_off_sends_no_cors_headers(http: Session) -> None:
     doc = sandbox_config(httpServers=[http_entry("api", enableCors=False)])
     async with run_gateway(doc) as gw:

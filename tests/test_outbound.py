@@ -430,3 +430,23 @@ async def test_sse_server_still_answers_actions(http: Session) -> None:
     doc = sandbox_config(httpSseServers=[{"name": "sse", "enable": True, "port": 0}])
     async with run_gateway(doc) as gw, http.post(gw.url("sse", "/get_login_info")) as response:
         assert (await response.json())["data"]["user_id"] == 10001
+
+
+async def test_sse_stream_carries_cors_headers_for_a_browser_origin(http: Session) -> None:
+    # The headers must be on the stream itself: they cannot be added once it has started.
+    doc = sandbox_config(httpSseServers=[{"name": "sse", "enable": True, "port": 0}])
+    async with run_gateway(doc) as gw:
+        origin = {"Origin": "http://console.example"}
+        async with http.get(gw.url("sse", "/_events"), headers=origin) as stream:
+            assert stream.headers["Access-Control-Allow-Origin"] == "*"
+        async with http.get(gw.url("sse", "/_events")) as stream:
+            assert "Access-Control-Allow-Origin" not in stream.headers
+
+
+async def test_only_get_on_the_sse_path_opens_a_stream(http: Session) -> None:
+    doc = sandbox_config(httpSseServers=[{"name": "sse", "enable": True, "port": 0}])
+    async with run_gateway(doc) as gw:
+        async with http.post(gw.url("sse", "/_events")) as response:
+            body = await response.json()
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert body["retcode"] == 1404 and "_events" in body["message"]
