@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import Field
 
 from gateway import dispatcher as dispatcher_module
 from gateway.actions.catalog import Action, Params
@@ -62,7 +63,7 @@ def test_defaults_are_shared_only_when_every_value_is_immutable() -> None:
         name: str = "x"
 
     class WithList(Params):
-        items: list[int] = []
+        items: list[int] = Field(default_factory=list)
 
     class Required(Params):
         user_id: int

@@ -445,8 +445,7 @@ async def test_sse_stream_carries_cors_headers_for_a_browser_origin(http: Sessio
 
 async def test_only_get_on_the_sse_path_opens_a_stream(http: Session) -> None:
     doc = sandbox_config(httpSseServers=[{"name": "sse", "enable": True, "port": 0}])
-    async with run_gateway(doc) as gw:
-        async with http.post(gw.url("sse", "/_events")) as response:
-            body = await response.json()
+    async with run_gateway(doc) as gw, http.post(gw.url("sse", "/_events")) as response:
+        body = await response.json()
     assert response.headers["Content-Type"].startswith("application/json")
     assert body["retcode"] == 1404 and "_events" in body["message"]
