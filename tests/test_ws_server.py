@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 
 from gateway.backends.sandbox import backend as sandbox_backend
 from tests.conftest import RunningGateway, capture_logs, http_entry, run_gateway, sandbox_config
@@ -191,6 +192,31 @@ async def test_api_frames_on_one_socket_run_concurrently(
         second = await receive_json(ws)
     assert [first["echo"], second["echo"]] == ["fast", "slow"]
     assert second["data"]["nickname"] == "Alice"
+
+
+async def test_lines_logged_inside_a_call_carry_its_context(http: Session) -> None:
+    async def noisy(sandbox: Any, params: Any) -> Any:  # a backend that logs while it works
+        structlog.get_logger("test").warning("backend_said_something")
+        return {"ok": True}
+
+    doc = sandbox_config(
+        websocketServers=[ws_entry("ws", heartInterval=0)], httpServers=[http_entry("api")]
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sandbox_backend.HANDLERS, "get_status", noisy)
+        async with run_gateway(doc) as gw:
+            with capture_logs() as logs:
+                async with http.ws_connect(ws_url(gw, "ws", "/api")) as ws:
+                    await ws.send_json({"action": "get_status", "echo": "w1"})
+                    assert (await receive_json(ws))["echo"] == "w1"
+                async with http.post(gw.url("api", "/get_status"), json={"echo": "h1"}) as r:
+                    assert (await r.json())["echo"] == "h1"
+    said = [e for e in logs if e["event"] == "backend_said_something"]
+    assert [(e["server"], e["action"], e["echo"]) for e in said] == [
+        ("ws", "get_status", "w1"),
+        ("api", "get_status", "h1"),
+    ]
+    assert said[0]["role"] == "api" and said[0]["peer"] == said[1]["peer"] == "127.0.0.1"
 
 
 async def test_frame_over_limit_closes_only_that_connection_with_1009(http: Session) -> None:

@@ -19,7 +19,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.dispatcher import Dispatcher
 from gateway.event_filter import compile_filter
-from gateway.logging import bind_log_context, reset_log_context
+from gateway.logging import bind_call_frame, bind_log_context, reset_log_context
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.ws")
@@ -186,7 +186,7 @@ class WsConnection:
 
     async def _answer(self, data: str | bytes) -> None:
         # One task per frame, so this runs in a copy of the connection's context: the call's
-        # fields are bound without a reset.
+        # frame is bound without a reset.
         reply: envelope.Envelope | None
         try:
             frame = jsonio.loads(data)
@@ -199,7 +199,7 @@ class WsConnection:
             if reply is None:
                 echo = frame.get("echo")
                 action = frame["action"]
-                bind_log_context(action=action, echo=echo)
+                bind_call_frame(frame)
                 reply = await self.dispatcher.call(action, frame.get("params"), echo)
         if self.settings.debug:
             log.info("ws_response", response=reply)
