@@ -16,12 +16,15 @@ the gateway's figures as ratios to this one's.
   the bus's non-blocking semantics in their plainest form (an `asyncio.Queue` per subscriber).
 
 Usage: python bench/baseline.py --http-port 18080 --ws-port 18081 --database /tmp/x/base.db
+(`BENCH_BASELINE_SERVER=low-level` runs the same handlers on aiohttp's low-level server, the one
+the gateway's listeners use: a reference figure, not the yardstick.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sqlite3
 import time
@@ -171,7 +174,12 @@ class Baseline:
     # --- HTTP --------------------------------------------------------------------------------
 
     async def http(self, request: web.Request) -> web.Response:
-        action = request.match_info["action"]
+        return await self._http(request, request.match_info["action"])
+
+    async def http_low_level(self, request: web.BaseRequest) -> web.Response:
+        return await self._http(request, request.path[1:])
+
+    async def _http(self, request: web.BaseRequest, action: str) -> web.Response:
         if not action:
             return self.respond(ok({"app_name": "baseline"}))
         params: dict[str, Any] = dict(request.query)
@@ -187,7 +195,7 @@ class Baseline:
 
     # --- WebSocket ---------------------------------------------------------------------------
 
-    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def websocket(self, request: web.BaseRequest) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         universal = request.path.rstrip("/") != "/api"
@@ -235,11 +243,23 @@ class Baseline:
 
 async def serve(args: argparse.Namespace) -> None:
     baseline = Baseline(args.database)
-    http_app = web.Application()
-    http_app.router.add_route("*", "/{action:.*}", baseline.http)
-    ws_app = web.Application()
-    ws_app.router.add_get("/{tail:.*}", baseline.websocket)
-    runners = [web.AppRunner(http_app, access_log=None), web.AppRunner(ws_app, access_log=None)]
+    runners: list[web.BaseRunner]
+    if os.environ.get("BENCH_BASELINE_SERVER") == "low-level":
+        # For comparison only: aiohttp's low-level server (no router, no app), as the gateway's
+        # listeners use. Not the yardstick the targets are measured against.
+        runners = [
+            web.ServerRunner(web.Server(baseline.http_low_level, access_log=None)),
+            web.ServerRunner(web.Server(baseline.websocket, access_log=None)),
+        ]
+    else:
+        http_app = web.Application()
+        http_app.router.add_route("*", "/{action:.*}", baseline.http)
+        ws_app = web.Application()
+        ws_app.router.add_get("/{tail:.*}", baseline.websocket)
+        runners = [
+            web.AppRunner(http_app, access_log=None),
+            web.AppRunner(ws_app, access_log=None),
+        ]
     for runner, port in zip(runners, (args.http_port, args.ws_port), strict=True):
         await runner.setup()
         await web.TCPSite(runner, args.host, port).start()
