@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 import json5
@@ -32,9 +31,14 @@ def loads(data: bytes | str) -> Any:
             raise JsonError("nesting too deep") from None
 
 
-dumps: Callable[[Any], bytes] = partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
-"""Serialise to compact UTF-8 JSON. (A partial, not a function: it is called once or more per
-request, and a Python wrapper frame around orjson measured ~1 µs of a ~60 µs request.)"""
+def dumps(obj: Any) -> bytes:
+    """Serialise to compact UTF-8 JSON; non-string dict keys become strings."""
+    # Strict first: orjson's OPT_NON_STR_KEYS doubles the cost of every dict, and only a rare
+    # answer has an integer key.
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
 
 
 def type_name(value: Any) -> str:
