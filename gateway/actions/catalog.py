@@ -25,6 +25,9 @@ class Params(BaseModel):
         populate_by_name=True,
         coerce_numbers_to_str=True,
         use_attribute_docstrings=True,
+        # Validators are built on an action's first call, not at import: most of ~500 models
+        # are never used by a given bot, and building them all took ~120 ms of start-up.
+        defer_build=True,
     )
 
 
