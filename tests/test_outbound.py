@@ -7,11 +7,13 @@ import contextlib
 import hashlib
 import hmac
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 
 from tests.conftest import capture_logs, free_port, run_gateway, sandbox_config
@@ -64,10 +66,12 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, port: int = 0) -> AsyncIterator[int]:
+async def serve(
+    app: web.Application, port: int = 0, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
     await site.start()
     try:
         yield int(runner.addresses[0][1])
@@ -331,6 +335,28 @@ async def test_reverse_ws_handshake_headers_and_lifecycle() -> None:
     assert headers["User-Agent"] == "OneBot/11"
     assert headers["Authorization"] == "Bearer rtok"
     assert is_lifecycle(first) and first["sub_type"] == "connect"
+
+
+async def test_reverse_wss_checks_the_bot_certificate_unless_told_not_to() -> None:
+    ca = trustme.CA()  # not trusted by the system: verification must fail
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bot = BotServer()
+    async with serve(bot.app(), ssl_context=context) as port:
+        url = f"wss://127.0.0.1:{port}/onebot/v11/ws"
+        with capture_logs() as logs:
+            async with run_gateway(sandbox_config(websocketClients=[ws_client(url)])):
+                for _ in range(500):
+                    if any(e["event"] == "ws_client_connect_failed" for e in logs):
+                        break
+                    await asyncio.sleep(0.01)
+        failures = [e for e in logs if e["event"] == "ws_client_connect_failed"]
+        assert failures and "certificate verify failed" in failures[0]["error"]
+        assert bot.handshakes == []
+        unverified = [ws_client(url, verifyCertificate=False)]
+        async with run_gateway(sandbox_config(websocketClients=unverified)):
+            first = await bot.next_frame()
+    assert is_lifecycle(first) and bot.handshakes[0]["X-Self-ID"] == "10001"
 
 
 async def test_reverse_ws_answers_api_frames() -> None:
