@@ -87,6 +87,11 @@ class _ServerEntry(_AdapterEntry):
     controls the account; only set this behind a trusted network boundary."""
     max_body_size: Annotated[int, Field(gt=0)] = DEFAULT_MAX_BODY
     """Largest accepted HTTP body or WebSocket frame, in bytes (413 / close 1009 beyond)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins (`https://app.example`) allowed to open WebSockets on this entry. Browsers
+    always send `Origin`; bots usually send none and are not affected. A listed origin is the
+    only defence against a web page driving a token-less gateway from its visitors' browsers.
+    Empty allows any origin, as NapCat. A refused upgrade gets 403 + 1403, no socket."""
 
 
 class HttpServerConfig(_ServerEntry):

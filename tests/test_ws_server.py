@@ -194,6 +194,32 @@ async def test_api_frames_on_one_socket_run_concurrently(
     assert second["data"]["nickname"] == "Alice"
 
 
+async def test_allowed_origins_refuse_other_browser_pages_before_the_upgrade(
+    http: Session,
+) -> None:
+    listed = {"allowedOrigins": ["https://app.example"]}
+    doc = sandbox_config(
+        websocketServers=[ws_entry("ws", heartInterval=0, **listed)],
+        httpServers=[http_entry("api", enableWebsocket=True, heartInterval=0, **listed)],
+    )
+    async with run_gateway(doc) as gw:
+        for name in ("ws", "api"):
+            evil = {"Origin": "https://evil.example"}
+            with capture_logs() as logs, pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(ws_url(gw, name, "/api"), headers=evil)
+            assert refused.value.status == 403
+            assert [e["origin"] for e in logs if e["event"] == "origin_refused"] == [
+                "https://evil.example"
+            ]
+            for headers in ({"Origin": "https://app.example"}, {}):  # a listed page; a bot
+                async with http.ws_connect(ws_url(gw, name, "/api"), headers=headers) as ws:
+                    await ws.send_json({"action": "get_login_info", "echo": name})
+                    assert (await receive_json(ws))["echo"] == name
+        browser = {"Origin": "https://evil.example"}  # plain HTTP calls are CORS's business
+        async with http.post(gw.url("api", "/get_login_info"), headers=browser) as plain:
+            assert (await plain.json())["retcode"] == 0
+
+
 async def test_lines_logged_inside_a_call_carry_its_context(http: Session) -> None:
     async def noisy(sandbox: Any, params: Any) -> Any:  # a backend that logs while it works
         structlog.get_logger("test").warning("backend_said_something")

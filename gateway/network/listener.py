@@ -78,6 +78,7 @@ class Listener:
         self._site: web.TCPSite | None = None
         self._heart_interval = heart_interval
         self._heartbeat: asyncio.Task[None] | None = None
+        self._origins: frozenset[str] = frozenset(entry.allowed_origins)
         self.in_flight = 0
         """Requests being served; `stop()` waits for them (see `guard`)."""
         self._drained: asyncio.Future[None] | None = None
@@ -146,16 +147,32 @@ class Listener:
             drained.set_result(None)
 
     def screen(self, request: web.BaseRequest) -> web.StreamResponse | None:
-        """Checks before any work; a response ends the request. Here: the token (403 + 1403).
-
-        Subclasses may answer earlier (a CORS preflight is answered before the token check).
+        """Checks before any work; a response ends the request. Here: the token (403 + 1403),
+        then, where `allowedOrigins` is set, the browser origin of a WebSocket upgrade (403 +
+        1403, no socket). Subclasses may answer earlier (a CORS preflight comes before both).
         """
         expected = self.entry.token
-        if not expected:
+        if expected:
+            presented = request_token(request)
+            if not token_matches(expected, presented):
+                return self._refuse_token(request, presented)
+        if self._origins and self.ws_settings is not None:
+            return self._screen_origin(request)
+        return None
+
+    def _screen_origin(self, request: web.BaseRequest) -> web.StreamResponse | None:
+        origin = request.headers.get("Origin")
+        if (
+            origin is None
+            or origin in self._origins
+            or request.headers.get("Upgrade", "").lower() != "websocket"
+        ):
             return None
-        presented = request_token(request)
-        if token_matches(expected, presented):
-            return None
+        log.warning("origin_refused", server=self.name, peer=request.remote, origin=origin)
+        error = envelope.Forbidden(f"origin {origin!r} may not open WebSockets on this server")
+        return envelope_response(envelope.from_error(error), error.http_status)
+
+    def _refuse_token(self, request: web.BaseRequest, presented: str | None) -> web.Response:
         self.services.metrics.auth_failures.labels(self.name).inc()
         log.warning(
             "auth_failed",
