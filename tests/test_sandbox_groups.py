@@ -265,6 +265,19 @@ async def test_whole_ban_lift_reports_duration_zero(sandbox: SandboxClient) -> N
     assert (await sandbox.ok("get_group_info", group_id=LAB))["group_all_shut"] == 0
 
 
+async def test_whole_ban_silences_members_but_not_admins(sandbox: SandboxClient) -> None:
+    await sandbox.ok("set_group_whole_ban", group_id=LAB)
+    said = {"message_type": "group", "group_id": LAB, "message": "hi"}
+    message = await failure(sandbox, "sandbox_receive_message", 1200, user_id=CAROL, **said)
+    assert "whole ban" in message
+    await sandbox.ok("sandbox_receive_message", user_id=BOB, **said)  # an admin still speaks
+    history = await sandbox.ok("get_group_msg_history", group_id=LAB)
+    assert [m["sender"]["user_id"] for m in history["messages"]][-1:] == [BOB]
+    assert CAROL not in {m["sender"]["user_id"] for m in history["messages"]}
+    await sandbox.ok("set_group_whole_ban", group_id=LAB, enable=False)
+    await sandbox.ok("sandbox_receive_message", user_id=CAROL, **said)
+
+
 async def test_member_bot_cannot_whole_ban(sandbox: SandboxClient) -> None:
     await join_as_member(sandbox)
     await failure(sandbox, "set_group_whole_ban", 1200, group_id=NEW)

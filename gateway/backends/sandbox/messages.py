@@ -554,6 +554,8 @@ async def _receive_group(
         assert member is not None
         if member["mute_until"] > time.time():
             raise ActionFailed(f"user {p.user_id} is muted in group {group_id}")
+        if group["whole_ban"] and member["role"] == "member":
+            raise ActionFailed(f"group {group_id} is muted for members (whole ban)")
         old_card = None
         if p.sender.card is not None and p.sender.card != member["card"]:
             old_card = member["card"]
