@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -238,6 +240,55 @@ async def test_chunked_body_over_limit_is_413(http: Session) -> None:
     async with run_gateway(doc) as gw:
         status, body = await post(http, gw.url("small", "/get_login_info"), data=chunks())
         assert (status, body["retcode"]) == (413, 1400)
+
+
+async def exchange_head(port: int, head: str) -> tuple[bytes, Any]:
+    """Send a request head without its body; the first answer head, and the open streams."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.replace("\n", "\r\n").encode() + b"\r\n")
+    await writer.drain()
+    return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10), (reader, writer)
+
+
+def post_head(length: int, expect: str, token: str = "") -> str:
+    auth = f"Authorization: Bearer {token}\n" if token else ""
+    return (
+        "POST /get_login_info HTTP/1.1\nHost: gw\nContent-Type: application/json\n"
+        f"Content-Length: {length}\nExpect: {expect}\n{auth}"
+    )
+
+
+async def test_expect_100_continue_is_answered_before_the_body() -> None:
+    # curl sends `Expect: 100-continue` before large bodies and otherwise stalls for a second.
+    doc = sandbox_config(httpServers=[http_entry("api", maxBodySize=1024, token="t")])
+    async with run_gateway(doc) as gw:
+        port = gw.supervisor.adapters["api"].port
+        body = b'{"echo": "after-100"}'
+        interim, (reader, writer) = await exchange_head(
+            port, post_head(len(body), "100-continue", "t")
+        )
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        writer.write(body)
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert final.startswith(b"HTTP/1.1 200")
+        length = int(final.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        answer = json.loads(await reader.readexactly(length))
+        assert (answer["retcode"], answer["echo"]) == (0, "after-100")
+        writer.close()
+        # Refusals come instead of the 100, so a client need not upload its body.
+        for length, expect, token, status in [
+            (4096, "100-continue", "t", b"413"),
+            (10, "100-continue", "wrong", b"403"),
+            (10, "something-else", "t", b"417"),
+        ]:
+            first, (_, writer) = await exchange_head(port, post_head(length, expect, token))
+            assert first.startswith(b"HTTP/1.1 " + status), first
+            # This one sends it anyway (as old clients do), so the server is not left waiting
+            # for a body that will never come when the gateway stops.
+            writer.write(b" " * length)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
 
 
 # --- tokens ------------------------------------------------------------------------------------

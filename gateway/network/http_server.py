@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from gateway import __version__
 from gateway.config import HttpServerConfig
@@ -18,7 +18,7 @@ from gateway.logging import bind_log_context, reset_log_context
 from gateway.network.listener import JSON_HEADERS, Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, settings_for
 from gateway.protocol import envelope, jsonio
-from gateway.protocol.envelope import ActionError, BadRequest, PayloadTooLarge
+from gateway.protocol.envelope import ActionError, BadRequest, ExpectationFailed, PayloadTooLarge
 
 log = structlog.get_logger("gateway.http")
 
@@ -174,6 +174,8 @@ async def read_payload(request: web.BaseRequest, limit: int) -> dict[str, Any]:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
+    if request.headers.get("Expect") is not None:
+        await _continue(request)
     media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     try:
         if media_type == "application/x-www-form-urlencoded":
@@ -195,3 +197,17 @@ async def read_payload(request: web.BaseRequest, limit: int) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
     return {**body, **query} if query else body
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """Answer `Expect: 100-continue` (curl sends it before large bodies and otherwise waits a
+    second). Only reached once the token and the declared size have passed, so a refused
+    client never uploads its body. (An aiohttp Application does this in its router; the
+    listeners run on the low-level server.)"""
+    if request.version != HttpVersion11:
+        return
+    expectation = request.headers["Expect"]
+    if expectation.lower() != "100-continue":
+        raise ExpectationFailed(f"unsupported Expect: {expectation!r}")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the interim answer is not part of the response

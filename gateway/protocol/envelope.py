@@ -45,6 +45,12 @@ class PayloadTooLarge(BadRequest):
     http_status = 413
 
 
+class ExpectationFailed(BadRequest):
+    """An `Expect` header other than `100-continue`: HTTP 417 with a 1400 envelope."""
+
+    http_status = 417
+
+
 class Forbidden(ActionError):
     """A missing or wrong token: HTTP 403 with a 1403 envelope."""
 
