@@ -29,6 +29,7 @@ ASYNC_SUFFIX = "_async"
 RATE_LIMITED_SUFFIX = "_rate_limited"
 RATE_LIMITED_QUEUE_SIZE = 10_000
 ANSWER_BATCH = 512
+"""Answers recorded before they are handed to the observer (metrics flush earlier on reads)."""
 ROUTE_CACHE_SIZE = 4096
 """Action names whose resolution is remembered (bounded: names come from clients)."""
 IMMUTABLE_VALUES = (str, int, float, bool, type(None), tuple, frozenset)
