@@ -5,12 +5,11 @@ Connection and request context is bound with `structlog.contextvars` at the netw
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, TextIO
 
@@ -89,22 +88,9 @@ _request_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.Contex
 )
 
 
-@contextlib.contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
-    """Add fields to every log line emitted inside the block (nests; restored on exit)."""
-    token = _request_context.set({**_request_context.get(), **fields})
-    try:
-        yield
-    finally:
-        _request_context.reset(token)
-
-
 def bind_log_context(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
-    """`log_context` without the block, for hot paths: pass the token to `reset_log_context`.
-
-    Inside a task of its own (one per WebSocket call) the token may be dropped: a task runs in a
-    copy of its creator's context, so nothing leaks out of it.
-    """
+    """Add fields to every log line emitted from now on in this context (nests on what is
+    already bound); pass the token to `reset_log_context` to restore the previous fields."""
     parent = _request_context.get()
     return _request_context.set({**parent, **fields} if parent else fields)
 
@@ -124,13 +110,14 @@ _call_frame: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Cont
 def bind_call_frame(frame: Mapping[str, Any]) -> None:
     """Put the `action` and `echo` of `frame` on every line logged in this task from now on.
 
-    For a task of its own per call (as `log_context`'s tokenless form, nothing leaks out).
+    Only for a task of its own per call: a task runs in a copy of its creator's context, so
+    nothing leaks out and no reset is needed.
     """
     _call_frame.set(frame)
 
 
 def merge_log_context(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
-    """structlog processor: the fields of the innermost `log_context` block."""
+    """structlog processor: the fields bound by `bind_log_context` and `bind_call_frame`."""
     for key, value in _request_context.get().items():
         event.setdefault(key, value)
     frame = _call_frame.get()
