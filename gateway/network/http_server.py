@@ -16,7 +16,7 @@ from gateway import __version__
 from gateway.config import HttpServerConfig
 from gateway.logging import bind_log_context, reset_log_context
 from gateway.network.listener import JSON_HEADERS, Listener, Services, envelope_response
-from gateway.network.ws_connection import accept, settings_for
+from gateway.network.ws_connection import accept, is_upgrade, settings_for
 from gateway.protocol import envelope, jsonio
 from gateway.protocol.envelope import ActionError, BadRequest, ExpectationFailed, PayloadTooLarge
 
@@ -108,10 +108,7 @@ class HttpServer(Listener):
             refusal = self.screen(request)
             if refusal is not None:
                 return refusal
-            if (
-                self.ws_settings is not None
-                and request.headers.get("Upgrade", "").lower() == "websocket"
-            ):
+            if self.ws_settings is not None and is_upgrade(request):
                 return await accept(
                     request, self.ws_settings, self.dispatcher, self.bus, self.websockets
                 )

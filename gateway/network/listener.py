@@ -21,7 +21,7 @@ from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
-from gateway.network.ws_connection import Registry, WsSettings, close_all
+from gateway.network.ws_connection import Registry, WsSettings, close_all, is_upgrade
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.listener")
@@ -162,11 +162,7 @@ class Listener:
 
     def _screen_origin(self, request: web.BaseRequest) -> web.StreamResponse | None:
         origin = request.headers.get("Origin")
-        if (
-            origin is None
-            or origin in self._origins
-            or request.headers.get("Upgrade", "").lower() != "websocket"
-        ):
+        if origin is None or origin in self._origins or not is_upgrade(request):
             return None
         log.warning("origin_refused", server=self.name, peer=request.remote, origin=origin)
         error = envelope.Forbidden(f"origin {origin!r} may not open WebSockets on this server")

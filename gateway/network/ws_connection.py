@@ -31,6 +31,11 @@ Registry = dict[web.WebSocketResponse, asyncio.Transport | None]
 """Open WebSockets of one listener and their transports (to abort peers that stopped reading)."""
 
 
+def is_upgrade(request: web.BaseRequest) -> bool:
+    """Whether a request asks to become a WebSocket."""
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
 def role_of(path: str) -> Role:
     """`/api` → api, `/event` → event, anything else → universal (trailing slash allowed)."""
     trimmed = path.rstrip("/")

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.config import WebsocketServerConfig
 from gateway.network.listener import Listener, Services, envelope_response
-from gateway.network.ws_connection import accept, settings_for
+from gateway.network.ws_connection import accept, is_upgrade, settings_for
 from gateway.protocol import envelope
 
 
@@ -26,7 +26,7 @@ class WsServer(Listener):
         self.route("*", self._handle)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
+        if not is_upgrade(request):
             return envelope_response(
                 envelope.failed(
                     1400,
