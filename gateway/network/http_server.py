@@ -15,7 +15,7 @@ from aiohttp import HttpVersion11, web
 from gateway import __version__
 from gateway.config import HttpServerConfig
 from gateway.logging import bind_log_context, reset_log_context
-from gateway.network.listener import JSON_HEADERS, Listener, Services, envelope_response
+from gateway.network.listener import Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, is_upgrade, settings_for
 from gateway.protocol import envelope, jsonio
 from gateway.protocol.envelope import ActionError, BadRequest, ExpectationFailed, PayloadTooLarge
@@ -57,7 +57,7 @@ class HttpServer(Listener):
                 )
                 return envelope_response(envelope.failed(1403, reason), 403)
             return web.Response(status=204, headers=self._preflight_headers(request, allowed))
-        return Listener.screen(self, request)
+        return super().screen(request)
 
     def cors_headers(self, request: web.BaseRequest) -> dict[str, str] | None:
         """CORS headers for an answer to `request`, or None when it needs none.
@@ -140,11 +140,7 @@ class HttpServer(Listener):
 
     def _answer(self, request: web.BaseRequest, body: Any, status: int = 200) -> web.Response:
         cors = self.cors_headers(request) if self.entry.enable_cors else None
-        if cors is None:
-            return envelope_response(body, status)
-        return web.Response(
-            body=jsonio.dumps(body), status=status, headers={**JSON_HEADERS, **cors}
-        )
+        return envelope_response(body, status, cors)
 
     def _health(self) -> dict[str, Any]:
         backend = self.dispatcher.backend

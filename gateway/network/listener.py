@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,13 @@ class Services:
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
+def json_response(
+    body: Any, status: int = 200, extra_headers: Mapping[str, str] | None = None
+) -> web.Response:
     """Any JSON body (an envelope, an admin answer) as an `application/json` response."""
     # A ready header mapping: content_type=/charset= are parsed and rebuilt per response.
-    return web.Response(body=jsonio.dumps(body), status=status, headers=JSON_HEADERS)
+    headers = JSON_HEADERS if extra_headers is None else {**JSON_HEADERS, **extra_headers}
+    return web.Response(body=jsonio.dumps(body), status=status, headers=headers)
 
 
 envelope_response = json_response
