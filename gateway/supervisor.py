@@ -22,6 +22,7 @@ from gateway.logging import redactor
 from gateway.metrics import Metrics
 from gateway.network.adapter import Adapter
 from gateway.network.admin import AdminServer
+from gateway.network.body_parser import BodyParser
 from gateway.network.http_client import HttpClient
 from gateway.network.http_server import HttpServer
 from gateway.network.listener import Services
@@ -69,7 +70,10 @@ class Supervisor:
         )
         self.metrics = Metrics()
         self.metrics.watch(self)
-        self.services = Services(self.dispatcher, self.bus, config.api.shutdown_grace, self.metrics)
+        self.parser = BodyParser()
+        self.services = Services(
+            self.dispatcher, self.bus, config.api.shutdown_grace, self.metrics, self.parser
+        )
         self.adapters: dict[str, Adapter] = {}
         self._entries: dict[str, tuple[str, AdapterConfig]] = {}
         self.admin: AdminServer | None = None
@@ -230,4 +234,5 @@ class Supervisor:
         for name in reversed(list(self.adapters)):
             await self._stop_adapter(name)
         await self.dispatcher.stop(self.config.api.shutdown_grace)
+        await self.parser.stop()
         await self.backend.stop()

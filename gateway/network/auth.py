@@ -32,4 +32,6 @@ def token_matches(expected: str, presented: str | None) -> bool:
         return True
     if presented is None:
         return False
-    return hmac.compare_digest(expected.encode(), presented.encode())
+    # Header bytes that are not UTF-8 reach us as surrogate escapes; they are compared as the
+    # bytes the client sent (and so never match) instead of failing to encode.
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "surrogateescape"))

@@ -7,6 +7,7 @@ preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every ans
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import structlog
@@ -15,6 +16,7 @@ from aiohttp import HttpVersion11, web
 from gateway import __version__
 from gateway.config import HttpServerConfig
 from gateway.logging import bind_log_context, reset_log_context
+from gateway.network.body_parser import BodyParser
 from gateway.network.listener import Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, is_upgrade, settings_for
 from gateway.protocol import envelope, jsonio
@@ -112,6 +114,8 @@ class HttpServer(Listener):
                 return await accept(
                     request, self.ws_settings, self.dispatcher, self.bus, self.websockets
                 )
+            if not request.path.startswith("/"):
+                return self._answer_target(request)
             action = request.path.split("/")[1]
             if not action:
                 return self._answer(request, envelope.ok(self._health()))
@@ -119,7 +123,9 @@ class HttpServer(Listener):
                 message = f"method {request.method} is not allowed; use GET or POST"
                 return self._answer(request, envelope.failed(1400, message), 405)
             try:
-                payload = await read_payload(request, self.entry.max_body_size)
+                payload = await read_payload(
+                    request, self.entry.max_body_size, self.services.parser
+                )
             except ActionError as error:
                 return self._answer(request, envelope.from_error(error), error.http_status)
             echo = payload.pop("echo", None)
@@ -138,6 +144,14 @@ class HttpServer(Listener):
         finally:
             self.leave()
 
+    def _answer_target(self, request: web.BaseRequest) -> web.Response:
+        """A request target that is not a path: `OPTIONS *` asks what the server allows (RFC 9110
+        §9.3.7); anything else (`GET *`, authority-form) is a bad request."""
+        if request.method == "OPTIONS" and request.path == "*":
+            return web.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
+        message = f"the request target must be a path like /get_status, got {request.path!r}"
+        return self._answer(request, envelope.failed(1400, message), 400)
+
     def _answer(self, request: web.BaseRequest, body: Any, status: int = 200) -> web.Response:
         cors = self.cors_headers(request) if self.entry.enable_cors else None
         return envelope_response(body, status, cors)
@@ -153,7 +167,7 @@ class HttpServer(Listener):
         }
 
 
-async def read_payload(request: web.BaseRequest, limit: int) -> dict[str, Any]:
+async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser) -> dict[str, Any]:
     """Merge the body (POST) with the query string; the query wins. Raises BadRequest kinds."""
     # The common request (a JSON POST without a query string) takes the fewest steps: each
     # header or property read here is a measurable share of a ~60 µs request.
@@ -170,26 +184,52 @@ async def read_payload(request: web.BaseRequest, limit: int) -> dict[str, Any]:
     if request.headers.get("Expect") is not None:
         await _continue(request)
     media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if media_type.startswith("multipart/"):
+        raise BadRequest("multipart bodies are not supported; send JSON or urlencoded")
     try:
-        if media_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            body: Any = {k: v for k, v in form.items() if isinstance(v, str)}
-            return {**body, **query} if query else body
-        if media_type.startswith("multipart/"):
-            raise BadRequest("multipart bodies are not supported; send JSON or urlencoded")
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
+    if media_type == "application/x-www-form-urlencoded":
+        body: Any = parse_form(raw, request.charset)
+        return {**body, **query} if query else body
     if not raw.strip():
         body = {}
     else:
         try:
-            body = jsonio.loads(raw)
+            body = await parser.loads(raw)
         except jsonio.JsonError as error:
             raise BadRequest(f"invalid JSON body: {error}") from None
         if not isinstance(body, dict):
             raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
     return {**body, **query} if query else body
+
+
+MAX_FORM_FIELDS = 10_000
+
+
+def parse_form(raw: bytes, charset: str | None) -> dict[str, str]:
+    """An urlencoded body as a dict (the last of repeated keys wins); BadRequest when the body
+    or a percent-escape is not text in its charset (UTF-8 unless declared)."""
+    # Parsed here rather than by `request.post()`, which lets UnicodeDecodeError and an unknown
+    # charset's LookupError escape as HTTP 500.
+    encoding = charset or "utf-8"
+    try:
+        text = raw.decode(encoding)
+        pairs = urllib.parse.parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding=encoding,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except LookupError:
+        raise BadRequest(f"unknown charset {charset!r} in Content-Type") from None
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"urlencoded body is not valid {encoding}: {error.reason}") from None
+    except ValueError:
+        raise BadRequest(f"urlencoded body has more than {MAX_FORM_FIELDS} fields") from None
+    return dict(pairs)
 
 
 async def _continue(request: web.BaseRequest) -> None:

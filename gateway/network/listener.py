@@ -21,6 +21,7 @@ from gateway.bus import EventBus
 from gateway.dispatcher import Dispatcher
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
+from gateway.network.body_parser import BodyParser
 from gateway.network.ws_connection import Registry, WsSettings, close_all, is_upgrade
 from gateway.protocol import envelope, events, jsonio
 
@@ -37,6 +38,7 @@ class Services:
     bus: EventBus
     shutdown_grace: float
     metrics: Metrics
+    parser: BodyParser
 
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}

@@ -1,0 +1,81 @@
+"""Parsing what clients send (HTTP bodies, WebSocket frames) without stalling other clients.
+
+Every parser of this process holds the interpreter lock while it runs, so a thread does not
+help: a 64 MiB body costs orjson about half a second and JSON5 several seconds, during which no
+other client is served. Small input (up to `INLINE_LIMIT`, the common case: a few ms at worst,
+JSON5 included) is parsed on the event loop. Larger input is parsed in a worker process, which
+also refuses documents of more than `MAX_VALUES` values, so the only work left for the event
+loop is rebuilding a bounded result. Invalid input, however large, costs the loop nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import structlog
+
+from gateway.protocol import jsonio
+
+log = structlog.get_logger("gateway.body_parser")
+
+INLINE_LIMIT = 128 * 1024
+"""Bytes parsed on the event loop; larger input goes to the worker process."""
+MAX_VALUES = 200_000
+"""JSON values a large document may hold (a forward message of 1000 nodes holds ~40k)."""
+MAX_PENDING = 4
+"""Large documents parsed or waiting at once; further ones wait their turn (backpressure)."""
+
+
+class BodyParser:
+    """Parses untrusted JSON/JSON5 input; owned by the supervisor, shared by every listener."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self._workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(MAX_PENDING)
+
+    async def loads(self, data: bytes | str) -> Any:
+        """Parse like `jsonio.loads` (raises JsonError), off the loop when `data` is large."""
+        if len(data) <= INLINE_LIMIT:
+            return jsonio.loads(data)
+        async with self._slots:
+            executor = self._executor or self._start()
+            parse = functools.partial(jsonio.loads_bounded, data, MAX_VALUES)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(executor, parse)
+            except BrokenProcessPool:
+                # The worker died (killed, or out of memory); the next large input gets a new one.
+                log.error("body_parser_worker_died", size=len(data))
+                self._discard(executor)
+                raise jsonio.JsonError("the parser process failed on this input") from None
+
+    def _start(self) -> ProcessPoolExecutor:
+        # Spawned, not forked: this process runs threads (the sandbox's database thread), and a
+        # forked child would inherit their locks mid-use.
+        self._executor = ProcessPoolExecutor(
+            self._workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        return self._executor
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        if self._executor is executor:
+            self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    async def stop(self) -> None:
+        """End the worker at once: a parse in progress has no one left to answer."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # `shutdown` alone would wait for a parse in progress (seconds for a large JSON5 body).
+        processes = getattr(executor, "_processes", None) or {}
+        for process in list(processes.values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
