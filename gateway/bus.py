@@ -1,9 +1,11 @@
 """The event bus: one published event fans out to every subscriber without waiting for any of them.
 
-`publish()` is synchronous. Each subscriber owns a bounded queue of encoded frames with a named
-overflow policy (`drop_oldest` or `disconnect`), so a slow subscriber only ever hurts itself, and
-memory is bounded by subscribers × queue size. An event is encoded once per variant (message format
-× debug) and the same bytes object is queued for every subscriber of that variant.
+`publish()` is synchronous and never raises for a bad event. Each subscriber owns a bounded queue
+of encoded frames with a named overflow policy (`drop_oldest` or `disconnect`), so a slow subscriber
+only ever hurts itself, and memory is bounded by subscribers × queue size. An event is encoded once
+per variant (message format × debug) and the same bytes object is queued for every subscriber of
+that variant. A variant that cannot be encoded is withheld from its subscribers and counted in
+`EventBus.rejected` (`onebot_events_rejected_total{reason}`).
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 from gateway.event_filter import EventFilter
 from gateway.protocol import jsonio
 from gateway.protocol.events import string_form
+from gateway.protocol.message import MessageError
 
 log = structlog.get_logger("gateway.bus")
 
 OverflowPolicy = Literal["drop_oldest", "disconnect"]
 DROP_LOG_INTERVAL = 1.0
+REJECT_LOG_INTERVAL = 1.0
 DEBUG_ONLY_FIELDS = ("raw",)
+LOGGED_TEXT_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +152,11 @@ class EventBus:
         self.published = 0
         self.retired_drops: dict[str, int] = {}
         """Drops of subscriptions already gone, per subscriber name (for metrics)."""
+        self.rejected: dict[str, int] = {}
+        """Events refused since start, per reason: the bus's own (`unencodable`, `no_cq_form`,
+        `encode_failed`) and those producers report through `reject()` (for metrics)."""
+        self._rejected_since_log: dict[str, int] = {}
+        self._last_reject_log: dict[str, float] = {}
 
     def subscribe(self, name: str, options: SubscriberOptions) -> Subscription:
         """Register a subscriber; it receives events published from now on."""
@@ -179,11 +190,15 @@ class EventBus:
         return tuple(self._subscriptions)
 
     def publish(self, event: Mapping[str, Any]) -> None:
-        """Queue `event` (array message form) for every subscriber that wants it. Never awaits."""
+        """Queue `event` (array message form) for every subscriber that wants it. Never awaits,
+        never raises: a variant that cannot be encoded is withheld from the subscribers of that
+        variant, counted and logged (`event_rejected`), and the producer carries on."""
         self.published += 1
         is_self = event.get("post_type") == "message_sent"
         is_message = event.get("post_type") in ("message", "message_sent")
-        frames: dict[tuple[str, bool], bytes] = {}
+        # Per variant: its bytes, or None once it failed (so a failure is counted once).
+        frames: dict[tuple[str, bool], bytes | None] = {}
+        counted: set[str] | None = None
         for subscription in self._subscriptions:
             options = subscription.options
             if is_self and not options.report_self_message:
@@ -191,15 +206,70 @@ class EventBus:
             if options.event_filter is not None and not options.event_filter(event):
                 continue
             variant = (options.message_format if is_message else "array", options.debug)
-            frame = frames.get(variant)
-            if frame is None:
-                frame = frames[variant] = encode_variant(event, *variant)
-            subscription.offer(frame)
+            if variant in frames:
+                frame = frames[variant]
+            else:
+                # Per variant, not all or nothing: whether a subscriber gets an event depends
+                # only on the event and its own options, never on which other subscribers happen
+                # to be connected. A subscriber never gets a partial or mangled copy: the
+                # variant it wants is complete or withheld.
+                try:
+                    frame = encode_variant(event, *variant)
+                except Exception as error:  # whatever the failure, only this event is refused
+                    frame = None
+                    reason = _rejection_reason(error)
+                    # Counted once per event and reason, however many variants failed alike.
+                    counted = counted or set()
+                    if reason not in counted:
+                        counted.add(reason)
+                        self.reject(reason, error=str(error), post_type=event.get("post_type"))
+                frames[variant] = frame
+            if frame is not None:
+                subscription.offer(frame)
         # Closed subscriptions (overflow under `disconnect`) are removed by their adapter.
+
+    def reject(self, reason: str, **details: Any) -> None:
+        """Count one refused event (or upstream frame) under `reason` and log it, at most once a
+        second per reason so a flood of bad input cannot flood the log. `details` are logged
+        as text, escaped so that the log line itself is always encodable."""
+        total = self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        since = self._rejected_since_log[reason] = self._rejected_since_log.get(reason, 0) + 1
+        now = time.monotonic()
+        last = self._last_reject_log.get(reason)
+        if last is None or now - last >= REJECT_LOG_INTERVAL:
+            log.warning(
+                "event_rejected",
+                reason=reason,
+                rejected=since,
+                rejected_total=total,
+                **{key: loggable(value) for key, value in details.items()},
+            )
+            self._last_reject_log[reason] = now
+            self._rejected_since_log[reason] = 0
+
+
+def _rejection_reason(error: Exception) -> str:
+    if isinstance(error, MessageError):
+        return "no_cq_form"  # a segment with no CQ spelling, for a string-format subscriber
+    if isinstance(error, orjson.JSONEncodeError):
+        return "unencodable"  # lone surrogates, integers beyond 64 bits, non-JSON values
+    return "encode_failed"
+
+
+def loggable(value: Any) -> str | int | float | bool | None:
+    """`value` as a log field that any renderer can encode: scalars as they are, anything else
+    as text cut to LOGGED_TEXT_LIMIT characters, lone surrogates escaped."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if type(value) is int and -(2**63) <= value < 2**63:
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text[:LOGGED_TEXT_LIMIT].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def encode_variant(event: Mapping[str, Any], message_format: str, debug: bool) -> bytes:
-    """Serialise one variant of an event."""
+    """Serialise one variant of an event. Raises MessageError when a string-format variant has a
+    segment with no CQ spelling, orjson.JSONEncodeError when the event is not encodable JSON."""
     body: Mapping[str, Any] = event
     if not debug and any(field in event for field in DEBUG_ONLY_FIELDS):
         body = {k: v for k, v in event.items() if k not in DEBUG_ONLY_FIELDS}

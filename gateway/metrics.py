@@ -134,6 +134,15 @@ class _LiveState:
         yield CounterMetricFamily(
             "onebot_events_published", "Events published on the bus.", value=bus.published
         )
+        rejected = CounterMetricFamily(
+            "onebot_events_rejected",
+            "Events and upstream frames refused instead of delivered (unencodable, no CQ form, "
+            "undecodable upstream frames, ...), by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(bus.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
         yield from self._clients()
 
     def _clients(self) -> Iterator[Metric]:
