@@ -50,7 +50,12 @@ def json_response(
     """Any JSON body (an envelope, an admin answer) as an `application/json` response."""
     # A ready header mapping: content_type=/charset= are parsed and rebuilt per response.
     headers = JSON_HEADERS if extra_headers is None else {**JSON_HEADERS, **extra_headers}
-    return web.Response(body=jsonio.dumps(body), status=status, headers=headers)
+    try:
+        data = jsonio.dumps(body)
+    except TypeError as error:
+        log.error("answer_not_encodable", error=str(error))
+        data = envelope.encode(body, jsonio.dumps) if isinstance(body, dict) else b"null"
+    return web.Response(body=data, status=status, headers=headers)
 
 
 envelope_response = json_response

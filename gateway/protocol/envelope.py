@@ -6,6 +6,7 @@ Errors carry protocol data (retcode, HTTP status, message) and are rendered once
 from __future__ import annotations
 
 from enum import IntEnum
+from collections.abc import Callable
 from typing import Any
 
 Envelope = dict[str, Any]
@@ -112,3 +113,16 @@ def accepted(echo: Any = None) -> Envelope:
 def from_error(error: ActionError, echo: Any = None) -> Envelope:
     """Render an ActionError as its envelope."""
     return failed(error.retcode, error.message, echo)
+
+
+def encode(answer: Envelope, dumps: Callable[[Any], bytes]) -> bytes:
+    """`answer` serialised by `dumps`; an answer whose data cannot be serialised (a backend bug:
+    input is checked at parse time) becomes a 1200 envelope saying so, echo kept if it can be."""
+    try:
+        return dumps(answer)
+    except TypeError as error:  # orjson.JSONEncodeError is a TypeError
+        message = f"the answer could not be encoded: {error}"
+        try:
+            return dumps(failed(Retcode.FAILED, message, answer.get("echo")))
+        except TypeError:
+            return dumps(failed(Retcode.FAILED, message))

@@ -1,0 +1,194 @@
+"""HTTP inputs that once answered 500 or slipped unencodable values through: each is now a clean
+4xx or an envelope, and the next call still works."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.backends.sandbox import backend as sandbox_backend
+from tests.conftest import RunningGateway, http_entry, run_gateway, sandbox_config
+
+TOKEN = "s3cret"
+
+
+@pytest.fixture
+async def gw() -> AsyncIterator[RunningGateway]:
+    document = sandbox_config(
+        httpServers=[http_entry("api", token=TOKEN, enableWebsocket=True)],
+        httpSseServers=[http_entry("sse", token=TOKEN)],
+    )
+    document["admin"] = {"host": "127.0.0.1", "port": 0, "token": TOKEN}
+    async with run_gateway(document) as running:
+        yield running
+
+
+async def raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes exactly as given; return the status code and the body of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        return int(status_line.split()[1]), await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+def port_of(gw: RunningGateway, name: str) -> int:
+    adapter: Any = gw.supervisor.adapters[name]
+    return int(adapter.port)
+
+
+async def still_answers(gw: RunningGateway) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            gw.url("api", "/get_status"), headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response,
+    ):
+        assert (await response.json())["retcode"] == 0
+
+
+@pytest.mark.parametrize("path", ["/get_status", "/_events", "/"])
+@pytest.mark.parametrize("server", ["api", "sse"])
+async def test_non_utf8_authorization_is_a_plain_403(
+    gw: RunningGateway, server: str, path: str
+) -> None:
+    head = (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+        + b"Authorization: Bearer \xff\xfe\r\n\r\n"
+    )
+    status, body = await raw_request(port_of(gw, server), head)
+    assert status == 403
+    assert json.loads(body)["retcode"] == 1403
+    await still_answers(gw)
+
+
+async def test_non_utf8_authorization_on_a_websocket_upgrade_is_403(gw: RunningGateway) -> None:
+    head = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Authorization: Bearer \xff\r\n\r\n"
+    )
+    status, body = await raw_request(port_of(gw, "api"), head)
+    assert status == 403
+    assert json.loads(body)["retcode"] == 1403
+
+
+async def test_non_utf8_authorization_on_the_admin_listener_is_403(gw: RunningGateway) -> None:
+    assert gw.supervisor.admin is not None
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: \xff\r\n\r\n"
+    status, _ = await raw_request(gw.supervisor.admin.port, head)
+    assert status == 403
+
+
+def post_head(path: str, content_type: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("application/x-www-form-urlencoded", b"%%%&&&===\xff", "not valid utf-8"),
+        ("application/x-www-form-urlencoded", b"echo=%ff%fe", "not valid utf-8"),
+        ("application/x-www-form-urlencoded; charset=bogus", b"a=1", "unknown charset"),
+    ],
+)
+async def test_bad_urlencoded_bodies_are_1400(
+    gw: RunningGateway, content_type: str, body: bytes, reason: str
+) -> None:
+    head = post_head("/get_status", content_type, body)
+    status, answer = await raw_request(port_of(gw, "api"), head, body)
+    envelope = json.loads(answer)
+    assert (status, envelope["retcode"]) == (200, 1400)
+    assert reason in envelope["message"].lower()
+    await still_answers(gw)
+
+
+async def test_options_star_answers_what_the_server_allows(gw: RunningGateway) -> None:
+    head = b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    head += f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+    status, _ = await raw_request(port_of(gw, "api"), head)
+    assert status == 204
+
+
+async def test_a_target_that_is_not_a_path_is_400(gw: RunningGateway) -> None:
+    # aiohttp's parser refuses `GET *` itself (its own plain-text 400): still a clean 4xx.
+    head = b"GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    head += f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+    status, _ = await raw_request(port_of(gw, "api"), head)
+    assert status == 400
+    await still_answers(gw)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("/get_status", b'{"echo": "\\ud800"}', ""),
+        ("/get_status", b'{"echo": "\\udc00"}', ""),
+        ("/get_status", b"{echo: 123456789012345678901234567890}", "64-bit"),
+        ("/get_status", b"{echo: NaN}", "nan"),
+        ("/get_status", b"{echo: -Infinity}", "infinity"),
+        ("/translate_en2zh", b'{"word": "\\ud800"}', ""),
+        (
+            "/send_private_msg",
+            b'{user_id: 20003, message: [{type: "face", data: {big: 1180591620717411303424}}]}',
+            "64-bit",
+        ),
+        ("/get_status", b'{"echo": "\xff\xfe"}', "utf-8"),
+    ],
+)
+async def test_input_that_cannot_be_answered_is_refused_at_parse_time(
+    gw: RunningGateway, path: str, body: bytes, reason: str
+) -> None:
+    head = post_head(path, "application/json", body)
+    status, answer = await raw_request(port_of(gw, "api"), head, body)
+    envelope = json.loads(answer)
+    assert (status, envelope["retcode"]) == (200, 1400)
+    assert reason in envelope["message"].lower()
+    await still_answers(gw)
+
+
+async def test_an_answer_that_cannot_be_encoded_is_a_1200_envelope(
+    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: a backend bug returning a lone surrogate must not become an HTTP 500.
+    async def broken(self: Any, params: Any) -> Any:
+        return {"nickname": "\ud800"}
+
+    handlers = sandbox_backend.SandboxBackend.bind
+    monkeypatch.setattr(
+        sandbox_backend.SandboxBackend,
+        "bind",
+        lambda self, action: (
+            (lambda params: broken(self, params)) if action == "get_status" else handlers(self, action)
+        ),
+    )
+    gw.supervisor.dispatcher._routes.clear()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            gw.url("api", "/get_status"),
+            json={"echo": 7},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as response,
+    ):
+        envelope = await response.json()
+    assert response.status == 200
+    assert (envelope["retcode"], envelope["echo"]) == (1200, 7)
+    assert "could not be encoded" in envelope["message"]
