@@ -5,8 +5,8 @@ Errors carry protocol data (retcode, HTTP status, message) and are rendered once
 
 from __future__ import annotations
 
-from enum import IntEnum
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
 Envelope = dict[str, Any]

@@ -171,14 +171,14 @@ async def test_an_answer_that_cannot_be_encoded_is_a_1200_envelope(
     async def broken(self: Any, params: Any) -> Any:
         return {"nickname": "\ud800"}
 
-    handlers = sandbox_backend.SandboxBackend.bind
-    monkeypatch.setattr(
-        sandbox_backend.SandboxBackend,
-        "bind",
-        lambda self, action: (
-            (lambda params: broken(self, params)) if action == "get_status" else handlers(self, action)
-        ),
-    )
+    bind = sandbox_backend.SandboxBackend.bind
+
+    def bind_broken(self: Any, action: str) -> Any:
+        return (
+            (lambda params: broken(self, params)) if action == "get_status" else bind(self, action)
+        )
+
+    monkeypatch.setattr(sandbox_backend.SandboxBackend, "bind", bind_broken)
     gw.supervisor.dispatcher._routes.clear()
     async with (
         aiohttp.ClientSession() as http,
