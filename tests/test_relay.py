@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.actions import default_catalog
+from gateway.backends.relay import UPSTREAM_NAMES, spellings
 from tests.conftest import RunningGateway, free_port, run_gateway
 from tests.nonebot_harness import nonebot_forward_ws
 
@@ -383,3 +385,132 @@ async def test_upstream_outage_fails_fast_and_recovers_without_restarting(
                 break
         assert event["raw_message"] == "after the outage"
         assert not downstream.closed
+
+
+# --- parameter names upstream -----------------------------------------------------------------
+
+NAPCAT_FIELDS: dict[str, list[str]] = json.loads(
+    (Path(__file__).parent / "data" / "napcat-request-fields.json").read_text()
+)
+"""Per NapCat action, the property names of its request schema (napcat-openapi-4.18.13.json)."""
+
+# Valid parameters of each action with an aliased field, and a valid value for that field.
+ALIASED_CALLS: dict[str, dict[str, Any]] = {
+    "get_group_msg_history": {"group_id": 1},
+    "get_friend_msg_history": {"user_id": 1},
+    "set_group_add_request": {"flag": "f1"},
+    "upload_group_file": {"group_id": 1, "file": "base64://aGk=", "name": "a.txt"},
+    "create_group_file_folder": {"group_id": 1},
+    "delete_group_folder": {"group_id": 1},
+    "get_group_files_by_folder": {"group_id": 1},
+    "set_self_longnick": {},
+    "set_group_add_option": {"group_id": 1},
+    "set_group_kick_members": {"group_id": 1},
+    "fetch_emoji_like": {"message_id": 1},
+    "click_inline_keyboard_button": {"message_id": 1},
+    "get_mini_app_ark": {},
+    "send_ark_share": {"user_id": 1},
+    "upload_image_to_qun_album": {"group_id": 1, "album_id": "a1"},
+    "do_group_album_comment": {"group_id": 1, "album_id": "a1"},
+    "set_group_album_media_like": {"group_id": 1, "album_id": "a1", "batch_id": "b1"},
+    "cancel_group_album_media_like": {"group_id": 1, "album_id": "a1", "batch_id": "b1"},
+    "del_group_album_media": {"group_id": 1, "album_id": "a1"},
+    "ocr_image": {},
+}
+ALIASED_VALUES: dict[str, tuple[Any, Any]] = {
+    # field -> two different valid values (the second for a caller that sends two spellings)
+    "reverse_order": (True, False),
+    "sub_type": ("add", "invite"),
+    "folder": ("/f1", "/f2"),
+    "folder_name": ("new", "other"),
+    "folder_id": ("/f1", "/f2"),
+    "long_nick": ("hello", "bye"),
+    "add_type": (1, 2),
+    "user_ids": ([5, 6], [7]),
+    "emojiId": ("76", "77"),
+    "emojiType": ("1", "2"),
+    "callback_data": ("cb", "other"),
+    "appId": ("1109", "2209"),
+    "phone_number": ("123", "456"),
+    "file": ("base64://aGk=", "base64://aG8="),
+    "lloc": ("L1", "L2"),
+    "content": ("nice", "great"),
+    "image": ("base64://aGk=", "base64://aG8="),
+}
+
+
+def aliased_fields() -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every (action, field, accepted spellings) of the catalog whose field has an alias, for
+    the actions a relay forwards."""
+    found = []
+    for action in default_catalog():
+        if action.name.startswith("sandbox_"):
+            continue
+        for name, field in action.params.model_fields.items():
+            accepted = spellings(name, field)
+            if len(accepted) > 1:
+                found.append((action.name, name, tuple(sorted(accepted))))
+    return found
+
+
+def napcat_name(action: str, field: str, accepted: tuple[str, ...]) -> str:
+    """The name NapCat's schema registers for a field: the one spelling it lists (the first
+    alias choice when it lists several, which NapCat reads first); NapCat lists none for
+    `set_group_add_request.sub_type`, which keeps its OneBot 11 name."""
+    listed = [s for s in accepted if s in NAPCAT_FIELDS[action]]
+    if not listed:
+        return field
+    if len(listed) == 1:
+        return listed[0]
+    entry = default_catalog().resolve(action)
+    assert entry is not None
+    alias = entry.params.model_fields[field].validation_alias
+    choices = getattr(alias, "choices", [])
+    return str(next(c for c in choices if c in listed))
+
+
+ALIASED = aliased_fields()
+
+
+def test_every_aliased_field_has_a_tested_upstream_name() -> None:
+    assert ALIASED, "the catalog has aliased fields; none found"
+    assert {(action, field) for action, field, _ in ALIASED} == set(UPSTREAM_NAMES)
+    for action, field, accepted in ALIASED:
+        assert UPSTREAM_NAMES[action, field] == napcat_name(action, field, accepted)
+        assert action in NAPCAT_FIELDS, f"{action} is not one of NapCat's actions"
+        assert action in ALIASED_CALLS and field in ALIASED_VALUES
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "spelling"),
+    [(a, f, s) for a, f, accepted in ALIASED for s in (*accepted, "(both)")],
+)
+async def test_aliased_fields_go_upstream_under_napcats_name_only(
+    action: str, field: str, spelling: str
+) -> None:
+    accepted = next(s for a, f, s in ALIASED if (a, f) == (action, field))
+    first, second = ALIASED_VALUES[field]
+    if spelling == "(both)":
+        # A caller that sends two spellings: one value goes up, the one the catalog validated.
+        given = {s: v for s, v in zip(accepted, (first, second), strict=False)}
+    else:
+        given = {spelling: first}
+    others = {f: ALIASED_VALUES[f][0] for a, f, _ in ALIASED if a == action and f != field}
+    params = {**ALIASED_CALLS[action], **others, **given}
+    entry = default_catalog().resolve(action)
+    assert entry is not None
+    expected = getattr(entry.validate(params), field)
+    upstream = FakeUpstream(login_or(lambda f: {"status": "ok", "retcode": 0, "data": None}))
+    async with relay_to(upstream) as gw:
+        body = await post(gw, action, params)
+    assert body["retcode"] == 0, body
+    (sent,) = [f["params"] for f in upstream.frames if f["action"] == action]
+    name = napcat_name(action, field, accepted)
+    assert sent[name] == expected
+    assert not set(accepted) - {name} & set(sent), sent
+    # Everything else goes up as the caller sent it (other aliased fields under their names).
+    others_up = {UPSTREAM_NAMES[action, f]: v for f, v in others.items()}
+    assert {k: v for k, v in sent.items() if k not in accepted} == {
+        **ALIASED_CALLS[action],
+        **others_up,
+    }

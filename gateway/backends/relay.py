@@ -5,6 +5,11 @@ gateway), many in flight at once, each bounded by `callTimeout`. While upstream 
 fail at once with 1200 "upstream unavailable" and downstream connections stay open. Upstream
 events are normalised to the array message form and published on the bus, so every downstream
 subscriber gets its own format, filter and self-message choice.
+
+No single upstream frame can stop the relay: a frame that is not JSON, not an object, an answer
+nobody waits for, or an event that cannot be published is dropped, counted on the bus
+(`onebot_events_rejected_total{reason}`) and logged, and the connection goes on. A frame over
+the size limit or a protocol error closes the connection, which is dialled again.
 """
 
 from __future__ import annotations
@@ -13,14 +18,19 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import aiohttp
 import structlog
 from aiohttp import web
+from pydantic import AliasChoices, AliasPath
+from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 
 from gateway.actions.catalog import Params
 from gateway.bus import EventBus
@@ -28,13 +38,46 @@ from gateway.config import RelayBackendConfig
 from gateway.network.auth import request_token, token_matches
 from gateway.network.backoff import Backoff
 from gateway.protocol import jsonio
-from gateway.protocol.envelope import ActionError, ActionFailed, ActionNotFound
+from gateway.protocol.envelope import ActionError, ActionFailed, ActionNotFound, BadRequest
 from gateway.protocol.message import parse_cq, raw_message
 
 log = structlog.get_logger("gateway.relay")
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 MAX_FRAME = 64 * 1024 * 1024
+MAX_SELF_ID = 2**63 - 1
+_ECHO_IN_TEXT: Final = re.compile(r'"echo"\s*:\s*"(gw-[0-9]{1,20})"')
+"""Finds the gateway's echo in an answer frame that does not parse, so its call fails at once."""
+
+UPSTREAM_NAMES: Final[Mapping[tuple[str, str], str]] = {
+    # (action, catalog field) -> the name NapCat registers for it: the property name of the
+    # action's request schema in napcat-openapi-4.18.13.json. Every catalog field that has an
+    # alias is listed (tests/test_relay.py checks both, against a copy of the schema's names);
+    # the field goes upstream under this name only, its other spellings never leave the gateway.
+    ("get_group_msg_history", "reverse_order"): "reverse_order",
+    ("get_friend_msg_history", "reverse_order"): "reverse_order",
+    # NapCat's schema has neither `sub_type` nor `type`: the OneBot 11 name, for other upstreams.
+    ("set_group_add_request", "sub_type"): "sub_type",
+    ("upload_group_file", "folder"): "folder",
+    ("create_group_file_folder", "folder_name"): "folder_name",
+    ("delete_group_folder", "folder_id"): "folder_id",
+    ("get_group_files_by_folder", "folder_id"): "folder_id",
+    ("set_self_longnick", "long_nick"): "longNick",
+    ("set_group_add_option", "add_type"): "add_type",
+    ("set_group_kick_members", "user_ids"): "user_id",
+    ("fetch_emoji_like", "emojiId"): "emojiId",
+    ("fetch_emoji_like", "emojiType"): "emojiType",
+    ("click_inline_keyboard_button", "callback_data"): "callback_data",
+    ("get_mini_app_ark", "appId"): "appId",
+    ("send_ark_share", "phone_number"): "phone_number",
+    ("upload_image_to_qun_album", "file"): "file",
+    ("do_group_album_comment", "lloc"): "lloc",
+    ("do_group_album_comment", "content"): "content",
+    ("set_group_album_media_like", "lloc"): "lloc",
+    ("cancel_group_album_media_like", "lloc"): "lloc",
+    ("del_group_album_media", "lloc"): "lloc",
+    ("ocr_image", "image"): "image",
+}
 
 
 class UpstreamError(ActionError):
@@ -45,20 +88,78 @@ class UpstreamError(ActionError):
         self.retcode = retcode
 
 
+def spellings(name: str, field: FieldInfo) -> frozenset[str]:
+    """Every top-level key a parameter model accepts for one field: its name and its aliases."""
+    names = {name}
+    if field.alias:
+        names.add(field.alias)
+    alias = field.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    for choice in choices:
+        if isinstance(choice, str):
+            names.add(choice)
+        elif isinstance(choice, AliasPath) and isinstance(choice.path[0], str):
+            names.add(choice.path[0])
+    return frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamForm:
+    """How one action's parameters are renamed for upstream."""
+
+    names: Mapping[str, str]
+    """Aliased field -> the name it goes upstream under."""
+    spellings: frozenset[str]
+    """Every spelling of the aliased fields: none of them goes upstream except `names`' values."""
+
+
+@functools.cache
+def upstream_form(action: str, model: type[Params]) -> UpstreamForm:
+    """The renames of `action`'s aliased fields, from UPSTREAM_NAMES (the field's own name for
+    one the table does not list)."""
+    names: dict[str, str] = {}
+    every: set[str] = set()
+    for name, field in model.model_fields.items():
+        accepted = spellings(name, field)
+        if len(accepted) > 1:
+            names[name] = UPSTREAM_NAMES.get((action, name), name)
+            every |= accepted
+    # An alias that is also another field's name belongs to that field, not to these.
+    every -= model.model_fields.keys() - names.keys()
+    return UpstreamForm(names, frozenset(every))
+
+
+def upstream_params(action: str, params: Params) -> dict[str, Any]:
+    """The parameters as upstream registers them: the fields the caller set, each aliased one
+    under its UPSTREAM_NAMES name only, and unknown parameters unchanged (except other spellings
+    of an aliased field, which the validated field replaces)."""
+    dumped = params.model_dump(exclude_unset=True)
+    form = upstream_form(action, type(params))
+    if not form.names:
+        return dumped
+    for key in form.spellings.intersection(dumped):
+        # model_dump lets an unknown key shadow a field of the same name (a caller that sent
+        # both spellings), so every spelling goes and the validated values come back below.
+        del dumped[key]
+    given = params.model_fields_set
+    for name, upstream in form.names.items():
+        if name in given:
+            dumped[upstream] = to_jsonable_python(getattr(params, name))
+    return dumped
+
+
 def outgoing(action: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Translate a call to NapCat's registered form (the catalog already maps names to NapCat's
-    registered ones; parameters that differ are converted here)."""
+    """Convert values upstream expects in another shape. `params` is already in upstream's
+    names (`upstream_params`); the catalog already maps action names to NapCat's registered
+    ones."""
     if action == "translate_en2zh" and "words" not in params and "word" in params:
         params = {**{k: v for k, v in params.items() if k != "word"}, "words": [params["word"]]}
-    if action == "set_self_longnick" and "longNick" not in params:
-        for spelling in ("long_nick", "longnick"):
-            if spelling in params:
-                params = {**params, "longNick": params.pop(spelling)}
     return action, params
 
 
 def incoming(action: str, sent: dict[str, Any], data: Any) -> Any:
-    """Translate a result back to the shape the caller's parameter form expects."""
+    """Translate a result back to the shape the caller's parameters (`sent`, before `outgoing`)
+    ask for."""
     if action == "translate_en2zh" and "word" in sent and isinstance(data, dict):
         words = data.get("words") or []
         return {**data, "word": sent["word"], "translation": words[0] if words else ""}
@@ -70,13 +171,31 @@ def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
     message = event.get("message")
     if isinstance(message, str):
         segments = parse_cq(message)
+        raw = event.get("raw_message")
         return {
             **event,
             "message": segments,
             "message_format": "array",
-            "raw_message": event.get("raw_message", raw_message(segments)),
+            "raw_message": raw if isinstance(raw, str) else raw_message(segments),
         }
     return event
+
+
+def valid_self_id(value: Any) -> int | None:
+    """An account number from upstream (a positive int64, or its decimal digits), else None."""
+    if type(value) is str and 0 < len(value) <= 19 and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is int and 0 < value <= MAX_SELF_ID:
+        return value
+    return None
+
+
+def retcode_of(envelope: Mapping[str, Any]) -> int:
+    """A failed envelope's retcode; 1200 when upstream gave none that makes sense."""
+    retcode = envelope.get("retcode")
+    if type(retcode) is int and retcode not in (0, 1) and -(2**31) <= retcode < 2**31:
+        return retcode
+    return ActionFailed.retcode
 
 
 class Deduper:
@@ -87,13 +206,17 @@ class Deduper:
         self._seen: OrderedDict[tuple[Any, ...], float] = OrderedDict()
 
     def is_duplicate(self, event: dict[str, Any]) -> bool:
+        """True when an identical key was seen within the window. An event without a usable
+        key (no id, or parts that are not scalars) is never a duplicate."""
         ident = event.get("message_id", event.get("flag"))
         if self.window <= 0 or ident is None:
+            return False
+        key = (event.get("post_type"), event.get("notice_type"), ident, event.get("time"))
+        if not all(part is None or isinstance(part, str | int | float) for part in key):
             return False
         now = time.monotonic()
         while self._seen and next(iter(self._seen.values())) < now - self.window:
             self._seen.popitem(last=False)
-        key = (event.get("post_type"), event.get("notice_type"), ident, event.get("time"))
         if key in self._seen:
             return True
         self._seen[key] = now
@@ -112,7 +235,8 @@ class RelayBackend:
         self.bus = bus
         self._self_id = config.self_id
         self._socket: Socket | None = None
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str, tuple[Socket, asyncio.Future[dict[str, Any]]]] = {}
+        """Calls waiting for an answer, by echo, with the connection they were sent on."""
         self._echo = itertools.count(1)
         self._upstream_online = True
         self._connected = asyncio.Event()
@@ -142,14 +266,19 @@ class RelayBackend:
             log.warning("upstream_not_connected", reason=self.down_reason)
 
     async def stop(self) -> None:
-        # Stop dialling, close the upstream socket, then the listener or the client session.
+        """Stop dialling, close the upstream socket, then the listener or the client session.
+        Never raises: a task that failed is logged, and the rest is still closed."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._socket is not None:
-            await self._socket.close()
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.error("relay_task_failed", exc_info=outcome)
+        socket = self._socket
+        if socket is not None:
+            with contextlib.suppress(Exception):
+                await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -168,29 +297,33 @@ class RelayBackend:
         return functools.partial(self.call, action)
 
     async def call(self, action: str, params: Params) -> Any:
-        sent = params.model_dump(exclude_unset=True)
-        name, upstream_params = outgoing(action, sent)
-        envelope = await self.request(name, upstream_params)
+        sent = upstream_params(action, params)
+        name, upstream = outgoing(action, sent)
+        envelope = await self.request(name, upstream)
         if envelope.get("status") in ("ok", "async"):
             return incoming(name, sent, envelope.get("data"))
         if envelope.get("retcode") == 1404:
             raise ActionNotFound(str(envelope.get("message") or f"upstream does not know {name}"))
         raise UpstreamError(
-            int(envelope.get("retcode", 1200)),
+            retcode_of(envelope),
             str(envelope.get("message") or envelope.get("wording") or "failed"),
         )
 
     async def request(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One upstream call with a gateway-owned echo; 1200 when down or too slow."""
+        """One upstream call with a gateway-owned echo; 1200 when down, too slow, or when the
+        connection closes before the answer (at once, not after `callTimeout`)."""
         socket = self._socket
         if socket is None or socket.closed:
             raise ActionFailed(f"upstream unavailable: {self.down_reason}")
         echo = f"gw-{next(self._echo)}"
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[echo] = future
         try:
-            frame = {"action": action, "params": params, "echo": echo}
-            await socket.send_frame(jsonio.dumps(frame), aiohttp.WSMsgType.TEXT)
+            frame = jsonio.dumps({"action": action, "params": params, "echo": echo})
+        except TypeError as error:  # orjson.JSONEncodeError: a value JSON cannot carry
+            raise BadRequest(f"{action}: parameters cannot be encoded as JSON: {error}") from None
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[echo] = (socket, future)
+        try:
+            await socket.send_frame(frame, aiohttp.WSMsgType.TEXT)
             return await asyncio.wait_for(future, self.config.call_timeout / 1000)
         except TimeoutError:
             raise ActionFailed(
@@ -215,11 +348,20 @@ class RelayBackend:
                 socket = await self._session.ws_connect(
                     self.config.url, headers=headers, heartbeat=ping, max_msg_size=MAX_FRAME
                 )
-            except (aiohttp.ClientError, OSError) as error:
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 self.down_reason = f"cannot connect to {self.config.url}: {error}"
+            except Exception as error:
+                # Not a network failure (a bug, or a URL aiohttp cannot use): still retried, as
+                # the loop must outlive any one attempt, but logged with its traceback.
+                self.down_reason = f"cannot connect to {self.config.url}: {error!r}"
+                log.error("upstream_dial_failed", exc_info=error)
             else:
                 backoff.reset()
-                await self._serve(socket)
+                try:
+                    await self._serve(socket)
+                except Exception as error:
+                    self.down_reason = f"the upstream connection failed: {error!r}"
+                    log.error("upstream_connection_failed", exc_info=error)
             self.reconnects += 1
             await asyncio.sleep(backoff.next_delay())
 
@@ -241,10 +383,12 @@ class RelayBackend:
         if not token_matches(self.config.token, request_token(request)):
             log.warning("upstream_auth_failed", peer=request.remote)
             return web.json_response({"message": "access token is missing or wrong"}, status=403)
-        self_id = request.headers.get("X-Self-ID", "")
-        if not self_id.isdigit():
-            return web.json_response({"message": "X-Self-ID header is required"}, status=400)
-        self._self_id = int(self_id)
+        self_id = valid_self_id(request.headers.get("X-Self-ID", ""))
+        if self_id is None:
+            return web.json_response(
+                {"message": "X-Self-ID header is required (the account's QQ number)"}, status=400
+            )
+        self._self_id = self_id
         if self._socket is not None and not self._socket.closed:
             await self._socket.close(
                 code=aiohttp.WSCloseCode.GOING_AWAY,
@@ -265,47 +409,90 @@ class RelayBackend:
         try:
             async for message in socket:
                 if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    self._on_frame(message.data)
+                    try:
+                        self._on_frame(message.data)
+                    except Exception as error:
+                        # A bug, not bad input (that is rejected where it is found): the frame
+                        # is lost, the connection is not.
+                        self.bus.reject("upstream_frame_failed", error=repr(error))
+                        log.error("upstream_frame_failed", exc_info=error)
+                elif message.type == aiohttp.WSMsgType.ERROR:
+                    # aiohttp closes the connection after this; the loop then ends and we redial.
+                    code = getattr(message.data, "code", None)
+                    too_large = code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+                    reason = "upstream_frame_too_large" if too_large else "upstream_protocol_error"
+                    self.bus.reject(reason, error=str(message.data), limit=MAX_FRAME)
         finally:
-            learn.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ActionError):
-                await learn
-            with contextlib.suppress(Exception):
-                await socket.close()
             if self._socket is socket:
                 self._socket = None
                 self._connected.clear()
             self.down_reason = f"the upstream connection closed (code {socket.close_code})"
             log.warning("upstream_disconnected", close_code=socket.close_code)
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("upstream connection lost"))
+            # Calls sent on this connection fail now, not after callTimeout; calls already sent
+            # on a newer connection (a reverse upstream that replaced this one) keep waiting.
+            lost = ConnectionError("upstream connection lost")
+            for sent_on, future in self._pending.values():
+                if sent_on is socket and not future.done():
+                    future.set_exception(lost)
+            learn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await learn
+            with contextlib.suppress(Exception):
+                await socket.close()
 
     async def _learn_self_id(self) -> None:
-        info = await self.request("get_login_info", {})
-        user_id = (info.get("data") or {}).get("user_id")
-        if isinstance(user_id, int | str) and str(user_id).isdigit():
-            self._self_id = int(user_id)
+        """Ask upstream who it is; whatever it answers, the connection counts as established."""
+        try:
+            info = await self.request("get_login_info", {})
+        except ActionError as error:
+            log.warning("upstream_login_info_failed", error=error.message)
+        else:
+            data = info.get("data")
+            user_id = valid_self_id(data.get("user_id")) if isinstance(data, dict) else None
+            if user_id is not None:
+                self._self_id = user_id
+            else:
+                log.warning("upstream_login_info_unusable", retcode=info.get("retcode"))
         self._connected.set()
 
     def _on_frame(self, data: str | bytes) -> None:
         try:
             frame = jsonio.loads(data)
-        except jsonio.JsonError:
-            log.warning("upstream_bad_frame")
+        except jsonio.JsonError as error:
+            self.bus.reject("upstream_undecodable", error=str(error), size=len(data))
+            self._fail_undecodable_answer(data, error)
             return
         if not isinstance(frame, dict):
+            self.bus.reject("upstream_not_object", got=jsonio.type_name(frame))
             return
         if "post_type" in frame:
             self._on_event(frame)
             return
-        future = self._pending.get(str(frame.get("echo")))
-        if future is not None and not future.done():
+        echo = frame.get("echo")
+        waiting = self._pending.get(echo) if isinstance(echo, str) else None
+        if waiting is None:
+            # No call waits for it: never sent, or already timed out.
+            self.bus.reject("upstream_unknown_echo", echo=echo)
+            return
+        future = waiting[1]
+        if not future.done():
             future.set_result(frame)
 
+    def _fail_undecodable_answer(self, data: str | bytes, error: jsonio.JsonError) -> None:
+        # An answer that does not parse still names its call: fail that call now with the
+        # reason, instead of letting it wait out callTimeout.
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        found = _ECHO_IN_TEXT.search(text)
+        waiting = self._pending.get(found.group(1)) if found else None
+        if waiting is not None and not waiting[1].done():
+            waiting[1].set_exception(
+                ActionFailed(f"upstream answered with a frame that is not valid JSON: {error}")
+            )
+
     def _on_event(self, event: dict[str, Any]) -> None:
-        if isinstance(event.get("self_id"), int) and event["self_id"]:
-            self._self_id = event["self_id"]
+        self_id = valid_self_id(event.get("self_id"))
+        if self_id is not None:
+            self._self_id = self_id
         if event.get("post_type") == "meta_event":
             # The gateway sends its own lifecycle and heartbeats; upstream's feed liveness.
             status = event.get("status")
