@@ -29,6 +29,7 @@ from gateway.actions.extended_message import (
 from gateway.backends.sandbox.membership import find_member, load_group
 from gateway.backends.sandbox.messages import load_message, send_to_friend, send_to_group
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message
 
@@ -47,7 +48,7 @@ def _keyboard(segments: Message) -> dict[str, Any] | None:
             content = segment["data"].get("content", segment["data"])
             if isinstance(content, str):
                 try:
-                    content = json.loads(content)
+                    content = decode_json(content)  # always encodable in an answer
                 except ValueError:
                     return None
             return content if isinstance(content, dict) else None

@@ -8,14 +8,13 @@ message id and `msg_random` a number derived from it, stable across restarts.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
 from gateway.actions.essence import DeleteEssenceMsg, GetEssenceMsgList, SetEssenceMsg
-from gateway.backends.sandbox.messages import load_message, require_group
+from gateway.backends.sandbox.messages import load_message, require_group, row_dict
 from gateway.backends.sandbox.notices import require_manager
 from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed
@@ -110,7 +109,7 @@ async def get_essence_msg_list(
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
         require_group(db, p.group_id, sandbox.self_id)
         rows = db.execute(
-            "SELECT e.*, m.sender_id, m.sender, m.segments, "
+            "SELECT e.*, m.sender_id, m.sender, m.segments, m.raw_message, "
             "COALESCE(u.nickname, '') AS operator_nick FROM essence e "
             "JOIN messages m USING (message_id) LEFT JOIN users u ON u.user_id = e.operator_id "
             "WHERE e.group_id = ? ORDER BY e.operator_time DESC, e.message_id DESC",
@@ -122,14 +121,15 @@ async def get_essence_msg_list(
 
 
 def _entry(row: sqlite3.Row) -> dict[str, Any]:
+    message = row_dict(row)
     return {
         "msg_seq": row["message_id"],
         "msg_random": msg_random(row["group_id"], row["message_id"]),
         "sender_id": row["sender_id"],
-        "sender_nick": json.loads(row["sender"]).get("nickname", ""),
+        "sender_nick": message["sender"].get("nickname", ""),
         "operator_id": row["operator_id"],
         "operator_nick": row["operator_nick"],
         "message_id": row["message_id"],
         "operator_time": row["operator_time"],
-        "content": json.loads(row["segments"]),
+        "content": message["segments"],
     }

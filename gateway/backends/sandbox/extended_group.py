@@ -11,7 +11,6 @@ sandbox flags a request as doubtful, so it stays empty unless a database is seed
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from gateway.backends.sandbox.membership import (
 from gateway.backends.sandbox.messages import ensure_user
 from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.requests import _notify
+from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ DOUBT_KEY = "friend:doubt_requests"
 
 def group_settings(group: sqlite3.Row) -> dict[str, Any]:
     """The group's options: DEFAULT_SETTINGS overlaid with what was stored."""
-    stored = json.loads(group["settings"])
+    stored = decode_json(group["settings"])
     return {
         key: default | stored.get(key, {})
         if isinstance(default, dict)
@@ -94,7 +94,7 @@ async def _store_option(
     def write(db: sqlite3.Connection) -> None:
         group, me = bot_in_group(db, group_id, sandbox.self_id)
         require_role(me, "admin", doing)
-        settings = json.loads(group["settings"])
+        settings = decode_json(group["settings"])
         if isinstance(value, dict):
             given = {name: v for name, v in value.items() if v is not None}
             settings[key] = settings.get(key, {}) | given
@@ -102,7 +102,7 @@ async def _store_option(
             settings[key] = value
         db.execute(
             "UPDATE groups SET settings = ? WHERE group_id = ?",
-            (json.dumps(settings, ensure_ascii=False), group_id),
+            (encode_json(settings, key), group_id),
         )
 
     await sandbox.store.run(write)

@@ -12,7 +12,6 @@ Custom faces, inline keyboards and ark cards, albums and the system actions are 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from gateway.backends.sandbox import albums, cards, extended_system, faces
 from gateway.backends.sandbox.membership import find_member
 from gateway.backends.sandbox.messages import load_message, send_to_friend, send_to_group
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message
 
@@ -232,7 +232,7 @@ async def create_collection(sandbox: SandboxBackend, p: CreateCollection) -> dic
             row = (
                 _category(segments),
                 p.brief if p.brief is not None else _brief(segments),
-                p.rawData if p.rawData is not None else json.dumps(segments, ensure_ascii=False),
+                p.rawData if p.rawData is not None else encode_json(segments, "message"),
                 p.message_id,
                 message["sender_id"],
                 message["peer_id"] if message["message_type"] == "group" else 0,

@@ -8,7 +8,6 @@ Likes are counted per day in `kv`: `send_like:<user_id>` for the bot liking a us
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from gateway.actions.friend import (
 from gateway.backends.sandbox.membership import bot_in_group, member
 from gateway.backends.sandbox.messages import ensure_user
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ async def set_friend_remark(sandbox: SandboxBackend, p: SetFriendRemark) -> None
 def count_likes(db: sqlite3.Connection, key: str, user: sqlite3.Row, times: int) -> None:
     """Add `times` to today's likes under `key`; 1200 past LIKES_PER_DAY."""
     row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-    state = json.loads(row["value"]) if row else {"total": 0}
+    state = decode_json(row["value"]) if row else {"total": 0}
     date = time.strftime("%Y-%m-%d")
     today = state["today"] if state.get("date") == date else 0
     if today + times > LIKES_PER_DAY:
@@ -218,7 +218,9 @@ def count_likes(db: sqlite3.Connection, key: str, user: sqlite3.Row, times: int)
         "total": state["total"] + times,
         "last_time": int(time.time()),
     }
-    db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(state)))
+    db.execute(
+        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, encode_json(state, key))
+    )
 
 
 @handler("send_like")

@@ -6,7 +6,6 @@ this module imports that one, so its handlers register with the rest.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from gateway.backends.sandbox.membership import (
 )
 from gateway.backends.sandbox.messages import ensure_user
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
@@ -204,9 +204,15 @@ async def get_group_at_all_remain(sandbox: SandboxBackend, p: GroupId) -> dict[s
 
 
 def _mentions_all(segments: str) -> bool:
-    return any(
-        s.get("type") == "at" and str(s.get("data", {}).get("qq")) == "all"
-        for s in json.loads(segments)
+    try:
+        decoded = decode_json(segments)
+    except ValueError:
+        return False  # an unreadable row (see messages.row_dict) counts as no @all
+    return isinstance(decoded, list) and any(
+        isinstance(s, dict)
+        and s.get("type") == "at"
+        and str((s.get("data") or {}).get("qq")) == "all"
+        for s in decoded
     )
 
 

@@ -1,16 +1,28 @@
 """SQLite storage for the sandbox, kept off the event loop.
 
 All access goes through one worker thread, so statements never run concurrently and the event loop
-never blocks on disk. Each `run()` is one short transaction.
+never blocks on disk. Each `run()` is one call: all of its writes or none (see `Store.run`).
+
+Nothing goes into the database that cannot be read back and sent: JSON columns are written with
+`encode_json` (the wire's own encoder, strict) and read with `decode_json`, and a call that raises
+is rolled back, so a failed action leaves no row, no event and no visibly consumed id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
+import math
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import orjson
+
+from gateway.protocol import jsonio
+from gateway.protocol.envelope import BadRequest
 
 T = TypeVar("T")
 
@@ -229,25 +241,59 @@ class Store:
         self._executor.shutdown(wait=True)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` in one transaction on the worker thread."""
+        """Run `fn(connection)` on the worker thread as one call, and return what it returns.
 
-        def transaction() -> T:
-            assert self._db is not None, "store is not open"
-            with self._db:
-                return fn(self._db)
+        The contract, which stays when several calls come to share one transaction (group
+        commit): a call's writes are applied all or none, and independently of other calls.
+        `fn` runs inside a savepoint of its own. If it raises, the database goes back to that
+        savepoint (rows, AUTOINCREMENT counters, everything) and the exception propagates; no
+        other call's writes are undone. If it returns, its writes are committed before `run`
+        returns (today each call is its own transaction).
 
-        return await self._submit(transaction)
+        A value SQLite cannot bind (an integer beyond 64 bits, text with a lone surrogate)
+        becomes BadRequest (1400): such values come from a caller's parameters.
+        """
+        return await self._submit(functools.partial(self._transaction, fn))
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        assert db is not None, "store is not open"
+        # Outside a transaction, SAVEPOINT begins one and RELEASE commits it. Group commit will
+        # put a BEGIN before a batch of `_call`s and one COMMIT after them.
+        return self._call(db, fn)
+
+    @staticmethod
+    def _call(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(db)` inside the savepoint `call`: released when it returns, rolled back when it
+        raises."""
+        db.execute("SAVEPOINT call")
+        try:
+            result = fn(db)
+        except BaseException as error:
+            db.execute("ROLLBACK TO call")
+            db.execute("RELEASE call")
+            if isinstance(error, OverflowError | UnicodeEncodeError):
+                raise BadRequest(f"a value cannot be stored: {error}") from None
+            raise
+        try:
+            db.execute("RELEASE call")
+        except sqlite3.Error:
+            # The commit itself failed (disk full, I/O error): nothing of this call may remain.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return result
 
     async def _submit(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     def _open(self) -> None:
+        # Autocommit mode: transactions are only the ones `_call` opens, never implicit ones.
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
             db.execute("PRAGMA journal_mode = WAL")
-        db.isolation_level = "DEFERRED"  # implicit transactions again, committed by `with db`
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             db.close()
@@ -256,7 +302,55 @@ class Store:
                 f"({SCHEMA_VERSION})"
             )
         # Every statement is idempotent, so tables added since the file was created appear.
-        with db:
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         self._db = db
+
+
+# --- JSON columns -------------------------------------------------------------------------------
+
+
+def encode_json(value: Any, field: str) -> str:
+    """`value` as the text of a JSON column, encoded as answers and events are (jsonio.dumps).
+
+    BadRequest (1400) naming `field` when the value could not be sent back: an integer beyond
+    64 bits, a lone surrogate, NaN or Infinity (which would come back as null), a type JSON does
+    not have. Call it before the row is written, inside the call's transaction.
+    """
+    try:
+        data = jsonio.dumps(value)
+    except TypeError as error:  # orjson.JSONEncodeError is a TypeError
+        raise BadRequest(f"{field}: cannot be stored: {error}") from None
+    if b"null" in data and _has_non_finite(value):
+        raise BadRequest(f"{field}: cannot be stored: NaN and Infinity are not JSON")
+    return data.decode("utf-8")
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The value of a JSON column, always one `jsonio.dumps` can encode.
+
+    Rows written by older builds (Python's json module) may hold integers beyond 64 bits (they
+    come back as floats, as the wire parser reads them) or NaN and Infinity (null). ValueError
+    when the text is not JSON or holds what cannot be encoded even so (a lone surrogate).
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return orjson.loads(orjson.dumps(json.loads(text)))
+    except (ValueError, TypeError) as error:  # json.JSONDecodeError, orjson.JSONEncodeError
+        raise ValueError(f"a stored JSON value is unreadable: {error}") from None
+
+
+def _has_non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
