@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/config/onebot11.json5
 
-.PHONY: run test lint bench clean browser
+.PHONY: run test fuzz lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The robustness suite with many more generated inputs and larger bursts than `make test` runs
+# (tests/robustness/conftest.py: the `fuzz` hypothesis profile).
+fuzz: $(STAMP)
+	ROBUSTNESS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/robustness
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests
