@@ -32,7 +32,12 @@ if PROFILE not in ("ci", "fuzz"):
 
 _COMMON: dict[str, Any] = {
     "deadline": None,  # real sockets: time per example is not the property under test
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    # function_scoped_fixture: the WebSocket bystander deliberately spans all examples of a test.
+    "suppress_health_check": [
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
     "print_blob": True,
 }
 settings.register_profile(
@@ -83,6 +88,9 @@ class Figures:
     problems: list[str] = field(default_factory=list)
     """Contract breaches, with the input that caused them (one per label and kind of answer:
     hypothesis's shrinking repeats a breach with many inputs)."""
+    bystander_calls: int = 0
+    bystander_answered: int = 0
+    """Calls of the well-behaved connection that runs beside the WebSocket fuzz."""
     _seen: set[str] = field(default_factory=set)
 
     def breach(self, label: str, what: str) -> None:
@@ -92,13 +100,18 @@ class Figures:
             self.problems.append(f"{label} {what}")
 
     def line(self) -> str:
-        return (
+        line = (
             f"calls {self.calls}, 5xx {self.server_errors}, unanswered {self.unanswered}, "
             f"distinct contract breaches {len(self.problems)}"
         )
+        if self.bystander_calls:
+            line += f"; bystander calls {self.bystander_calls}, answered {self.bystander_answered}"
+        return line
 
 
 FIGURES = {"http": Figures(), "ws": Figures()}
+RUNNING: list[FuzzedGateway] = []
+"""The fuzzed gateway of this session, once started (for the summary)."""
 
 
 @dataclass
@@ -106,6 +119,9 @@ class FuzzedGateway:
     process: GatewayProcess
     http_port: int
     ws_port: int
+    alive_at_end: bool | None = None
+    errors_at_end: int | None = None
+    """Error-level log lines the gateway wrote during the whole run."""
 
     @property
     def alive(self) -> bool:
@@ -148,7 +164,11 @@ def fuzzed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedG
     process = GatewayProcess(config, directory)
     try:
         process.wait_for("gateway_ready")
-        yield FuzzedGateway(process, process.port_of("http"), process.port_of("ws"))
+        gateway = FuzzedGateway(process, process.port_of("http"), process.port_of("ws"))
+        RUNNING.append(gateway)
+        yield gateway
+        gateway.alive_at_end = gateway.alive
+        gateway.errors_at_end = len(gateway.errors_logged())
     finally:
         process.kill()
 
@@ -157,6 +177,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not any(figures.calls for figures in FIGURES.values()):
         return
     terminalreporter.section(f"robustness figures (profile {PROFILE})")
+    for gateway in RUNNING:
+        terminalreporter.write_line(
+            f"gateway process alive at the end: {gateway.alive_at_end}; "
+            f"error-level log lines: {gateway.errors_at_end}"
+        )
     for transport, figures in FIGURES.items():
         if figures.calls:
             terminalreporter.write_line(f"{transport}: {figures.line()}")

@@ -96,6 +96,8 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer | None:
             status = int(head.split(b" ", 2)[1])
         except (IndexError, ValueError):
             return Answer(-1, head, b"", interim)  # not HTTP at all: judged as a problem
+        if status == 101:
+            return Answer(status, head, b"", interim)  # switched protocols: no body follows
         if 100 <= status < 200:
             interim.append(status)
             continue

@@ -57,6 +57,30 @@ def masked(payload: bytes, key: bytes) -> bytes:
     )
 
 
+def describe(data: bytes, limit: int = 60) -> str:
+    """Client frames (as `frame` builds them) in readable form: `TEXT+fin b'...'`, one each."""
+    names = {CONTINUATION: "CONT", TEXT: "TEXT", BINARY: "BINARY", CLOSE: "CLOSE", PING: "PING"}
+    names[PONG] = "PONG"
+    out, at = [], 0
+    while at + 2 <= len(data):
+        first, second = data[at], data[at + 1]
+        length, at = second & 0x7F, at + 2
+        if length == 126:
+            (length,), at = struct.unpack("!H", data[at : at + 2]), at + 2
+        elif length == 127:
+            (length,), at = struct.unpack("!Q", data[at : at + 8]), at + 8
+        key = data[at : at + 4] if second & 0x80 else b""
+        at += len(key)
+        payload = data[at : at + length]
+        at += length
+        shown = masked(payload, key) if key else payload
+        flags = ("+fin" if first & 0x80 else "") + (f"+rsv{first >> 4 & 7}" if first & 0x70 else "")
+        flags += "" if key else "+unmasked"
+        more = f"…({length} bytes)" if length > limit else ""
+        out.append(f"{names.get(first & 0xF, hex(first & 0xF))}{flags} {shown[:limit]!r}{more}")
+    return " | ".join(out)
+
+
 def close_payload(code: int, reason: bytes = b"") -> bytes:
     return struct.pack("!H", code) + reason
 
