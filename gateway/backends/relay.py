@@ -246,6 +246,7 @@ class RelayBackend:
         self._deduper = Deduper(config.dedupe_window_ms / 1000)
         self.reconnects = 0
         self.down_reason = "upstream has not connected yet"
+        self._stopping = False
 
     @property
     def self_id(self) -> int:
@@ -266,8 +267,9 @@ class RelayBackend:
             log.warning("upstream_not_connected", reason=self.down_reason)
 
     async def stop(self) -> None:
-        """Stop dialling, close the upstream socket, then the listener or the client session.
-        Never raises: a task that failed is logged, and the rest is still closed."""
+        """Stop dialling or listening, close the upstream socket and the client session. Never
+        raises: a task that failed is logged, and the rest is still closed."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -275,14 +277,19 @@ class RelayBackend:
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 log.error("relay_task_failed", exc_info=outcome)
+        if self._runner is not None:
+            # Closes the listener first, so a reverse upstream that redials at once finds no
+            # port, then closes the connected one (on_shutdown), then waits for its handler.
+            await self._runner.cleanup()
+        await self._close_upstream()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _close_upstream(self, _app: web.Application | None = None) -> None:
         socket = self._socket
         if socket is not None:
             with contextlib.suppress(Exception):
-                await socket.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
+                await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutting down")
 
     def status(self) -> dict[str, Any]:
         connected = self._socket is not None and not self._socket.closed
@@ -368,6 +375,7 @@ class RelayBackend:
     async def _listen(self) -> None:
         app = web.Application()
         app.router.add_get(self.config.path, self._accept)
+        app.on_shutdown.append(self._close_upstream)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -379,6 +387,8 @@ class RelayBackend:
         )
 
     async def _accept(self, request: web.Request) -> web.StreamResponse:
+        if self._stopping:
+            return web.json_response({"message": "the gateway is shutting down"}, status=503)
         # Checked before the upgrade: a wrong peer never gets a socket.
         if not token_matches(self.config.token, request_token(request)):
             log.warning("upstream_auth_failed", peer=request.remote)
@@ -496,8 +506,9 @@ class RelayBackend:
         if event.get("post_type") == "meta_event":
             # The gateway sends its own lifecycle and heartbeats; upstream's feed liveness.
             status = event.get("status")
-            if isinstance(status, dict) and "online" in status:
-                self._upstream_online = bool(status["online"])
+            online = status.get("online") if isinstance(status, dict) else None
+            if isinstance(online, bool):
+                self._upstream_online = online
             return
         if self._deduper.is_duplicate(event):
             log.info("upstream_duplicate_dropped", post_type=event.get("post_type"))
