@@ -13,10 +13,11 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.event_filter import compile_filter
@@ -578,11 +579,27 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 def unknown_keys(
     document: Any, model: type[BaseModel] = GatewayConfig, path: str = ""
 ) -> list[str]:
-    """Paths of keys the models do not know (they are ignored, as NapCat does; callers warn)."""
+    """Paths of keys the models do not know (they are ignored, as NapCat does; callers warn).
+
+    Known keys come from the models themselves (field names and their camelCase aliases), so
+    a new field is never reported. A section of a discriminated union (`backend`) is checked
+    against the member its `type` selects, the default member's without one: a relay's
+    `callTimeout` is known, a sandbox's `callTimeout` is reported, since the sandbox ignores it.
+    """
     if not isinstance(document, dict):
         return []
-    known = {f.alias or name: f for name, f in model.model_fields.items()}
-    known.update({name: f for name, f in model.model_fields.items()})
+    return _unknown_in(document, (model,), path)
+
+
+def _unknown_in(
+    document: dict[Any, Any], models: tuple[type[BaseModel], ...], path: str
+) -> list[str]:
+    known: dict[Any, FieldInfo] = {}
+    for model in reversed(models):  # the first model's field wins a key several define
+        for name, info in model.model_fields.items():
+            known[name] = info
+            if info.alias:
+                known[info.alias] = info
     found = []
     for key, value in document.items():
         where = f"{path}.{key}" if path else str(key)
@@ -590,23 +607,41 @@ def unknown_keys(
         if field is None:
             found.append(where)
             continue
-        sub = _model_of(field.annotation)
-        if sub is None:
-            continue
         items = enumerate(value) if isinstance(value, list) else [(None, value)]
         for index, item in items:
-            found += unknown_keys(item, sub, where if index is None else f"{where}[{index}]")
+            candidates = _models_for(field, item)
+            if candidates and isinstance(item, dict):
+                found += _unknown_in(
+                    item, candidates, where if index is None else f"{where}[{index}]"
+                )
     return found
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _models_for(field: FieldInfo, value: Any) -> tuple[type[BaseModel], ...]:
+    """The models that validate `value` in `field`: for a discriminated union, the member its
+    tag selects (the default's model without a tag; none for an unknown tag, which validation
+    reports); for any other field, every model it names."""
+    models = _models_in(field.annotation)
+    key = field.discriminator
+    if len(models) < 2 or not isinstance(key, str) or not isinstance(value, dict):
+        return models
+    if key not in value:
+        default = field.get_default(call_default_factory=True)
+        return (type(default),) if isinstance(default, BaseModel) else models
+    for model in models:
+        tag = model.model_fields.get(key)
+        if tag is not None and value[key] in get_args(tag.annotation):
+            return (model,)
+    return ()
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
+        return (annotation,)
+    found: tuple[type[BaseModel], ...] = ()
+    for arg in get_args(annotation):
+        found += tuple(m for m in _models_in(arg) if m not in found)
+    return found
 
 
 def json_schema() -> dict[str, Any]:

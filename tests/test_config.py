@@ -11,6 +11,7 @@ import pytest
 from gateway.config import (
     ConfigError,
     GatewayConfig,
+    RelayBackendConfig,
     SandboxBackendConfig,
     json_schema,
     load_config,
@@ -274,3 +275,31 @@ def test_backend_section_without_type_is_the_sandbox() -> None:
     config = parse_config({"backend": {"database": "x.db"}}, {})
     assert isinstance(config.backend, SandboxBackendConfig)
     assert config.backend.database == "x.db"
+
+
+@pytest.mark.parametrize(
+    ("model", "tag"), [(SandboxBackendConfig, "sandbox"), (RelayBackendConfig, "relay")]
+)
+def test_every_key_of_a_backend_is_known_to_the_unknown_key_warning(
+    model: type[SandboxBackendConfig | RelayBackendConfig], tag: str
+) -> None:
+    # Every field, in its camelCase and its snake_case spelling, with the type that selects it.
+    for spelling in ("alias", "name"):
+        backend = {
+            (field.alias if spelling == "alias" else name) or name: None
+            for name, field in model.model_fields.items()
+        }
+        assert unknown_keys({"backend": {**backend, "type": tag}}) == []
+
+
+def test_unknown_keys_of_the_relay_backend_are_listed() -> None:
+    document = {"backend": {"type": "relay", "url": "ws://x/", "calltimeout": 1, "database": "x"}}
+    # `database` is the sandbox's: a relay ignores it, so it is reported as well.
+    assert unknown_keys(document) == ["backend.calltimeout", "backend.database"]
+
+
+def test_backend_keys_of_the_other_type_are_listed() -> None:
+    assert unknown_keys({"backend": {"url": "ws://x/", "database": "x.db"}}) == ["backend.url"]
+    assert unknown_keys({"backend": {"type": "sandbox", "callTimeout": 5}}) == [
+        "backend.callTimeout"
+    ]
