@@ -292,6 +292,8 @@ async def running_relay(
         process = gateway_process(relay_document(backend, ports))
         # In a thread: the fake upstream runs on this event loop and must answer meanwhile.
         await asyncio.to_thread(process.wait_for, "gateway_ready")
+        # Every key of these documents is honoured, so none may be logged as ignored.
+        assert not [line for line in process.lines if line["event"] == "config_key_ignored"]
         if reverse:
             await stack.enter_async_context(reverse_upstream(upstream, ports["relay"]))
         http = await stack.enter_async_context(aiohttp.ClientSession())
