@@ -98,7 +98,8 @@ class GatewayProcess:
         )
         self.lines: list[dict[str, Any]] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def wait_for(self, event: str, timeout: float = 20.0) -> dict[str, Any]:
         """Read log lines until one with this event arrives (or the process exits)."""
@@ -137,7 +138,10 @@ class GatewayProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr is not None:
+        # The reader sees end of file once every process holding the pipe is gone (the body
+        # parser's worker dies with the gateway); closing under a reading thread would raise.
+        self._reader.join(timeout=10)
+        if self.proc.stderr is not None and not self._reader.is_alive():
             self.proc.stderr.close()
 
 

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -28,6 +34,7 @@ INLINE_LIMIT = 128 * 1024
 """Bytes parsed on the event loop; larger input goes to the worker process."""
 MAX_VALUES = 200_000
 """JSON values a large document may hold (a forward message of 1000 nodes holds ~40k)."""
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 MAX_PENDING = 4
 """Large documents parsed or waiting at once; further ones wait their turn (backpressure)."""
 
@@ -59,7 +66,10 @@ class BodyParser:
         # Spawned, not forked: this process runs threads (the sandbox's database thread), and a
         # forked child would inherit their locks mid-use.
         self._executor = ProcessPoolExecutor(
-            self._workers, mp_context=multiprocessing.get_context("spawn")
+            self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
         return self._executor
 
@@ -79,3 +89,26 @@ class BodyParser:
             with contextlib.suppress(Exception):
                 process.terminate()
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _worker_init(parent: int) -> None:
+    """In the worker: die with the gateway, leave Ctrl-C to it.
+
+    A pool worker holds both ends of its own call queue, so it never sees the gateway go away
+    and would outlive a `kill -9` of it, holding its stderr open.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the gateway died before prctl took effect
+        os._exit(1)
+    if sys.platform != "linux":
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
