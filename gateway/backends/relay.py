@@ -433,20 +433,21 @@ class RelayBackend:
                     reason = "upstream_frame_too_large" if too_large else "upstream_protocol_error"
                     self.bus.reject(reason, error=str(message.data), limit=MAX_FRAME)
         finally:
-            if self._socket is socket:
+            current = self._socket is socket
+            if current:
                 self._socket = None
-                self._connected.clear()
             self.down_reason = f"the upstream connection closed (code {socket.close_code})"
             log.warning("upstream_disconnected", close_code=socket.close_code)
             # Calls sent on this connection fail now, not after callTimeout; calls already sent
             # on a newer connection (a reverse upstream that replaced this one) keep waiting.
-            lost = ConnectionError("upstream connection lost")
             for sent_on, future in self._pending.values():
                 if sent_on is socket and not future.done():
-                    future.set_exception(lost)
+                    future.set_exception(ConnectionError("upstream connection lost"))
             learn.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await learn
+            if current:
+                self._connected.clear()  # after `learn`, which sets it whatever its outcome
             with contextlib.suppress(Exception):
                 await socket.close()
 
