@@ -277,6 +277,13 @@ class SandboxBackendConfig(_Model):
     """SQLite file holding the simulated account; `:memory:` keeps nothing across restarts."""
     world: str | None = None
     """JSON5 world file seeding an empty database; the built-in default world when absent."""
+    media_fetch_timeout: Annotated[int, Field(gt=0)] = 10000
+    """How long (ms) fetching one loopback `http(s)://` media URL (an image in a message, an
+    upload, `download_file`) may take in all before the action fails with 1200. Fetches run on
+    the event loop, so a slow URL delays only the call that named it."""
+    media_max_size: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
+    """Largest media file the sandbox takes, in bytes, from any source (URL, local path,
+    base64); larger ones fail with 1200. A fetch stops reading once the body passes it."""
 
 
 class RelayBackendConfig(_Model):

@@ -134,7 +134,7 @@ async def test_loopback_url_is_fetched(sandbox: SandboxClient) -> None:
 @pytest.mark.parametrize(
     ("source", "retcode", "words"),
     [
-        ("https://example.com/a.png", 1200, "only fetches loopback URLs"),
+        ("https://example.com/a.png", 1200, "only loopback URLs are fetched"),
         ("http://10.0.0.1/a.png", 1200, "never reaches the internet"),
         ("base64://not base64!!", 1400, "invalid base64"),
         ("/no/such/file.png", 1200, "does not exist"),

@@ -177,9 +177,11 @@ async def get_group_album_media_list(
 async def upload_image_to_qun_album(
     sandbox: SandboxBackend, p: UploadImageToQunAlbum
 ) -> dict[str, Any]:
+    source = await media.prepare(sandbox, p.file)
+
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         bot_in_group(db, p.group_id, sandbox.self_id)
-        info = media.ingest(db, "image", p.file)
+        info = media.ingest(db, "image", source)
         now = int(time.time())
         db.execute(
             "INSERT OR IGNORE INTO albums (group_id, album_id, album_name, creator, create_time, "

@@ -16,6 +16,7 @@ from gateway.backends.sandbox.store import Store
 from gateway.backends.sandbox.world import World, load_world
 from gateway.bus import EventBus
 from gateway.config import SandboxBackendConfig
+from gateway.fetcher import Fetcher
 from gateway.protocol.envelope import ActionNotFound
 
 
@@ -25,7 +26,10 @@ def _catalog() -> Catalog:
 
 
 class SandboxBackend:
-    """A simulated QQ account. `start()` opens the database and seeds it from the world once."""
+    """A simulated QQ account. `start()` opens the database and seeds it from the world once.
+
+    It owns the media `fetcher` (loopback URLs in segments and uploads): `stop()` closes it.
+    """
 
     kind = "sandbox"
 
@@ -34,6 +38,9 @@ class SandboxBackend:
         self.bus = bus
         self.online = True
         self.store = Store(config.database)
+        self.fetcher = Fetcher(
+            timeout=config.media_fetch_timeout / 1000, max_size=config.media_max_size
+        )
         self.started_at = time.time()
         self._self_id = 0
         self.nickname = ""
@@ -52,6 +59,7 @@ class SandboxBackend:
 
     async def stop(self) -> None:
         await bench.stop_emitters(self)  # benchmark runs still publishing
+        await self.fetcher.close()
         await self.store.close()
 
     async def invoke(self, action: str, params: dict[str, Any]) -> Any:

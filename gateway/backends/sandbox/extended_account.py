@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import sqlite3
 import time
@@ -38,11 +37,12 @@ from gateway.actions.extended_account import (
     UserId,
 )
 from gateway.actions.friend import LIKES_PER_DAY
+from gateway.backends.sandbox import media
 from gateway.backends.sandbox.credentials import _SEED, _kv
 from gateway.backends.sandbox.friends import uid_of
-from gateway.backends.sandbox.media import ingest
 from gateway.backends.sandbox.messages import message_event, row_dict
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
@@ -74,14 +74,13 @@ _ROBOT_UIN_RANGES = (
 def load_json(db: sqlite3.Connection, key: str, default: Any) -> Any:
     """The JSON value stored under `key`, or `default`."""
     row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-    return json.loads(row["value"]) if row is not None else default
+    return decode_json(row["value"]) if row is not None else default
 
 
 def save_json(db: sqlite3.Connection, key: str, value: Any) -> None:
-    """Store `value` as JSON under `key`."""
+    """Store `value` as JSON under `key`; 1400 when it could not be read back and sent."""
     db.execute(
-        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
-        (key, json.dumps(value, ensure_ascii=False)),
+        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, encode_json(value, key))
     )
 
 
@@ -148,15 +147,18 @@ async def set_self_longnick(sandbox: SandboxBackend, p: SetLongNick) -> dict[str
 def avatar(db: sqlite3.Connection) -> dict[str, Any] | None:
     """The avatar `set_qq_avatar` stored, described as `media.describe` does; None when unset."""
     media_id = load_json(db, AVATAR_KEY, None)
-    return ingest(db, "image", media_id) if media_id else None
+    row = media.media_row(db, media_id) if isinstance(media_id, str) else None
+    return media.describe(db, row) if row is not None else None
 
 
 @handler("set_qq_avatar")
 async def set_qq_avatar(sandbox: SandboxBackend, p: SetQQAvatar) -> None:
     """Store the image as media and remember it as the avatar; 1400 when it is not an image."""
 
+    source = await media.prepare(sandbox, p.file)
+
     def write(db: sqlite3.Connection) -> None:
-        media_id = ingest(db, "image", p.file)["file"]
+        media_id = media.ingest(db, "image", source)["file"]
         if not media_id.lower().endswith(_IMAGE_TYPES):
             raise BadRequest("set_qq_avatar: parameter 'file' is not a PNG/JPEG/GIF/BMP/WebP")
         save_json(db, AVATAR_KEY, media_id)
@@ -175,7 +177,7 @@ def _likes(db: sqlite3.Connection, prefix: str, user_id: int | None) -> list[dic
         rows = db.execute(
             "SELECT value FROM kv WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
         ).fetchall()
-        states = [json.loads(row["value"]) for row in rows]
+        states = [decode_json(row["value"]) for row in rows]
     found = [state for state in states if state]
     return sorted(found, key=lambda state: state["last_time"], reverse=True)
 

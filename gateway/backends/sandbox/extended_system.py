@@ -194,13 +194,17 @@ async def ocr_image(sandbox: SandboxBackend, p: OcrImage) -> dict[str, Any]:
             "pip install 'onebot-gateway[ocr]'"
         )
 
+    source = await media.prepare(sandbox, p.image)
+    # Bare base64 (no `base64://`), as some clients send it: tried when the URI does not read.
+    bare = await media.prepare(sandbox, "base64://" + p.image)
+
     def load(db: sqlite3.Connection) -> bytes:
         try:
-            info = media.ingest(db, "image", p.image)
+            info = media.ingest(db, "image", source)
         except (ActionFailed, BadRequest):
             if not _BASE64.fullmatch(p.image):
                 raise
-            info = media.ingest(db, "image", "base64://" + p.image)
+            info = media.ingest(db, "image", bare)
         row = media.media_row(db, info["file"])
         assert row is not None
         return bytes(row["content"])

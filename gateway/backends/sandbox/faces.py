@@ -69,8 +69,10 @@ async def fetch_custom_face_detail(sandbox: SandboxBackend, p: FaceCount) -> lis
 
 @handler("add_custom_face")
 async def add_custom_face(sandbox: SandboxBackend, p: AddCustomFace) -> dict[str, Any]:
+    source = await media.prepare(sandbox, p.file)
+
     def write(db: sqlite3.Connection) -> dict[str, Any]:
-        info = media.ingest(db, "image", p.file, p.file_name)
+        info = media.ingest(db, "image", source, p.file_name)
         md5 = info["file"].split(".", 1)[0]
         if p.md5 is not None and p.md5.upper() != md5:
             raise BadRequest(f"md5: {p.md5!r} does not match the file's content ({md5.lower()})")

@@ -58,12 +58,13 @@ async def upload(
     p: UploadGroupFile | SandboxUploadGroupFile,
 ) -> dict[str, Any]:
     """Store a group file uploaded by `user_id`, post its file message, publish both events."""
+    source = await media.prepare(sandbox, p.file)
 
     def write(db: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, Any], str]:
         group = require_group(db, group_id, sandbox.self_id)
         member = _speaking_member(db, group, user_id)
         folder = _folder_id(db, group_id, p.folder)
-        info = media.ingest(db, "file", p.file, p.name)
+        info = media.ingest(db, "file", source, p.name)
         file_id = _insert_file(db, group_id, folder, p.name, info, user_id)
         sender = {key: member[key] for key in ("user_id", "nickname", "card", "role")}
         segments = [_file_segment(p.name, file_id, info)]
@@ -146,12 +147,13 @@ async def sandbox_upload_group_file(
 async def upload_private_file(sandbox: SandboxBackend, p: UploadPrivateFile) -> dict[str, Any]:
     """The file message goes into the friend's history; its `file_id` is the media id."""
     self_id = sandbox.self_id
+    source = await media.prepare(sandbox, p.file)
 
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         user = db.execute("SELECT is_friend FROM users WHERE user_id = ?", (p.user_id,)).fetchone()
         if user is None or not user["is_friend"]:
             raise ActionFailed(f"user {p.user_id} is not a friend of the bot")
-        info = media.ingest(db, "file", p.file, p.name)
+        info = media.ingest(db, "file", source, p.name)
         segment = _file_segment(p.name, info["file_id"], info)
         sender = {"user_id": self_id, "nickname": sandbox.nickname, "card": ""}
         return store_message(db, "private", p.user_id, self_id, [segment], sender)

@@ -9,6 +9,12 @@ File URIs accepted wherever a file is given (napcat-network.md §11.1): `base64:
 `data:<mime>;base64,…`, `file://…` or an absolute path that exists, a media id this sandbox
 issued, and `http(s)://` to a loopback host only: the sandbox never reaches the internet.
 Malformed data is a 1400; a file that cannot be found or fetched is a 1200.
+
+Two steps, so that the database thread never waits on the network: `prepare` (on the event loop,
+before the call's transaction) turns a URI into a `Source`, fetching an http(s) URL with the
+backend's `gateway.fetcher.Fetcher`; `ingest` (inside the transaction) stores a Source. Every
+other form is read by `ingest` itself, on the database thread: local reads and base64 decoding
+are bounded by the size limit and never wait on another machine.
 """
 
 from __future__ import annotations
@@ -17,32 +23,26 @@ import atexit
 import base64
 import binascii
 import hashlib
-import ipaddress
 import mimetypes
 import shutil
 import sqlite3
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
-from http.client import HTTPMessage
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
-
-import aiohttp
 
 from gateway.actions.catalog import NoParams
 from gateway.actions.media import DownloadFile, GetMedia, GetRecord
 from gateway.backends.sandbox.registry import handler
+from gateway.fetcher import Fetched, short
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.backend import SandboxBackend
 
-MAX_MEDIA_BYTES = 64 * 1024 * 1024
-FETCH_TIMEOUT = 10.0
 _CACHE_KEY = "media:cache_dir"
 
 # Magic numbers of the formats bots send most, so a base64 image gets a proper extension.
@@ -68,28 +68,73 @@ class Blob:
     name: str = ""
     mime: str = ""
 
+    @classmethod
+    def of(cls, fetched: Fetched) -> Blob:
+        """The body of a fetched URL, named after the URL's last path segment."""
+        return cls(fetched.content, fetched.name, fetched.content_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A file URI made ready for the database thread by `prepare`."""
+
+    uri: str
+    max_size: int
+    """Largest content accepted, in bytes (the backend's `mediaMaxSize`)."""
+    fetched: Blob | None = None
+    """The content of an http(s) URI, fetched before the transaction; None for other forms."""
+
 
 # --- the public API other sandbox modules use ---------------------------------------------------
 
 
-def ingest(db: sqlite3.Connection, kind: str, data: str, name: str = "") -> dict[str, Any]:
-    """Store the file `data` names (any accepted URI form) and describe it.
+def is_url(uri: str) -> bool:
+    """Whether `uri` is fetched over the network (http or https)."""
+    return uri.startswith(("http://", "https://"))
+
+
+async def prepare(sandbox: SandboxBackend, uri: str) -> Source:
+    """The Source for `uri`, fetched now (on the event loop) when it is an http(s) URL.
+
+    Call it before `store.run`: `ingest` never fetches. ActionFailed/BadRequest as the fetcher
+    raises them (a refused host, an HTTP error, a timeout, a file over the size limit).
+    """
+    limit = sandbox.config.media_max_size
+    if not is_url(uri):
+        return Source(uri, limit)
+    return Source(uri, limit, Blob.of(await sandbox.fetcher.fetch(uri)))
+
+
+async def prepare_all(sandbox: SandboxBackend, uris: Iterable[str]) -> dict[str, Source]:
+    """`prepare` of each distinct URI (one fetch per URL however often it appears), by URI."""
+    sources: dict[str, Source] = {}
+    for uri in uris:
+        if uri not in sources:
+            sources[uri] = await prepare(sandbox, uri)
+    return sources
+
+
+def ingest(db: sqlite3.Connection, kind: str, source: Source, name: str = "") -> dict[str, Any]:
+    """Store the file `source` names (any accepted URI form) and describe it.
 
     Returns `{file, file_id, file_name, file_size, url, path}`: `file` and `file_id` are the media
     id (use it as a segment's `file`), `file_size` an int, `url` a file:// URL of `path`, a cached
-    copy. A loopback `http(s)://` URL is fetched here, on the store's thread (bounded by
-    FETCH_TIMEOUT and MAX_MEDIA_BYTES).
+    copy. Runs on the database thread and never touches the network: an http(s) Source carries
+    its content already.
     """
-    row = media_row(db, data)
+    row = None if source.fetched is not None else media_row(db, source.uri)
     if row is None:
-        row = store_blob(db, kind, read_source(data), name)
+        row = store_blob(db, kind, read_source(source), name, source.max_size)
     return describe(db, row, name)
 
 
-def store_blob(db: sqlite3.Connection, kind: str, blob: Blob, name: str = "") -> sqlite3.Row:
-    """Insert content (deduplicated by media id) and return its media row."""
-    if len(blob.content) > MAX_MEDIA_BYTES:
-        raise ActionFailed(f"file is larger than the sandbox's limit of {MAX_MEDIA_BYTES} bytes")
+def store_blob(
+    db: sqlite3.Connection, kind: str, blob: Blob, name: str, max_size: int
+) -> sqlite3.Row:
+    """Insert content (deduplicated by media id) and return its media row; 1200 when it is
+    larger than `max_size` bytes."""
+    if len(blob.content) > max_size:
+        raise ActionFailed(f"file is larger than the sandbox's limit of {max_size} bytes")
     media_id = hashlib.md5(blob.content).hexdigest().upper() + _extension(blob)  # noqa: S324
     db.execute(
         "INSERT OR IGNORE INTO media (media_id, kind, file_name, size, content, time) "
@@ -157,8 +202,11 @@ def cache_dir(db: sqlite3.Connection) -> Path:
 # --- reading sources ----------------------------------------------------------------------------
 
 
-def read_source(data: str) -> Blob:
-    """The content a file URI names; BadRequest when malformed, ActionFailed when unreachable."""
+def read_source(source: Source) -> Blob:
+    """The content a Source names; BadRequest when malformed, ActionFailed when unreachable."""
+    if source.fetched is not None:
+        return source.fetched
+    data = source.uri
     if data.startswith("base64://"):
         return Blob(decode_base64(data.removeprefix("base64://")))
     if data.startswith("data:"):
@@ -167,13 +215,14 @@ def read_source(data: str) -> Blob:
         parts = urlsplit(data)
         if parts.netloc not in ("", "localhost"):
             raise ActionFailed(f"file URL {data!r} names another host")
-        return _read_local(Path(unquote(parts.path)))
-    if data.startswith(("http://", "https://")):
-        return _fetch_sync(data)
+        return _read_local(Path(unquote(parts.path)), source.max_size)
+    if is_url(data):
+        # A programming error, not a client's: the caller skipped `prepare`.
+        raise RuntimeError(f"{short(data)!r} was not fetched before the transaction")
     if Path(data).is_absolute():
-        return _read_local(Path(data))
+        return _read_local(Path(data), source.max_size)
     raise ActionFailed(
-        f"file {_short(data)!r} is not a media id of this sandbox, an absolute path, "
+        f"file {short(data)!r} is not a media id of this sandbox, an absolute path, "
         "base64:// data, a data: URL or a loopback http(s) URL"
     )
 
@@ -199,82 +248,15 @@ def _read_data_url(data: str) -> Blob:
     return Blob(unquote_to_bytes(payload), mime=mime)
 
 
-def _read_local(path: Path) -> Blob:
+def _read_local(path: Path, max_size: int) -> Blob:
     if not path.is_file():
         raise ActionFailed(f"local file {str(path)!r} does not exist")
-    if path.stat().st_size > MAX_MEDIA_BYTES:
-        raise ActionFailed(f"file is larger than the sandbox's limit of {MAX_MEDIA_BYTES} bytes")
+    if path.stat().st_size > max_size:
+        raise ActionFailed(f"file is larger than the sandbox's limit of {max_size} bytes")
     try:
         return Blob(path.read_bytes(), path.name)
     except OSError as error:
         raise ActionFailed(f"cannot read {str(path)!r}: {error.strerror}") from None
-
-
-def check_loopback(url: str) -> None:
-    """ActionFailed unless `url` points at this machine (127.0.0.0/8, ::1 or localhost)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ActionFailed(
-            f"the sandbox only fetches loopback URLs and never reaches the internet; "
-            f"refusing {_short(url)!r}"
-        )
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead off the loopback interface.
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> None:
-        return None
-
-
-def _fetch_sync(url: str) -> Blob:
-    check_loopback(url)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
-    try:
-        with opener.open(url, timeout=FETCH_TIMEOUT) as response:
-            content = response.read(MAX_MEDIA_BYTES + 1)
-            mime = response.headers.get_content_type()
-    except urllib.error.HTTPError as error:
-        raise ActionFailed(f"fetching {_short(url)!r}: HTTP {error.code}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise ActionFailed(f"fetching {_short(url)!r} failed: {error}") from None
-    return Blob(content, _url_name(url), mime)
-
-
-async def fetch(url: str, headers: dict[str, str]) -> Blob:
-    """GET a loopback URL with aiohttp (no redirects, no proxy, bounded size and time)."""
-    check_loopback(url)
-    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, headers=headers, allow_redirects=False) as response,
-        ):
-            if response.status != 200:
-                raise ActionFailed(f"fetching {_short(url)!r}: HTTP {response.status}")
-            content = bytearray()
-            async for chunk in response.content.iter_chunked(65536):
-                content += chunk
-                if len(content) > MAX_MEDIA_BYTES:
-                    break
-            return Blob(bytes(content), _url_name(url), response.content_type)
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise ActionFailed(f"fetching {_short(url)!r} failed: {error!r}") from None
-
-
-def _url_name(url: str) -> str:
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
 def _extension(blob: Blob) -> str:
@@ -287,10 +269,6 @@ def _extension(blob: Blob) -> str:
     if suffix and len(suffix) <= 8 and suffix[1:].isalnum():
         return suffix
     return (mimetypes.guess_extension(blob.mime) or "") if blob.mime else ""
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # --- actions ------------------------------------------------------------------------------------
@@ -306,7 +284,7 @@ def lookup(db: sqlite3.Connection, key: str) -> tuple[sqlite3.Row, str]:
     ).fetchone()
     row = media_row(db, file["media_id"]) if file is not None else None
     if row is None:
-        raise ActionFailed(f"no stored file with id {_short(key)!r}")
+        raise ActionFailed(f"no stored file with id {short(key)!r}")
     return row, file["file_name"]
 
 
@@ -350,12 +328,12 @@ async def download_file(sandbox: SandboxBackend, p: DownloadFile) -> dict[str, s
     if p.name is not None and name in ("", ".", ".."):
         raise BadRequest(f"name: {p.name!r} is not a file name")
     if p.url:
-        blob = await fetch(p.url, _parse_headers(p.headers))
+        blob = Blob.of(await sandbox.fetcher.fetch(p.url, _parse_headers(p.headers)))
     else:
         blob = Blob(decode_base64((p.base64 or "").removeprefix("base64://")))
 
     def save(db: sqlite3.Connection) -> str:
-        row = store_blob(db, "file", blob, name)
+        row = store_blob(db, "file", blob, name, sandbox.config.media_max_size)
         target = cache_dir(db) / "downloads" / name if name else None
         return str(materialize(db, row, target))
 

@@ -3,15 +3,22 @@
 Every message is stored with its segments and a persistent int32 `message_id` (SQLite's
 AUTOINCREMENT key), so ids and history survive restarts. The bot's own messages are published as
 `message_sent` (NapCat's shape); simulated users' messages as `message`.
+
+A send is three steps: media URLs in the segments are fetched on the event loop
+(`media.prepare_all`), then one transaction checks, stores the media and the message (segments
+encoded strictly, see store.encode_json), then the event is published. A step that fails ends
+the call with nothing stored and nothing published.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from gateway.actions.message import (
     GetForwardMsg,
@@ -31,11 +38,15 @@ from gateway.actions.message import (
 from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
-from gateway.protocol.message import Message, MessageError, normalize, raw_message
+from gateway.protocol.message import Message, MessageError, normalize, parse_cq, raw_message
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.media import Source
+
+log = structlog.get_logger("gateway.sandbox")
 
 
 # --- storage and events -------------------------------------------------------------------------
@@ -69,9 +80,14 @@ def store_message(
     sender: dict[str, Any],
     sub_type: str = "",
 ) -> dict[str, Any]:
-    """Insert a message and return its row as a dict. `sub_type` defaults per message type."""
+    """Insert a message and return its row as a dict. `sub_type` defaults per message type.
+
+    BadRequest (1400), before anything is written, when the segments or the sender hold a value
+    that could not be sent back (store.encode_json)."""
     sub_type = sub_type or ("normal" if message_type == "group" else "friend")
     now = int(time.time())
+    encoded_segments = encode_json(segments, "message")
+    encoded_sender = encode_json(sender, "sender")
     raw = raw_message(segments)
     cursor = db.execute(
         "INSERT INTO messages (message_type, sub_type, peer_id, sender_id, time, segments, "
@@ -82,9 +98,9 @@ def store_message(
             peer_id,
             sender_id,
             now,
-            json.dumps(segments, ensure_ascii=False),
+            encoded_segments,
             raw,
-            json.dumps(sender, ensure_ascii=False),
+            encoded_sender,
         ),
     )
     if message_type == "group":
@@ -107,11 +123,37 @@ def store_message(
 
 
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """A messages row with its JSON columns decoded."""
+    """A messages row with its JSON columns decoded, always encodable.
+
+    A row this build would not have written (an older build's, or one edited by hand) still
+    reads: unreadable segments are rebuilt from `raw_message`, an unreadable sender is reduced
+    to the sender's id, and the row is logged. One bad row never fails a history call.
+    """
     data = dict(row)
-    data["segments"] = json.loads(data["segments"])
-    data["sender"] = json.loads(data["sender"])
+    try:
+        segments = decode_json(data["segments"])
+        if not isinstance(segments, list):
+            raise ValueError(f"segments are {type(segments).__name__}, not a list")
+    except ValueError as error:
+        log.warning("stored_message_unreadable", message_id=data["message_id"], error=str(error))
+        segments = _from_raw(data["raw_message"])
+    try:
+        sender = decode_json(data["sender"])
+        if not isinstance(sender, dict):
+            raise ValueError(f"sender is {type(sender).__name__}, not an object")
+    except ValueError as error:
+        log.warning("stored_sender_unreadable", message_id=data["message_id"], error=str(error))
+        sender = {"user_id": data["sender_id"], "nickname": ""}
+    data["segments"] = segments
+    data["sender"] = sender
     return data
+
+
+def _from_raw(raw: str) -> Message:
+    try:
+        return parse_cq(raw)
+    except MessageError:
+        return [{"type": "text", "data": {"text": raw}}]
 
 
 def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -> dict[str, Any]:
@@ -161,10 +203,29 @@ def _group_name(db: sqlite3.Connection, group_id: int) -> str:
 MEDIA_SEGMENTS = ("image", "record", "video", "file")
 
 
-def store_media(db: sqlite3.Connection, segments: Message) -> None:
+def media_uris(segments: Message) -> list[str]:
+    """The file URIs of the media segments, in order (what `store_media` will store)."""
+    uris = []
+    for segment in segments:
+        data = segment["data"]
+        source = data.get("file") or data.get("url") or data.get("path")
+        if segment["type"] in MEDIA_SEGMENTS and isinstance(source, str) and source:
+            uris.append(source)
+    return uris
+
+
+async def prepare_media(sandbox: SandboxBackend, segments: Message) -> dict[str, Source]:
+    """Each media segment's Source, media URLs fetched: call before the transaction."""
+    from gateway.backends.sandbox import media  # media imports this module
+
+    return await media.prepare_all(sandbox, media_uris(segments))
+
+
+def store_media(db: sqlite3.Connection, segments: Message, sources: Mapping[str, Source]) -> None:
     """Store the files media segments point at; rewrite `file` to the media id and add `url`.
 
-    So `get_image`/`get_record`/`get_file` of a received or sent file work like NapCat's.
+    `sources` comes from `prepare_media` of the same segments. So `get_image`/`get_record`/
+    `get_file` of a received or sent file work like NapCat's.
     """
     from gateway.backends.sandbox.media import ingest  # media imports this module
 
@@ -172,7 +233,7 @@ def store_media(db: sqlite3.Connection, segments: Message) -> None:
         data = segment["data"]
         source = data.get("file") or data.get("url") or data.get("path")
         if segment["type"] in MEDIA_SEGMENTS and isinstance(source, str) and source:
-            stored = ingest(db, segment["type"], source, str(data.get("name", "")))
+            stored = ingest(db, segment["type"], sources[source], str(data.get("name", "")))
             segment["data"] = {
                 **{k: v for k, v in data.items() if k != "path"},
                 "file": stored["file"],
@@ -200,31 +261,69 @@ def _check_replies(db: sqlite3.Connection, segments: Message) -> None:
 # --- the bot sends ------------------------------------------------------------------------------
 
 
+def write_private(
+    db: sqlite3.Connection,
+    sandbox: SandboxBackend,
+    user_id: int,
+    segments: Message,
+    sources: Mapping[str, Source],
+    via_group: int | None = None,
+) -> dict[str, Any]:
+    """Inside a transaction: check and store a private message from the bot; the stored row."""
+    self_id = sandbox.self_id
+    user = db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    shared = (
+        via_group is not None
+        and member_row(db, via_group, user_id) is not None
+        and member_row(db, via_group, self_id) is not None
+    )
+    if user is None or not (user["is_friend"] or shared):
+        raise ActionFailed(
+            f"user {user_id} is not a friend of the bot (pass group_id of a "
+            "shared group for a temporary session)"
+        )
+    _check_replies(db, segments)
+    store_media(db, segments, sources)
+    sender = {"user_id": self_id, "nickname": sandbox.nickname, "card": ""}
+    return store_message(db, "private", user_id, self_id, segments, sender)
+
+
+def write_group(
+    db: sqlite3.Connection,
+    sandbox: SandboxBackend,
+    group_id: int,
+    segments: Message,
+    sources: Mapping[str, Source],
+) -> tuple[dict[str, Any], str]:
+    """Inside a transaction: check and store a group message from the bot; (row, group name)."""
+    self_id = sandbox.self_id
+    group = require_group(db, group_id, self_id)
+    me = member_row(db, group_id, self_id)
+    assert me is not None
+    if me["mute_until"] > time.time():
+        raise ActionFailed(f"the bot is muted in group {group_id}")
+    if group["whole_ban"] and me["role"] == "member":
+        raise ActionFailed(f"group {group_id} is muted for members (whole ban)")
+    _check_replies(db, segments)
+    store_media(db, segments, sources)
+    sender = {
+        "user_id": self_id,
+        "nickname": sandbox.nickname,
+        "card": me["card"],
+        "role": me["role"],
+    }
+    return store_message(db, "group", group_id, self_id, segments, sender), group["group_name"]
+
+
 async def send_to_friend(
     sandbox: SandboxBackend, user_id: int, segments: Message, via_group: int | None = None
 ) -> dict[str, Any]:
     """Store and publish a private message from the bot; returns the event."""
-    self_id = sandbox.self_id
-
-    def write(db: sqlite3.Connection) -> dict[str, Any]:
-        user = db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
-        shared = (
-            via_group is not None
-            and member_row(db, via_group, user_id) is not None
-            and member_row(db, via_group, self_id) is not None
-        )
-        if user is None or not (user["is_friend"] or shared):
-            raise ActionFailed(
-                f"user {user_id} is not a friend of the bot (pass group_id of a "
-                "shared group for a temporary session)"
-            )
-        _check_replies(db, segments)
-        store_media(db, segments)
-        sender = {"user_id": self_id, "nickname": sandbox.nickname, "card": ""}
-        return store_message(db, "private", user_id, self_id, segments, sender)
-
-    message = await sandbox.store.run(write)
-    event = message_event(message, self_id)
+    sources = await prepare_media(sandbox, segments)
+    message = await sandbox.store.run(
+        lambda db: write_private(db, sandbox, user_id, segments, sources, via_group)
+    )
+    event = message_event(message, sandbox.self_id)
     sandbox.publish(event)
     return event
 
@@ -233,28 +332,11 @@ async def send_to_group(
     sandbox: SandboxBackend, group_id: int, segments: Message
 ) -> dict[str, Any]:
     """Store and publish a group message from the bot; returns the event."""
-    self_id = sandbox.self_id
-
-    def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str]:
-        group = require_group(db, group_id, self_id)
-        me = member_row(db, group_id, self_id)
-        assert me is not None
-        if me["mute_until"] > time.time():
-            raise ActionFailed(f"the bot is muted in group {group_id}")
-        if group["whole_ban"] and me["role"] == "member":
-            raise ActionFailed(f"group {group_id} is muted for members (whole ban)")
-        _check_replies(db, segments)
-        store_media(db, segments)
-        sender = {
-            "user_id": self_id,
-            "nickname": sandbox.nickname,
-            "card": me["card"],
-            "role": me["role"],
-        }
-        return store_message(db, "group", group_id, self_id, segments, sender), group["group_name"]
-
-    message, name = await sandbox.store.run(write)
-    event = message_event(message, self_id, name)
+    sources = await prepare_media(sandbox, segments)
+    message, name = await sandbox.store.run(
+        lambda db: write_group(db, sandbox, group_id, segments, sources)
+    )
+    event = message_event(message, sandbox.self_id, name)
     sandbox.publish(event)
     return event
 
@@ -309,18 +391,21 @@ def route(message_type: str | None, user_id: int | None, group_id: int | None) -
 async def send_forward(
     sandbox: SandboxBackend, message_type: str, target: int, nodes: list[Any]
 ) -> dict[str, Any]:
-    """Store a bundle of nodes and send a `forward` segment pointing at it."""
-    bundle = await sandbox.store.run(lambda db: _resolve_nodes(db, nodes))
+    """Store a bundle of nodes and send a `forward` segment pointing at it, in one transaction
+    (a bundle whose message cannot be sent is not kept)."""
     forward_id = secrets.token_hex(16)
-    await sandbox.store.run(
-        lambda db: db.execute(
-            "INSERT INTO forwards (forward_id, nodes) VALUES (?, ?)",
-            (forward_id, json.dumps(bundle, ensure_ascii=False)),
-        )
-    )
-    segment = [{"type": "forward", "data": {"id": forward_id}}]
-    sent = await _send(sandbox, message_type, target, segment)
-    return {**sent, "forward_id": forward_id, "res_id": forward_id}
+    segments: Message = [{"type": "forward", "data": {"id": forward_id}}]
+
+    def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str]:
+        bundle = encode_json(_resolve_nodes(db, nodes), "messages")
+        db.execute("INSERT INTO forwards (forward_id, nodes) VALUES (?, ?)", (forward_id, bundle))
+        if message_type == "group":
+            return write_group(db, sandbox, target, segments, {})
+        return write_private(db, sandbox, target, segments, {}), ""
+
+    message, name = await sandbox.store.run(write)
+    sandbox.publish(message_event(message, sandbox.self_id, name))
+    return {"message_id": message["message_id"], "forward_id": forward_id, "res_id": forward_id}
 
 
 def _resolve_nodes(db: sqlite3.Connection, nodes: list[Any]) -> list[dict[str, Any]]:
@@ -393,7 +478,7 @@ async def get_forward_msg(sandbox: SandboxBackend, p: GetForwardMsg) -> dict[str
             "raw_message": raw_message(n["content"]),
             "message_format": "array",
         }
-        for n in json.loads(row["nodes"])
+        for n in decode_json(row["nodes"])
     ]
     return {"messages": messages}
 
@@ -523,9 +608,11 @@ async def sandbox_receive_message(sandbox: SandboxBackend, p: SandboxReceiveMess
 async def _receive_private(
     sandbox: SandboxBackend, p: SandboxReceiveMessage, segments: Message
 ) -> dict[str, Any]:
+    sources = await prepare_media(sandbox, segments)
+
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         _check_replies(db, segments)
-        store_media(db, segments)
+        store_media(db, segments, sources)
         user = ensure_user(db, p.user_id, p.sender.nickname)
         sender = {"user_id": p.user_id, "nickname": user["nickname"], "card": ""}
         sub_type = "friend" if user["is_friend"] else "other"
@@ -539,10 +626,12 @@ async def _receive_private(
 async def _receive_group(
     sandbox: SandboxBackend, p: SandboxReceiveMessage, group_id: int, segments: Message
 ) -> dict[str, Any]:
+    sources = await prepare_media(sandbox, segments)
+
     def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str, bool, str | None]:
         group = require_group(db, group_id, sandbox.self_id)
         _check_replies(db, segments)
-        store_media(db, segments)
+        store_media(db, segments, sources)
         user = ensure_user(db, p.user_id, p.sender.nickname)
         joined = member_row(db, group_id, p.user_id) is None
         if joined:
@@ -621,6 +710,10 @@ async def sandbox_recall_message(sandbox: SandboxBackend, p: MessageId) -> None:
 
 @handler("sandbox_emit")
 async def sandbox_emit(sandbox: SandboxBackend, p: SandboxEmit) -> None:
+    """1400 for an event that could not be encoded (checked as a stored value is): what is
+    published must reach every subscriber."""
     if not isinstance(p.event.get("post_type"), str):
         raise BadRequest("event: a post_type string is required")
-    sandbox.publish({"time": int(time.time()), "self_id": sandbox.self_id, **p.event})
+    event = {"time": int(time.time()), "self_id": sandbox.self_id, **p.event}
+    encode_json(event, "event")
+    sandbox.publish(event)

@@ -6,7 +6,6 @@ in QQ. QQ announces nothing to bots when an announcement changes, so no event is
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
@@ -17,6 +16,7 @@ from gateway.backends.sandbox import media
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.messages import require_group
 from gateway.backends.sandbox.registry import handler
+from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
@@ -42,9 +42,11 @@ async def send_group_notice(sandbox: SandboxBackend, p: SendGroupNotice) -> None
         "remind_ts": 0,
     }
 
+    source = await media.prepare(sandbox, p.image) if p.image else None
+
     def write(db: sqlite3.Connection) -> None:
         require_manager(db, p.group_id, sandbox.self_id, "publishing an announcement")
-        image = media.ingest(db, "image", p.image)["file"] if p.image else ""
+        image = media.ingest(db, "image", source)["file"] if source else ""
         db.execute(
             "INSERT INTO notices (notice_id, group_id, sender_id, publish_time, content, image, "
             "pinned, settings) VALUES (?,?,?,?,?,?,?,?)",
@@ -56,7 +58,7 @@ async def send_group_notice(sandbox: SandboxBackend, p: SendGroupNotice) -> None
                 p.content,
                 image,
                 p.pinned,
-                json.dumps(settings),
+                encode_json(settings, "settings"),
             ),
         )
 
@@ -91,7 +93,7 @@ def _notice(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "sender_id": row["sender_id"],
         "publish_time": row["publish_time"],
         "message": {"text": row["content"], "image": images, "images": images},
-        "settings": json.loads(row["settings"]),
+        "settings": decode_json(row["settings"]),
         "pinned": row["pinned"],
         "read_num": 0,
     }
