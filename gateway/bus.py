@@ -196,8 +196,9 @@ class EventBus:
         self.published += 1
         is_self = event.get("post_type") == "message_sent"
         is_message = event.get("post_type") in ("message", "message_sent")
-        # Per variant: its bytes, or None once it failed (so a failure is counted once).
-        frames: dict[tuple[str, bool], bytes | None] = {}
+        # Per variant: its bytes, or b"" once it failed (an encoded event is never empty), so
+        # the hot path stays one lookup per subscriber and a failure is counted once.
+        frames: dict[tuple[str, bool], bytes] = {}
         counted: set[str] | None = None
         for subscription in self._subscriptions:
             options = subscription.options
@@ -206,9 +207,8 @@ class EventBus:
             if options.event_filter is not None and not options.event_filter(event):
                 continue
             variant = (options.message_format if is_message else "array", options.debug)
-            if variant in frames:
-                frame = frames[variant]
-            else:
+            frame = frames.get(variant)
+            if frame is None:
                 # Per variant, not all or nothing: whether a subscriber gets an event depends
                 # only on the event and its own options, never on which other subscribers happen
                 # to be connected. A subscriber never gets a partial or mangled copy: the
@@ -216,7 +216,7 @@ class EventBus:
                 try:
                     frame = encode_variant(event, *variant)
                 except Exception as error:  # whatever the failure, only this event is refused
-                    frame = None
+                    frame = b""
                     reason = _rejection_reason(error)
                     # Counted once per event and reason, however many variants failed alike.
                     counted = counted or set()
@@ -224,7 +224,7 @@ class EventBus:
                         counted.add(reason)
                         self.reject(reason, error=str(error), post_type=event.get("post_type"))
                 frames[variant] = frame
-            if frame is not None:
+            if frame:
                 subscription.offer(frame)
         # Closed subscriptions (overflow under `disconnect`) are removed by their adapter.
 
