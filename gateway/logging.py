@@ -132,7 +132,11 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Install the processor chain. `fmt` is `auto`, `console` or `json`."""
+    """Install the processor chain. `fmt` is `auto`, `console` or `json`.
+
+    Lines from the standard library's loggers (aiohttp's, asyncio's) go through the same chain,
+    so a JSON-lines log holds only JSON lines, tracebacks included, and is redacted alike.
+    """
     out = stream or sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
@@ -140,17 +144,30 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         if use_console
         else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        merge_log_context,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            merge_log_context,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redactor,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, redactor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redactor,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(_LEVELS[level])

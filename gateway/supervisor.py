@@ -16,7 +16,7 @@ from gateway.backends.base import Backend
 from gateway.backends.relay import RelayBackend
 from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.bus import EventBus
-from gateway.config import AdapterConfig, GatewayConfig, RelayBackendConfig
+from gateway.config import AdapterConfig, AdminConfig, GatewayConfig, RelayBackendConfig
 from gateway.dispatcher import Dispatcher
 from gateway.logging import redactor
 from gateway.metrics import Metrics
@@ -47,6 +47,16 @@ ADAPTER_FACTORIES: dict[str, AdapterFactory] = {
     "websocketServers": WsServer,
     "websocketClients": WsClient,
 }
+
+
+def config_secrets(config: GatewayConfig) -> list[str]:
+    """Every token `config` holds (adapters, admin, relay upstream), for the log redactor."""
+    tokens = [entry.token for _, _, entry in config.network.entries()]
+    if config.admin is not None:
+        tokens.append(config.admin.token)
+    if isinstance(config.backend, RelayBackendConfig):
+        tokens.append(config.backend.token)
+    return [token for token in tokens if token]
 
 
 def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
@@ -80,7 +90,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Start everything; on failure stop what started and raise StartupError."""
-        redactor.set_tokens(entry.token for _, _, entry in self.config.network.entries())
+        redactor.set_tokens(config_secrets(self.config))
         if self.config.network.plugins:
             log.warning(
                 "plugins_ignored",
@@ -94,7 +104,7 @@ class Supervisor:
         await self.dispatcher.start()
         try:
             await self._start_adapters()
-            await self._start_admin()
+            await self._start_admin(self.config.admin)
         except BaseException:
             await self.stop()
             raise
@@ -124,8 +134,7 @@ class Supervisor:
         self._entries[entry.name] = (kind, entry)
         log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
 
-    async def _start_admin(self) -> None:
-        admin = self.config.admin
+    async def _start_admin(self, admin: AdminConfig | None) -> None:
         if admin is None:
             return
         server = AdminServer(admin, self)
@@ -175,6 +184,7 @@ class Supervisor:
                     await self._start_adapter(kind, index, entry)
                 except StartupError as error:
                     log.error("adapter_start_failed", error=str(error))
+        await self._reload_admin(config)
         if (config.backend, config.api) != (self.config.backend, self.config.api):
             log.warning(
                 "reload_needs_restart",
@@ -182,8 +192,29 @@ class Supervisor:
                 reason="the running backend and dispatcher are kept",
             )
         self.config = config
-        redactor.set_tokens(entry.token for _, _, entry in config.network.entries())
+        redactor.set_tokens(config_secrets(config))
         log.info("gateway_reloaded", adapters=len(self.adapters))
+
+    async def _reload_admin(self, config: GatewayConfig) -> None:
+        """Apply a changed `admin` section: on the same address the running listener takes the
+        new settings at once (its console connections stay); otherwise it is restarted."""
+        old, new = self.config.admin, config.admin
+        if old == new:
+            return
+        running = self.admin
+        moved = old is None or new is None or (old.host, old.port) != (new.host, new.port)
+        if running is not None and new is not None and not moved:
+            running.config = new
+            log.info("admin_reloaded", token_changed=old is not None and old.token != new.token)
+            return
+        if running is not None:
+            await running.stop()
+            self.admin = None
+            log.info("admin_stopped")
+        try:
+            await self._start_admin(new)
+        except StartupError as error:
+            log.error("admin_start_failed", error=str(error))
 
     def overview(self) -> dict[str, Any]:
         """Live state for the console: backend, every configured entry, action counters."""

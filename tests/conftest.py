@@ -97,6 +97,8 @@ class GatewayProcess:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
+        self.unparsed: list[str] = []
+        """Lines of stderr that were not JSON (with `--log-format json`, there should be none)."""
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -111,10 +113,13 @@ class GatewayProcess:
                 break
             if line is None:
                 raise AssertionError(f"process exited before {event!r}; log: {self.lines}")
-            with contextlib.suppress(json.JSONDecodeError):
+            try:
                 self.lines.append(json.loads(line))
-                if self.lines[-1].get("event") == event:
-                    return self.lines[-1]
+            except json.JSONDecodeError:
+                self.unparsed.append(line)
+                continue
+            if self.lines[-1].get("event") == event:
+                return self.lines[-1]
         raise AssertionError(f"no {event!r} within {timeout}s; log: {self.lines}")
 
     def _read(self) -> None:
