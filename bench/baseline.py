@@ -186,7 +186,10 @@ class Baseline:
         if request.method == "POST":
             body = await request.read()
             if body.strip():
-                params = {**orjson.loads(body), **params}
+                try:
+                    params = {**orjson.loads(body), **params}
+                except orjson.JSONDecodeError as error:
+                    return self.respond(failed(1400, f"invalid JSON body: {error}"))
         return self.respond(self.call(action, params, params.pop("echo", None)))
 
     @staticmethod
@@ -241,6 +244,10 @@ class Baseline:
             pass
 
 
+MAX_BODY = 64 * 1024 * 1024
+"""The gateway's default maxBodySize, so both accept the same bodies."""
+
+
 async def serve(args: argparse.Namespace) -> None:
     baseline = Baseline(args.database)
     runners: list[web.BaseRunner]
@@ -252,7 +259,7 @@ async def serve(args: argparse.Namespace) -> None:
             web.ServerRunner(web.Server(baseline.websocket, access_log=None)),
         ]
     else:
-        http_app = web.Application()
+        http_app = web.Application(client_max_size=MAX_BODY)
         http_app.router.add_route("*", "/{action:.*}", baseline.http)
         ws_app = web.Application()
         ws_app.router.add_get("/{tail:.*}", baseline.websocket)

@@ -408,6 +408,63 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# --- bigbody -------------------------------------------------------------------------------------
+
+
+async def bigbody(args: argparse.Namespace) -> dict[str, Any]:
+    """Bystanders keep calling `get_login_info` (one call at a time on each of `connections`
+    keep-alive sockets) while one client sends an invalid JSON5 body of `size` bytes; what the
+    bystanders waited before, and while, that body was received and parsed."""
+    request = (
+        f"POST /get_login_info HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 2\r\n\r\n{{}}"
+    ).encode()
+    samples: list[tuple[float, float]] = []  # (started, seconds)
+    state = {"running": True}
+
+    async def bystander() -> None:
+        reader, writer = await asyncio.open_connection(HOST, args.port)
+        while state["running"]:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            samples.append((started, time.perf_counter() - started))
+        writer.close()
+
+    # Valid JSON until its last bytes: a strict parser scans it all before failing, and so does
+    # a JSON5 one.
+    pad = b"x" * (args.size - 64)
+    body = b'{"echo": "big", "pad": "' + pad + b'", "end": 1,,}'
+    tasks = [asyncio.create_task(bystander()) for _ in range(args.connections)]
+    await asyncio.sleep(args.warmup)
+    reader, writer = await asyncio.open_connection(HOST, args.port)
+    started = time.perf_counter()
+    writer.write(
+        f"POST /get_status HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    )
+    writer.write(body)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 120)
+    ended = time.perf_counter()
+    writer.close()
+    await asyncio.sleep(args.warmup)
+    state["running"] = False
+    await asyncio.gather(*tasks)
+    answer = orjson.loads(raw.split(b"\r\n\r\n", 1)[1])
+    normal = sorted(s for t, s in samples if t + s < started)
+    during = sorted(s for t, s in samples if t < ended and t + s > started)
+    return {
+        "big_ms": 1000 * (ended - started),
+        "big_retcode": answer.get("retcode"),
+        "normal_p99_ms": 1000 * percentile(normal, 0.99),
+        "during_p99_ms": 1000 * percentile(during, 0.99),
+        "during_max_ms": 1000 * during[-1] if during else 0.0,
+        "during_calls": len(during),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="bench load clients")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -434,9 +491,14 @@ def main() -> None:
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--steps", default="1000,10000")
     p.add_argument("--settle", type=float, default=2.0)
+    p = commands.add_parser("bigbody")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--size", type=int, default=64 * 1024 * 1024 - 4096)
+    p.add_argument("--connections", type=int, default=4)
+    p.add_argument("--warmup", type=float, default=1.0)
     args = parser.parse_args()
     raise_nofile()
-    command = {"wsapi": wsapi, "fanout": fanout, "idle": idle}[args.command]
+    command = {"wsapi": wsapi, "fanout": fanout, "idle": idle, "bigbody": bigbody}[args.command]
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         result = runner.run(command(args))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")

@@ -7,6 +7,7 @@ preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every ans
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp import HttpVersion11, web
 from gateway import __version__
 from gateway.config import HttpServerConfig
 from gateway.logging import bind_log_context, reset_log_context
+from gateway.network import body_parser
 from gateway.network.body_parser import BodyParser
 from gateway.network.listener import Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, is_upgrade, settings_for
@@ -186,14 +188,17 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
     media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     if media_type.startswith("multipart/"):
         raise BadRequest("multipart bodies are not supported; send JSON or urlencoded")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
+    if length is not None and length <= body_parser.INLINE_LIMIT:
+        try:
+            raw: bytes | bytearray = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
+    else:
+        raw = await read_large(request, limit)
     if media_type == "application/x-www-form-urlencoded":
         body: Any = parse_form(raw, request.charset)
         return {**body, **query} if query else body
-    if not raw.strip():
+    if not raw or raw.isspace():  # not `strip()`: that copies a large body whole
         body = {}
     else:
         try:
@@ -206,9 +211,30 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
 
 
 MAX_FORM_FIELDS = 10_000
+YIELD_EVERY = 1024 * 1024
+"""Bytes of a large body gathered between two turns of the event loop."""
 
 
-def parse_form(raw: bytes, charset: str | None) -> dict[str, str]:
+async def read_large(request: web.BaseRequest, limit: int) -> bytearray:
+    """A body that is large or of unknown size, read without holding the loop.
+
+    (`request.read()` drains whatever is already buffered in one go and then copies it whole:
+    a measured 100 ms for 64 MiB during which no other client is served.)
+    """
+    body = bytearray()
+    since_yield = 0
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        since_yield += len(chunk)
+        if since_yield >= YIELD_EVERY:
+            since_yield = 0
+            await asyncio.sleep(0)
+    return body
+
+
+def parse_form(raw: bytes | bytearray, charset: str | None) -> dict[str, str]:
     """An urlencoded body as a dict (the last of repeated keys wins); BadRequest when the body
     or a percent-escape is not text in its charset (UTF-8 unless declared)."""
     # Parsed here rather than by `request.post()`, which lets UnicodeDecodeError and an unknown

@@ -22,7 +22,7 @@ class JsonError(ValueError):
     """Input that is neither JSON nor JSON5, or cannot be represented; the message says why."""
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | bytearray | str) -> Any:
     """Parse JSON, falling back to JSON5 (comments, single quotes, trailing commas, hex numbers).
 
     Raises JsonError naming the position of the first error, or what cannot be represented.
@@ -35,7 +35,7 @@ def loads(data: bytes | str) -> Any:
         return _loads_json5(data, strict_error)
 
 
-def _loads_json5(data: bytes | str, strict_error: orjson.JSONDecodeError) -> Any:
+def _loads_json5(data: bytes | bytearray | str, strict_error: orjson.JSONDecodeError) -> Any:
     if isinstance(data, bytes | bytearray | memoryview):
         try:
             text = bytes(data).decode("utf-8")
@@ -121,7 +121,7 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def loads_bounded(data: bytes | str, max_values: int) -> Any:
+def loads_bounded(data: bytes | bytearray | str, max_values: int) -> Any:
     """`loads`, refusing a document of more than `max_values` JSON values (JsonError).
 
     Run in the body parser's worker process: what comes back has to be rebuilt on the event
