@@ -120,8 +120,10 @@ class FuzzedGateway:
     http_port: int
     ws_port: int
     alive_at_end: bool | None = None
-    errors_at_end: int | None = None
+    errors_at_end: list[dict[str, Any]] = field(default_factory=list)
     """Error-level log lines the gateway wrote during the whole run."""
+    last_lines: list[dict[str, Any]] = field(default_factory=list)
+    """The last log lines of a process that exited (its post-mortem)."""
 
     @property
     def alive(self) -> bool:
@@ -168,7 +170,9 @@ def fuzzed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedG
         RUNNING.append(gateway)
         yield gateway
         gateway.alive_at_end = gateway.alive
-        gateway.errors_at_end = len(gateway.errors_logged())
+        gateway.errors_at_end = gateway.errors_logged()
+        if not gateway.alive_at_end:
+            gateway.last_lines = process.lines[-20:]
     finally:
         process.kill()
 
@@ -178,10 +182,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section(f"robustness figures (profile {PROFILE})")
     for gateway in RUNNING:
+        exited = "" if gateway.alive_at_end else f" (exit code {gateway.process.proc.returncode})"
         terminalreporter.write_line(
-            f"gateway process alive at the end: {gateway.alive_at_end}; "
-            f"error-level log lines: {gateway.errors_at_end}"
+            f"gateway process alive at the end: {gateway.alive_at_end}{exited}; "
+            f"error-level log lines: {len(gateway.errors_at_end)}"
         )
+        for line in [*gateway.errors_at_end[:10], *gateway.last_lines]:
+            terminalreporter.write_line(f"  | {json.dumps(line)[:400]}")
     for transport, figures in FIGURES.items():
         if figures.calls:
             terminalreporter.write_line(f"{transport}: {figures.line()}")

@@ -116,22 +116,34 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer | None:
 async def exchange(port: int, data: bytes, *, half_close: bool = False) -> Answer | None:
     """Send `data` on a new connection and read the answer; None when none came (the server
     closed, or nothing within ANSWER_TIMEOUT). `half_close` shuts our side down after sending."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     try:
-        writer.write(data)
-        if half_close:
-            writer.write_eof()
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        try:
-            async with asyncio.timeout(ANSWER_TIMEOUT):
-                return await read_answer(reader)
-        except TimeoutError:
-            return None
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    except (OSError, TimeoutError):
+        return None  # refused: the gateway is gone (the figures say whether it is alive)
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            writer.write(data)
+            if half_close:
+                writer.write_eof()
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            return await read_answer(reader)
+    except TimeoutError:
+        return None
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
+        await shut(writer)
+
+
+async def shut(writer: asyncio.StreamWriter) -> None:
+    """Close a connection; abort it when unsent data would keep it open (a peer that stopped
+    reading never lets a plain close finish)."""
+    writer.close()
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT):
             await writer.wait_closed()
+    except (ConnectionError, TimeoutError):
+        writer.transport.abort()
 
 
 def envelope_problem(body: Any) -> str | None:

@@ -86,31 +86,38 @@ class Bystander:
             self.started.set()
 
     async def _run(self) -> None:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(f"ws://127.0.0.1:{self.port}/api", headers=AUTH) as ws,
-        ):
-            while not self._stop.is_set() or not self.answered:
-                self.calls += 1
-                echo = f"bystander-{self.calls}"
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with asyncio.timeout(ANSWER_TIMEOUT):
+                    ws = await session.ws_connect(f"ws://127.0.0.1:{self.port}/api", headers=AUTH)
+            except (TimeoutError, aiohttp.ClientError) as error:
+                self.failures.append(f"could not connect: {error!r}")
+                return
+            async with ws:
+                await self._calls(ws)
+
+    async def _calls(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while not self._stop.is_set() or not self.answered:
+            self.calls += 1
+            echo = f"bystander-{self.calls}"
+            try:
                 await ws.send_str(json.dumps({"action": "get_login_info", "echo": echo}))
-                try:
-                    message = await ws.receive(timeout=ANSWER_TIMEOUT)
-                except TimeoutError:
-                    self.failures.append(f"call {self.calls}: no answer")
-                    return
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    self.failures.append(f"call {self.calls}: got {message.type!r} {message.data}")
-                    return
-                answer = json.loads(message.data)
-                if answer.get("echo") != echo or answer.get("retcode") != 0:
-                    self.failures.append(f"call {self.calls}: answered {answer}")
-                    return
-                self.answered += 1
-                self.started.set()
-                # Pacing, not a threshold: leave the event loop to the fuzz between calls.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), 0.005)
+                message = await ws.receive(timeout=ANSWER_TIMEOUT)
+            except (TimeoutError, ConnectionError) as error:
+                self.failures.append(f"call {self.calls}: no answer ({error!r})")
+                return
+            if message.type != aiohttp.WSMsgType.TEXT:
+                self.failures.append(f"call {self.calls}: got {message.type!r} {message.data}")
+                return
+            answer = json.loads(message.data)
+            if answer.get("echo") != echo or answer.get("retcode") != 0:
+                self.failures.append(f"call {self.calls}: answered {answer}")
+                return
+            self.answered += 1
+            self.started.set()
+            # Pacing, not a threshold: leave the event loop to the fuzz between calls.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.005)
 
     def stop(self) -> None:
         self._stop.set()

@@ -14,8 +14,14 @@ import os
 import struct
 from dataclasses import dataclass
 
+from tests.robustness.rawhttp import shut
+
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CONTROL = {CLOSE, PING, PONG}
+HANDSHAKE_TIMEOUT = 5.0
+"""A hang detector for connecting and upgrading (never reached when the server works)."""
+SEND_TIMEOUT = 30.0
+"""How long a burst may take to be taken in: a hang detector, far above any real run."""
 NO_CLOSE_FRAME = 1006
 """RFC 6455's code for "closed without a close frame" (never sent on the wire)."""
 
@@ -117,7 +123,8 @@ class RawWebSocket:
     async def connect(
         cls, port: int, path: str = "/api", headers: dict[str, str] | None = None
     ) -> RawWebSocket:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {path} HTTP/1.1",
@@ -129,18 +136,25 @@ class RawWebSocket:
             *(f"{name}: {value}" for name, value in (headers or {}).items()),
         ]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            await shut(writer)
+            raise HandshakeRefused(b"no answer to the upgrade", b"") from None
         status_line = head.split(b"\r\n", 1)[0]
         if status_line.split()[1:2] != [b"101"]:
-            writer.close()
-            await writer.wait_closed()
+            await shut(writer)
             raise HandshakeRefused(status_line, head)
         return cls(reader, writer)
 
     async def send(self, *frames: bytes) -> None:
-        """Write frames as one chunk (a burst arrives in as few segments as possible)."""
+        """Write frames as one chunk (a burst arrives in as few segments as possible). A peer
+        that stops reading for good is not waited for (the caller's read then reports it)."""
         self.writer.write(b"".join(frames))
-        await self.writer.drain()
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.writer.drain()
 
     async def read_frame(self) -> Frame | None:
         """The server's next frame, or None at end of stream (closed without a close frame)."""
@@ -172,9 +186,8 @@ class RawWebSocket:
     async def close(self) -> None:
         """Send a normal close (if still possible) and drop the connection."""
         if not self.writer.is_closing():
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, TimeoutError):
                 self.writer.write(frame(CLOSE, close_payload(1000)))
-                await self.writer.drain()
-        self.writer.close()
-        with contextlib.suppress(ConnectionError):
-            await self.writer.wait_closed()
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    await self.writer.drain()
+        await shut(self.writer)
