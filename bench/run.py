@@ -166,7 +166,12 @@ class Server:
                     }
                 ],
             },
-            "backend": {"type": "sandbox", "database": str(self.dir / "sandbox.db")},
+            # The fan-out scenarios drive `sandbox_emit_bench`, off unless the config enables it.
+            "backend": {
+                "type": "sandbox",
+                "database": str(self.dir / "sandbox.db"),
+                "benchHook": True,
+            },
         }
         path = self.dir / "config.json"
         path.write_text(json.dumps(config, indent=2))

@@ -284,6 +284,9 @@ class SandboxBackendConfig(_Model):
     media_max_size: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
     """Largest media file the sandbox takes, in bytes, from any source (URL, local path,
     base64); larger ones fail with 1200. A fetch stops reading once the body passes it."""
+    bench_hook: bool = False
+    """Enable `sandbox_emit_bench`, which publishes up to 10 million events for benchmarks
+    (`bench/run.py` turns it on). Off, the action answers 1404 saying how to turn it on."""
 
 
 class RelayBackendConfig(_Model):

@@ -1,14 +1,28 @@
-"""`sandbox_emit_bench` over a real WebSocket: answered at once, then numbered, unstored events."""
+"""`sandbox_emit_bench` over a real WebSocket: answered at once, then numbered, unstored events.
+
+The hook is off unless the config turns it on (`backend.benchHook: true`), so no client of an
+ordinary gateway can make it publish millions of events.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from gateway.backends.sandbox import bench
-from tests.sandbox_client import SandboxClient, sandbox_client
+from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
 ALICE = 20001
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxClient]:
+    """A sandbox with the benchmark hook turned on."""
+    async with sandbox_client(sandbox_document(benchHook=True)) as client:
+        yield client
 
 
 def is_bench(event: dict[str, Any]) -> bool:
@@ -81,8 +95,18 @@ async def test_bad_parameters_are_refused(sandbox: SandboxClient) -> None:
         assert reply["retcode"] == 1400, reply
 
 
-async def test_stopping_the_backend_cancels_a_run() -> None:
+async def test_the_hook_is_off_unless_the_config_turns_it_on() -> None:
     async with sandbox_client() as client:
+        over_http = await client.call("sandbox_emit_bench", count=1)
+        over_ws = await call_over_ws(client, "e", count=1)
+        for reply in (over_http, over_ws):
+            assert (reply["status"], reply["retcode"]) == ("failed", 1404)
+            assert "benchHook" in reply["message"]
+        assert not bench._tasks(client.gw.supervisor.backend)  # type: ignore[arg-type]
+
+
+async def test_stopping_the_backend_cancels_a_run() -> None:
+    async with sandbox_client(sandbox_document(benchHook=True)) as client:
         reply = await call_over_ws(client, "long", count=1_000_000, rate=10, run="long")
         assert reply["retcode"] == 0
         backend = client.gw.supervisor.backend

@@ -27,5 +27,7 @@ ACTIONS: tuple[Action, ...] = (
         SandboxEmitBench,
         "Sandbox: answer at once, then publish `count` private messages from a friend (not "
         "stored), paced at `rate` events/s, each with bench_run, bench_seq and bench_emitted_ns.",
+        unavailable_hint="it is the sandbox's benchmark hook, off unless the config sets "
+        "`backend.benchHook: true`",
     ),
 )

@@ -6,6 +6,9 @@ after every event so subscribers drain). The messages are not stored: the benchm
 bus and the transports, not SQLite. Each event carries `bench_run`, `bench_seq` (0, 1, …) and
 `bench_emitted_ns` (`time.time_ns()` just before publishing), so a receiver can measure delivery
 latency and count lost events. `stop()` of the backend cancels runs still going.
+
+Off unless the config sets `backend.benchHook: true` (see `SandboxBackend.supports`): any
+client could otherwise make the gateway publish millions of events.
 """
 
 from __future__ import annotations
