@@ -337,7 +337,11 @@ class ApiConfig(_Model):
     rate_limit_interval: Annotated[int, Field(ge=0)] = 500
     """Interval in ms between queued `<action>_rate_limited` calls."""
     shutdown_grace: Annotated[float, Field(ge=0)] = 10.0
-    """Seconds in-flight requests get to finish on SIGTERM/SIGINT."""
+    """Seconds in-flight requests and WebSocket calls get to finish on SIGTERM/SIGINT: one
+    deadline shared by every listener and the `_async` calls, not a grace each."""
+    max_async_calls: Annotated[int, Field(gt=0)] = 1000
+    """`<action>_async` calls running in the background at once; beyond it a call is refused
+    with 1200 (a message naming this limit) and does not run."""
 
 
 class AdminConfig(_Model):

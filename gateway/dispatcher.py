@@ -3,7 +3,10 @@
 Suffixes follow the OneBot 11 spec, not NapCat's aliases: `<action>_async` answers
 `{"status": "async", "retcode": 1}` at once and runs the call in the background;
 `<action>_rate_limited` queues the call and runs queued calls one at a time, `rate_limit_interval`
-apart. Both validate first, so a bad call is refused synchronously with 1400/1404.
+apart. Both validate first, so a bad call is refused synchronously with 1400/1404. Both are
+bounded: at most `max_async_calls` background calls run at once and `RATE_LIMITED_QUEUE_SIZE`
+calls wait; past either, a call is refused with 1200 (a resource limit, not a bad call) and
+never runs.
 """
 
 from __future__ import annotations
@@ -67,10 +70,18 @@ class Route:
 class Dispatcher:
     """Runs actions against the backend and renders every outcome as an envelope."""
 
-    def __init__(self, catalog: Catalog, backend: Backend, *, rate_limit_interval: float) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        backend: Backend,
+        *,
+        rate_limit_interval: float,
+        max_async_calls: int = 1000,
+    ) -> None:
         self.catalog = catalog
         self.backend = backend
         self._interval = rate_limit_interval
+        self._max_async = max_async_calls
         self._background: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[tuple[Route, Params]] = asyncio.Queue(RATE_LIMITED_QUEUE_SIZE)
         self._worker: asyncio.Task[None] | None = None
@@ -190,6 +201,12 @@ class Dispatcher:
         return envelope.ActionFailed(f"{entry.name}: internal error: {error}")
 
     def _spawn(self, route: Route, params: Params) -> None:
+        if len(self._background) >= self._max_async:
+            raise envelope.ActionFailed(
+                f"{route.entry.name}: {len(self._background)} _async calls are running, the "
+                "limit (api.maxAsyncCalls); this one was not run. Retry once one has finished, "
+                "or call without _async"
+            )
         task = asyncio.create_task(
             self._run_logged(route, params), name=f"async:{route.entry.name}"
         )

@@ -77,6 +77,7 @@ class Supervisor:
             default_catalog(),
             self.backend,
             rate_limit_interval=config.api.rate_limit_interval / 1000,
+            max_async_calls=config.api.max_async_calls,
         )
         self.metrics = Metrics()
         self.metrics.watch(self)
