@@ -458,3 +458,22 @@ async def test_requests_on_b_are_not_debug_logged(http: Session) -> None:
             await post(http, gw.url("b", "/get_login_info"))
             await post(http, gw.url("a", "/get_login_info"))
     assert {e["server"] for e in logs if e["event"] == "http_request"} == {"a"}
+
+
+async def test_curl_d_json_labelled_as_a_form_is_json(gw: RunningGateway, http: Session) -> None:
+    # `curl -d '{...}'` sends application/x-www-form-urlencoded: the README's own examples do.
+    status, body = await post(
+        http,
+        gw.url("api", "/sandbox_receive_message"),
+        data=b' {"message_type": "private", "user_id": 20003, "message": "ping"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (status, body["retcode"]) == (200, 0)
+    assert isinstance(body["data"]["message_id"], int)
+
+
+async def test_a_real_form_is_still_a_form(gw: RunningGateway, http: Session) -> None:
+    status, body = await post(
+        http, gw.url("api", "/get_stranger_info"), data={"user_id": "20003", "echo": "f"}
+    )
+    assert (status, body["retcode"], body["echo"]) == (200, 0, "f")

@@ -8,6 +8,7 @@ preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every ans
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.parse
 from typing import Any
 
@@ -195,7 +196,9 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
     else:
         raw = await read_large(request, limit)
-    if media_type == "application/x-www-form-urlencoded":
+    # `curl -d '{...}'` labels a JSON body as a form: one that opens like a JSON object is JSON
+    # (no real form starts with `{`).
+    if media_type == "application/x-www-form-urlencoded" and not JSON_OBJECT_START.match(raw):
         body: Any = parse_form(raw, request.charset)
         return {**body, **query} if query else body
     if not raw or raw.isspace():  # not `strip()`: that copies a large body whole
@@ -211,6 +214,7 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
 
 
 MAX_FORM_FIELDS = 10_000
+JSON_OBJECT_START = re.compile(rb"\s*\{")
 YIELD_EVERY = 1024 * 1024
 """Bytes of a large body gathered between two turns of the event loop."""
 
