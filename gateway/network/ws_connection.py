@@ -3,7 +3,8 @@
 Roles: `api` answers action frames only; `event` pushes events only; `universal` does both. An
 event connection gets `lifecycle.connect` first, then events and heartbeats from its bus
 subscription, written by one sender task in order. Action frames run concurrently, each answered
-with its request's `echo` unchanged.
+with its request's `echo` unchanged. A client frame without a mask closes the connection with 1002
+(RFC 6455 §5.1).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import structlog
 from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError, WebSocketReader
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.dispatcher import Dispatcher
@@ -47,7 +49,8 @@ def role_of(path: str) -> Role:
 
 
 class OneBotWebSocket(web.WebSocketResponse):
-    """A WebSocketResponse whose over-limit close (1009) carries a reason."""
+    """A WebSocketResponse whose over-limit close (1009) carries a reason, and that refuses
+    unmasked client frames (1002), which aiohttp's frame parser accepts."""
 
     async def close(
         self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
@@ -55,6 +58,99 @@ class OneBotWebSocket(web.WebSocketResponse):
         if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
             message = b"frame exceeds the size limit of this server"
         return await super().close(code=code, message=message, drain=drain)
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        # aiohttp's hook where the upgraded connection gets its frame parser: the parser is
+        # wrapped in a mask check. Bytes that came right behind the upgrade request (before
+        # any parser existed) are held back from aiohttp and fed through the check as well.
+        handler = request.protocol
+        early, handler._message_tail = handler._message_tail, b""
+        super()._post_start(request, protocol, writer)
+        parser = handler._payload_parser
+        assert parser is not None
+        assert self._reader is not None
+        checked = MaskedFramesOnly(parser, self._reader)
+        handler._payload_parser = checked
+        if early and checked.feed_data(early)[0]:
+            handler.close()
+
+
+class MaskedFramesOnly:
+    """Feeds a server connection's frame parser only masked frames (RFC 6455 §5.1: a client
+    masks every frame; the server closes the connection with 1002 when one is not).
+
+    It reads the frame headers as bytes arrive (a few integer operations per frame; payloads
+    are skipped, never copied). The frames before an unmasked one are parsed and answered; the
+    unmasked one fails the connection.
+    """
+
+    __slots__ = ("_failed", "_head", "_parser", "_queue", "_skip")
+
+    def __init__(self, parser: WebSocketReader, queue: Any) -> None:
+        self._parser = parser
+        self._queue = queue
+        self._skip = 0
+        """Bytes of the current frame still to come."""
+        self._head = b""
+        """The start of a frame header split across two reads."""
+        self._failed = False
+
+    def feed_eof(self) -> None:
+        self._parser.feed_eof()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        """Parse `data` unless it holds an unmasked frame; `(True, b"")` once failed (as the
+        parser answers after an error: the server then closes the transport)."""
+        if self._failed:
+            return True, b""
+        # The common read: one whole small masked frame, no partial frame before it. (For a
+        # masked frame `data[1] ^ 0x80` is its 7-bit length; unmasked, it is 128 or more.)
+        if not self._skip and not self._head and len(data) > 1:
+            length = data[1] ^ 0x80
+            if length < 126 and length + 6 == len(data):
+                result: tuple[bool, bytes] = self._parser.feed_data(data)
+                return result
+        bad = self._unmasked_at(data)
+        if bad < 0:
+            result = self._parser.feed_data(data)
+            return result
+        self._failed = True
+        if bad > 0 and self._parser.feed_data(data[:bad])[0]:
+            return True, b""
+        self._queue.set_exception(
+            WebSocketError(WSCloseCode.PROTOCOL_ERROR, "client frames must be masked")
+        )
+        return True, b""
+
+    def _unmasked_at(self, data: bytes) -> int:
+        """Where in `data` the first unmasked frame starts (0 if its header began in an
+        earlier read), or -1 if every frame header in it is masked."""
+        held = len(self._head)
+        if held:
+            data, self._head = self._head + data, b""
+        pos, end = self._skip, len(data)
+        while pos < end:
+            if end - pos < 2:
+                break
+            second = data[pos + 1]
+            if not second & 0x80:
+                return max(pos - held, 0)
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length
+            elif length == 126:
+                if end - pos < 4:
+                    break
+                pos += 8 + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                if end - pos < 10:
+                    break
+                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
+        else:
+            self._skip = pos - end
+            return -1
+        self._skip, self._head = 0, data[pos:]
+        return -1
 
 
 @dataclass(frozen=True, slots=True)

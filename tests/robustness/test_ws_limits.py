@@ -1,17 +1,42 @@
-"""Work one client can cause is bounded.
+"""Work one client can cause is bounded; WebSocket frames that break RFC 6455 end the connection.
 
 - `_async` calls beyond `api.maxAsyncCalls` are refused with 1200, until one finishes.
+- A client frame without a mask closes the connection with 1002 (RFC 6455 §5.1), however the
+  frames before it were split into TCP segments.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
 
-from tests.conftest import http_entry, run_gateway, sandbox_config
+from tests.conftest import RunningGateway, http_entry, run_gateway, sandbox_config
 from tests.held_server import held_server
+from tests.robustness.wsframes import CLOSE, PING, TEXT, RawWebSocket, frame
+
+
+async def next_message(raw: RawWebSocket) -> Any:
+    """The next data or close frame (a hang detector bounds the wait: none comes on failure)."""
+    return await asyncio.wait_for(raw.read_message(), 10)
+
+
+def ws_entry(name: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "enable": True,
+        "host": "127.0.0.1",
+        "port": 0,
+        "heartInterval": 0,
+        **fields,
+    }
+
+
+def port_of(gw: RunningGateway, name: str) -> int:
+    adapter: Any = gw.supervisor.adapters[name]
+    return int(adapter.port)
 
 
 async def test_async_calls_beyond_max_async_calls_are_refused_until_one_finishes() -> None:
@@ -37,3 +62,51 @@ async def test_async_calls_beyond_max_async_calls_are_refused_until_one_finishes
             await asyncio.sleep(0.01)
         else:
             raise AssertionError("no _async call accepted after the running ones finished")
+
+
+async def test_an_unmasked_client_frame_closes_the_connection_with_1002() -> None:
+    doc = sandbox_config(websocketServers=[ws_entry("ws")])
+    async with run_gateway(doc) as gw:
+        raw = await RawWebSocket.connect(port_of(gw, "ws"), "/api")
+        call = b'{"action": "get_login_info", "echo": 1}'
+        await raw.send(frame(TEXT, call))
+        first = await next_message(raw)
+        assert first is not None and first.opcode == TEXT
+        assert json.loads(first.payload)["retcode"] == 0  # masked: answered
+        await raw.send(frame(TEXT, call, mask=False))
+        closing = await next_message(raw)
+        assert closing is not None and (closing.opcode, closing.close_code) == (CLOSE, 1002)
+        await raw.close()
+
+
+async def test_an_unmasked_frame_is_refused_on_the_http_port_too() -> None:
+    doc = sandbox_config(httpServers=[http_entry("api", enableWebsocket=True, heartInterval=0)])
+    async with run_gateway(doc) as gw:
+        raw = await RawWebSocket.connect(port_of(gw, "api"), "/api")
+        await raw.send(frame(PING, b"unmasked", mask=False))
+        closing = await next_message(raw)
+        assert closing is not None and (closing.opcode, closing.close_code) == (CLOSE, 1002)
+        await raw.close()
+
+
+async def test_masked_frames_split_anywhere_are_all_answered() -> None:
+    doc = sandbox_config(websocketServers=[ws_entry("ws")])
+    async with run_gateway(doc) as gw:
+        raw = await RawWebSocket.connect(port_of(gw, "ws"), "/api")
+        sizes = (10, 200, 70_000)  # 7-bit, 16-bit and 64-bit payload lengths
+        frames = [
+            frame(TEXT, json.dumps({"action": "get_login_info", "echo": "e" * size}).encode())
+            for size in sizes
+        ]
+        burst = b"".join([frame(PING, b"p"), *frames])
+        for cut in range(0, 16):  # byte by byte through the first headers, then the rest
+            await raw.send(burst[cut : cut + 1])
+        await raw.send(burst[16:])
+        answers = []
+        while len(answers) < len(sizes):
+            got = await next_message(raw)
+            assert got is not None and got.opcode == TEXT, got
+            answers.append(json.loads(got.payload))
+        assert sorted(len(a["echo"]) for a in answers) == list(sizes)
+        assert all(a["retcode"] == 0 for a in answers)
+        await raw.close()
