@@ -92,6 +92,13 @@ class Subscription:
         if self.closed_reason is None:
             self._queue.appendleft((time.monotonic(), frame))
 
+    def push_front(self, frame: bytes) -> None:
+        """Queue a frame ahead of everything queued (a connection's `lifecycle.connect`, before
+        what a reverse client buffered while away). Not counted against `queue_size`."""
+        if self.closed_reason is None:
+            self._queue.appendleft((time.monotonic(), frame))
+            self._wake()
+
     async def get(self) -> bytes:
         """The next frame, waiting if the queue is empty; SubscriptionClosed once closed."""
         while True:

@@ -424,6 +424,39 @@ async def test_clients_pointed_at_a_dead_url_do_not_reconnect_in_lockstep() -> N
     assert all(0 <= d <= 0.2 for d in delays)  # second attempt: within base·2
 
 
+async def test_reverse_ws_gets_lifecycle_then_heartbeats() -> None:
+    bot = BotServer()
+    async with serve(bot.app()) as port:
+        url = f"ws://127.0.0.1:{port}/onebot/v11/ws"
+        async with run_gateway(sandbox_config(websocketClients=[ws_client(url, heartInterval=50)])):
+            frames = [await bot.next_frame() for _ in range(3)]
+    assert is_lifecycle(frames[0])
+    assert [f["meta_event_type"] for f in frames[1:]] == ["heartbeat", "heartbeat"]
+    assert all(f["interval"] == 50 for f in frames[1:])
+
+
+async def test_reconnect_gets_lifecycle_before_buffered_events_and_no_stale_heartbeats() -> None:
+    port = free_port()
+    bot = BotServer()
+    url = f"ws://127.0.0.1:{port}/onebot/v11/ws"
+    doc = sandbox_config(websocketClients=[ws_client(url, heartInterval=20)])
+    async with run_gateway(doc) as gw:
+        async with serve(bot.app(), port):
+            await bot.next_frame(is_lifecycle)
+            await bot.next_frame(lambda f: f.get("meta_event_type") == "heartbeat")
+        for seq in range(1, 6):  # the bot is down
+            gw.supervisor.bus.publish(event(seq))
+        await asyncio.sleep(0.3)  # many heartbeat intervals pass while it is away
+        subscription = gw.supervisor.adapters["reverse"].subscription
+        assert subscription is not None and len(subscription) == 5  # events only
+        while not bot.frames.empty():
+            bot.frames.get_nowait()  # whatever the first connection got last
+        async with serve(bot.app(), port):
+            assert is_lifecycle(await bot.next_frame())
+            got = [await bot.next_frame() for _ in range(5)]
+    assert [f.get("message_id") for f in got] == [1, 2, 3, 4, 5]
+
+
 # --- SSE ---------------------------------------------------------------------------------------
 
 
@@ -475,3 +508,35 @@ async def test_only_get_on_the_sse_path_opens_a_stream(http: Session) -> None:
         body = await response.json()
     assert response.headers["Content-Type"].startswith("application/json")
     assert body["retcode"] == 1404 and "_events" in body["message"]
+
+
+async def test_sse_stream_gets_heartbeats_without_enable_websocket(http: Session) -> None:
+    entry = {"name": "sse", "enable": True, "port": 0, "heartInterval": 50}
+    async with (
+        run_gateway(sandbox_config(httpSseServers=[entry])) as gw,
+        http.get(gw.url("sse", "/_events")) as stream,
+    ):
+        beats: list[dict[str, Any]] = []
+        while len(beats) < 2:
+            line = (await asyncio.wait_for(stream.content.readline(), 5)).decode()
+            if line.startswith("data: "):
+                beats.append(json.loads(line[6:]))
+    assert [b["meta_event_type"] for b in beats] == ["heartbeat", "heartbeat"]
+    assert all(b["interval"] == 50 for b in beats)
+
+
+async def test_sse_stream_without_heart_interval_gets_no_heartbeats(http: Session) -> None:
+    entry = {"name": "sse", "enable": True, "port": 0, "heartInterval": 0}
+    async with (
+        run_gateway(sandbox_config(httpSseServers=[entry])) as gw,
+        http.get(gw.url("sse", "/_events")) as stream,
+    ):
+        for _ in range(100):
+            if gw.supervisor.bus.subscriptions:
+                break
+            await asyncio.sleep(0.01)
+        gw.supervisor.bus.publish(event(1))
+        line = (await asyncio.wait_for(stream.content.readline(), 5)).decode()
+        while not line.startswith("data: "):
+            line = (await asyncio.wait_for(stream.content.readline(), 5)).decode()
+    assert json.loads(line[6:])["message_id"] == 1  # the first data line is the event

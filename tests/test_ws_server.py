@@ -271,11 +271,20 @@ async def test_heartbeats_carry_status_and_interval(http: Session) -> None:
         assert beat["status"] == {"online": True, "good": True}
 
 
+async def test_http_port_websockets_get_lifecycle_then_heartbeats(http: Session) -> None:
+    doc = sandbox_config(httpServers=[http_entry("h", enableWebsocket=True, heartInterval=50)])
+    async with run_gateway(doc) as gw, http.ws_connect(ws_url(gw, "h")) as ws:
+        await lifecycle_of(ws)
+        beats = [await receive_json(ws), await receive_json(ws)]
+    assert [b["meta_event_type"] for b in beats] == ["heartbeat", "heartbeat"]
+    assert all(b["interval"] == 50 for b in beats)
+
+
 async def test_heart_interval_zero_disables_heartbeats(http: Session) -> None:
     doc = sandbox_config(websocketServers=[ws_entry("ws", heartInterval=0)])
     async with run_gateway(doc) as gw, http.ws_connect(ws_url(gw, "ws")) as ws:
         await lifecycle_of(ws)
-        assert gw.supervisor.adapters["ws"]._heartbeat is None
+        assert not gw.supervisor.adapters["ws"].heartbeat.running
         gw.supervisor.bus.publish(message_event(1))
         assert (await receive_json(ws))["post_type"] == "message"
 

@@ -4,16 +4,17 @@ Each event is POSTed once its predecessors are done, from this client's own boun
 slow or dead receiver delays nobody else. Connection errors and 5xx answers are retried with
 backoff; every attempt carries the same `X-OneBot-Event-Id`, so receivers can drop duplicates.
 A JSON object in the answer is a quick operation, applied through the dispatcher; 204, an empty
-or a non-JSON body is no operation.
+or a non-JSON body is no operation. Heartbeats (`heartInterval`) go through the same queue, but
+none while an event is being retried: they would only pile up behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -22,8 +23,8 @@ import structlog
 from gateway.bus import Subscription
 from gateway.config import HttpClientConfig
 from gateway.network.backoff import Backoff
-from gateway.network.listener import Services, heartbeat_frame
-from gateway.network.ws_connection import subscriber_options
+from gateway.network.listener import Heartbeat, Services
+from gateway.network.ws_connection import cancel_and_wait, subscriber_options
 from gateway.protocol import jsonio
 
 log = structlog.get_logger("gateway.http_client")
@@ -42,9 +43,12 @@ class HttpClient:
         self.services = services
         self.subscription: Subscription | None = None
         self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "rejected": 0, "gave_up": 0}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._delivery: asyncio.Task[None] | None = None
         self.retrying = False
         self._session: aiohttp.ClientSession | None = None
+        self.heartbeat = Heartbeat(
+            services.dispatcher.backend, entry.heart_interval, self._meta_subscribers, entry.name
+        )
 
     async def start(self) -> None:
         self.subscription = self.services.bus.subscribe(
@@ -52,17 +56,14 @@ class HttpClient:
         )
         timeout = aiohttp.ClientTimeout(total=self.entry.timeout / 1000)
         self._session = aiohttp.ClientSession(timeout=timeout)
-        self._tasks.append(asyncio.create_task(self._deliver(), name=f"http-post:{self.name}"))
-        if self.entry.heart_interval > 0:
-            self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"post-hb:{self.name}"))
+        self._delivery = asyncio.create_task(self._deliver(), name=f"http-post:{self.name}")
+        self.heartbeat.start()
 
     async def stop(self) -> None:
         # Stop delivering (an in-flight POST is cancelled), then release the queue and session.
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.heartbeat.stop()
+        delivery, self._delivery = self._delivery, None
+        await cancel_and_wait(delivery)
         if self.subscription is not None:
             self.services.bus.unsubscribe(self.subscription)
         if self._session is not None:
@@ -74,6 +75,11 @@ class HttpClient:
     def state(self) -> str:
         """`delivering`, or `retrying` while an event is being retried (for the console)."""
         return "retrying" if self.retrying else "delivering"
+
+    def _meta_subscribers(self) -> Iterable[Subscription]:
+        if self.retrying or self.subscription is None:
+            return ()
+        return (self.subscription,)
 
     async def _deliver(self) -> None:
         assert self.subscription is not None
@@ -164,11 +170,3 @@ class HttpClient:
                 retcode=result["retcode"],
                 error=result["message"],
             )
-
-    async def _heartbeats(self) -> None:
-        assert self.subscription is not None
-        interval = self.entry.heart_interval
-        backend = self.services.dispatcher.backend
-        while True:
-            await asyncio.sleep(interval / 1000)
-            self.subscription.offer(heartbeat_frame(backend, interval))

@@ -1,15 +1,14 @@
 """What every listening adapter shares: the runner/site split, auth before any work, graceful stop.
 
 A listener owns an aiohttp app on its own runner and site, checks the entry's token before any
-other work (and so before a WebSocket upgrade), tracks in-flight requests, and, when it serves
-WebSockets, owns their heartbeat and closes them with 1001 on stop.
+other work (and so before a WebSocket upgrade), tracks in-flight requests, and, when it pushes
+events (WebSockets, SSE streams), owns their heartbeat, and closes WebSockets with 1001 on stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +16,19 @@ import structlog
 from aiohttp import web
 
 from gateway.backends.base import Backend
-from gateway.bus import EventBus
+from gateway.bus import EventBus, Subscription
 from gateway.dispatcher import Dispatcher
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.body_parser import BodyParser
-from gateway.network.ws_connection import Registry, WsSettings, close_all, is_upgrade
+from gateway.network.ws_connection import (
+    Registry,
+    WsSettings,
+    cancel_and_wait,
+    close_all,
+    is_upgrade,
+    meta_frame,
+)
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.listener")
@@ -61,9 +67,53 @@ def json_response(
 envelope_response = json_response
 
 
-def heartbeat_frame(backend: Backend, interval_ms: int) -> bytes:
-    """An encoded heartbeat meta event with the backend's current status."""
-    return jsonio.dumps(events.heartbeat(backend.self_id, backend.status(), interval_ms))
+class Heartbeat:
+    """Offers a heartbeat meta event every `interval` ms into each subscription `targets()`
+    names, where its connection's one sender writes it like any event.
+
+    The only source of heartbeats, for every transport: WebSocket connections and SSE streams
+    of a listener, a reverse WebSocket client while connected, an HTTP POST client.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        interval: int,
+        targets: Callable[[], Iterable[Subscription]],
+        name: str,
+    ) -> None:
+        self.backend = backend
+        self.interval = interval
+        self.targets = targets
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        """Begin beating, unless the interval is 0 or less (heartbeats disabled)."""
+        if self.interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._beat(), name=f"heartbeat:{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def _beat(self) -> None:
+        interval = self.interval
+        while True:
+            await asyncio.sleep(interval / 1000)
+            try:
+                frame = meta_frame(
+                    events.heartbeat(self.backend.self_id, self.backend.status(), interval)
+                )
+                for subscription in self.targets():
+                    subscription.offer(frame)
+            except Exception:
+                # One failed beat (a backend that cannot say its status) skips that beat only.
+                log.exception("heartbeat_failed", name=self.name)
 
 
 class Listener:
@@ -86,8 +136,9 @@ class Listener:
         self._routes: list[tuple[str, str, Handler]] = []
         self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
-        self._heart_interval = heart_interval
-        self._heartbeat: asyncio.Task[None] | None = None
+        self.heartbeat = Heartbeat(
+            services.dispatcher.backend, heart_interval, self.meta_subscribers, self.name
+        )
         self._origins: frozenset[str] = frozenset(entry.allowed_origins)
         self.in_flight = 0
         """Requests being served; `stop()` waits for them (see `guard`)."""
@@ -204,8 +255,19 @@ class Listener:
         except BaseException:
             await runner.cleanup()
             raise
-        if self.ws_settings is not None and self._heart_interval > 0:
-            self._heartbeat = asyncio.create_task(self._beat(), name=f"heartbeat:{self.name}")
+        if self.pushes_events():
+            self.heartbeat.start()
+
+    def pushes_events(self) -> bool:
+        """Whether this listener has event subscribers (heartbeats go to them): WebSockets when
+        it accepts them; subclasses with event streams say so too."""
+        return self.ws_settings is not None
+
+    def meta_subscribers(self) -> Iterator[Subscription]:
+        """Subscriptions that heartbeats go to: every open event WebSocket's."""
+        for connection in self.websockets.values():
+            if connection.subscription is not None:
+                yield connection.subscription
 
     async def stop(self) -> None:
         # 1. Close the listener: no new connections. (Stopping twice is harmless.)
@@ -214,10 +276,7 @@ class Listener:
         site, self._site = self._site, None
         await site.stop()
         # 2. Stop heartbeats and close WebSockets with 1001 (going away).
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await self.heartbeat.stop()
         await close_all(self.websockets)
         # 3. Let in-flight requests finish, bodies included. (aiohttp's own shutdown stops reading
         #    from connections at once, so a request still uploading its body would hang.)
@@ -242,16 +301,6 @@ class Listener:
         """The bound port (useful with `port: 0`)."""
         assert self._runner is not None, "not started"
         return int(self._runner.addresses[0][1])
-
-    async def _beat(self) -> None:
-        interval = self._heart_interval
-        backend = self.dispatcher.backend
-        while True:
-            await asyncio.sleep(interval / 1000)
-            frame = heartbeat_frame(backend, interval)
-            for subscription in self.bus.subscriptions:
-                if subscription.name == self.name:
-                    subscription.offer(frame)
 
 
 def _format_address(address: Any) -> str:

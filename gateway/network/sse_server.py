@@ -1,21 +1,25 @@
 """`httpSseServers[]`: an HTTP API server that also streams events on `GET /_events`.
 
 Each event is one `id:` line and one `data:` line of JSON; an idle stream gets a `: keep-alive`
-comment every `keepAliveInterval` ms so proxies do not cut it. The token is checked like any
-request. (Written here rather than with aiohttp-sse: the bus hands us pre-encoded bytes shared by
-every subscriber, and that library wants a `str` per send.)
+comment every `keepAliveInterval` ms so proxies do not cut it. Heartbeat meta events come every
+`heartInterval` ms (0 disables) through the stream's subscription like any event, whether or not
+the entry also accepts WebSockets; no `lifecycle` is sent (OneBot 11 sends `connect` on
+WebSockets only; NapCat's SSE sends none). The token is checked like any request. (Written here
+rather than with aiohttp-sse: the bus hands us pre-encoded bytes shared by every subscriber, and
+that library wants a `str` per send.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from gateway.bus import SubscriptionClosed
+from gateway.bus import Subscription, SubscriptionClosed
 from gateway.config import HttpSseServerConfig
 from gateway.network.http_server import HttpServer
 from gateway.network.listener import Services
@@ -30,13 +34,20 @@ class SseServer(HttpServer):
     entry: HttpSseServerConfig
 
     def __init__(self, entry: HttpSseServerConfig, services: Services) -> None:
-        self._streams: set[asyncio.Task[Any]] = set()
+        self._streams: dict[asyncio.Task[Any], Subscription] = {}
         super().__init__(entry, services)
         self._stream_settings = settings_for(entry)
 
     def add_routes(self) -> None:
         self.route("/_events", self._events, "GET")
         super().add_routes()
+
+    def pushes_events(self) -> bool:
+        return True
+
+    def meta_subscribers(self) -> Iterator[Subscription]:
+        yield from super().meta_subscribers()
+        yield from self._streams.values()
 
     async def stop(self) -> None:
         # Streams never finish by themselves: end them first so in-flight requests can drain.
@@ -58,7 +69,7 @@ class SseServer(HttpServer):
         subscription = self.bus.subscribe(self.name, settings.options)
         task = asyncio.current_task()
         assert task is not None
-        self._streams.add(task)
+        self._streams[task] = subscription
         log.info("sse_connected", peer=request.remote)
         keep_alive = self.entry.keep_alive_interval / 1000
         sequence = 0
@@ -74,7 +85,7 @@ class SseServer(HttpServer):
         except (SubscriptionClosed, ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._streams.discard(task)
+            self._streams.pop(task, None)
             self.bus.unsubscribe(subscription)
             log.info("sse_disconnected", peer=request.remote, delivered=sequence)
         with contextlib.suppress(ConnectionError):

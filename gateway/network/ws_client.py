@@ -2,15 +2,16 @@
 
 One subscription lives as long as the adapter, so events published while the bot is away wait in
 its bounded queue (count `queueSize`, age `bufferMaxAge`) and are delivered in order after the
-next connect, right after `lifecycle.connect`. Reconnects back off exponentially with full jitter;
+next connect, right after `lifecycle.connect`. Heartbeats go into it only while connected, so
+none pile up for a bot that is away. Reconnects back off exponentially with full jitter;
 WebSocket pings catch half-open connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Iterable
 
 import aiohttp
 import structlog
@@ -19,8 +20,13 @@ from gateway.bus import Subscription
 from gateway.config import DEFAULT_MAX_BODY as DEFAULT_MAX_FRAME
 from gateway.config import WebsocketClientConfig
 from gateway.network.backoff import Backoff
-from gateway.network.listener import Services, heartbeat_frame
-from gateway.network.ws_connection import WsConnection, WsSettings, subscriber_options
+from gateway.network.listener import Heartbeat, Services
+from gateway.network.ws_connection import (
+    WsConnection,
+    WsSettings,
+    cancel_and_wait,
+    subscriber_options,
+)
 
 log = structlog.get_logger("gateway.ws_client")
 
@@ -39,6 +45,10 @@ class WsClient:
             debug=entry.debug,
         )
         self.subscription: Subscription | None = None
+        self.heartbeat = Heartbeat(
+            services.dispatcher.backend, entry.heart_interval, self._meta_subscribers, entry.name
+        )
+        self._connection: WsConnection | None = None
         self.backoff = Backoff(entry.reconnect_interval / 1000, entry.reconnect_max_interval / 1000)
         self.connected = False
         self.reconnects = 0
@@ -50,13 +60,13 @@ class WsClient:
         self.subscription = self.services.bus.subscribe(self.name, self.settings.options)
         self._session = aiohttp.ClientSession()
         self._task = asyncio.create_task(self._keep_connected(), name=f"ws-client:{self.name}")
+        self.heartbeat.start()
 
     async def stop(self) -> None:
         # Cancel the connection loop (closing the socket), then drop the buffer and session.
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.heartbeat.stop()
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self.subscription is not None:
             self.services.bus.unsubscribe(self.subscription)
         if self._session is not None:
@@ -71,6 +81,12 @@ class WsClient:
             return "connected"
         wait = max(0.0, self.next_attempt_at - time.monotonic())
         return f"reconnecting in {wait:.1f} s" if wait else "connecting"
+
+    def _meta_subscribers(self) -> Iterable[Subscription]:
+        # Only while connected: a bot that is away gets no heartbeats from that time.
+        if self._connection is None or self.subscription is None:
+            return ()
+        return (self.subscription,)
 
     async def _keep_connected(self) -> None:
         while True:
@@ -113,21 +129,18 @@ class WsClient:
             )
         self.connected = True
         log.info("ws_client_connected", client=self.name, url=entry.url)
-        beat = asyncio.create_task(self._heartbeats(ws), name=f"ws-client-heartbeat:{self.name}")
+        self._connection = WsConnection(
+            ws,
+            "universal",
+            self.settings,
+            self.services.dispatcher,
+            self.services.bus,
+            subscription=self.subscription,
+        )
         try:
-            connection = WsConnection(
-                ws,
-                "universal",
-                self.settings,
-                self.services.dispatcher,
-                self.services.bus,
-                subscription=self.subscription,
-            )
-            await connection.run()
+            await self._connection.run()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            self._connection = None
             await ws.close()
             log.info("ws_client_disconnected", client=self.name, close_code=ws.close_code)
 
@@ -140,14 +153,3 @@ class WsClient:
         if self.entry.token:
             headers["Authorization"] = f"Bearer {self.entry.token}"
         return headers
-
-    async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        interval = self.entry.heart_interval
-        if interval <= 0:
-            return
-        backend = self.services.dispatcher.backend
-        while not ws.closed:
-            await asyncio.sleep(interval / 1000)
-            frame = heartbeat_frame(backend, interval)
-            with contextlib.suppress(ConnectionError):
-                await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)

@@ -1,16 +1,18 @@
 """One OneBot WebSocket connection (reference/onebot11.md §1.4), whichever adapter accepted it.
 
 Roles: `api` answers action frames only; `event` pushes events only; `universal` does both. An
-event connection gets `lifecycle.connect` first, then events and heartbeats from its bus
-subscription, written by one sender task in order. Action frames run concurrently, each answered
-with its request's `echo` unchanged. A client frame without a mask closes the connection with 1002
-(RFC 6455 §5.1).
+event connection's bus subscription carries all it is sent, `lifecycle.connect` first, then
+events and heartbeats, and its one sender task writes them in order. Action frames run
+concurrently, each answered with its request's `echo` unchanged. A client frame without a mask
+closes the connection with 1002 (RFC 6455 §5.1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,8 +31,25 @@ log = structlog.get_logger("gateway.ws")
 Role = Literal["api", "event", "universal"]
 AnyWebSocket = web.WebSocketResponse | ClientWebSocketResponse
 SLOW_CLOSE_TIMEOUT = 1.0
-Registry = dict[web.WebSocketResponse, asyncio.Transport | None]
-"""Open WebSockets of one listener and their transports (to abort peers that stopped reading)."""
+
+
+class MetaFrame(bytes):
+    """An encoded meta event (lifecycle, heartbeat) the gateway made for its own subscribers.
+
+    It goes through subscriptions like any event but belongs to the connection it was made for:
+    a reverse WebSocket client's buffer never carries one into its next connection (a failed
+    write is not put back, and one queued before the connection began is skipped).
+    """
+
+    made: float
+    """`time.monotonic()` when it was made."""
+
+
+def meta_frame(event: Mapping[str, Any]) -> MetaFrame:
+    """Encode a meta event built by `gateway.protocol.events`."""
+    frame = MetaFrame(jsonio.dumps(event))
+    frame.made = time.monotonic()
+    return frame
 
 
 def is_upgrade(request: web.BaseRequest) -> bool:
@@ -169,6 +188,7 @@ class WsConnection:
     __slots__ = (
         "_calls",
         "_owns_subscription",
+        "_since",
         "_writing",
         "bus",
         "dispatcher",
@@ -201,16 +221,19 @@ class WsConnection:
         self.subscription = subscription
         self._owns_subscription = subscription is None
         self._calls: set[asyncio.Task[None]] = set()
+        self._since = 0.0
 
     async def run(self) -> None:
-        """Subscribe (event roles), then read frames until the socket closes; clean up."""
+        """Subscribe (event roles) with `lifecycle.connect` first, then read frames until the
+        socket closes; clean up."""
         sender = None
         if self.role != "api":
             if self.subscription is None:
                 self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
-            lifecycle = events.lifecycle(self.dispatcher.backend.self_id)
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_frame(jsonio.dumps(lifecycle), WSMsgType.TEXT)
+            self._since = time.monotonic()
+            # First on this connection, ahead of what a reverse client buffered while away.
+            lifecycle = meta_frame(events.lifecycle(self.dispatcher.backend.self_id))
+            self.subscription.push_front(lifecycle)
             sender = asyncio.create_task(self._send_events(), name="ws-sender")
             # The sender may be stuck writing to a peer that stopped reading; an overflow under
             # `disconnect` cancels that write so the disconnect happens at once.
@@ -222,29 +245,31 @@ class WsConnection:
                 self.subscription.on_close = None
                 if self._owns_subscription:
                     self.bus.unsubscribe(self.subscription)
-            for task in [*self._calls, *([sender] if sender else [])]:
-                task.cancel()
-            for task in [*self._calls, *([sender] if sender else [])]:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*self._calls, sender)
 
     async def _send_events(self) -> None:
-        assert self.subscription is not None
+        subscription = self.subscription
+        assert subscription is not None
+        since = self._since
         try:
             while True:
-                frame = await self.subscription.get()
+                frame = await subscription.get()
+                if type(frame) is MetaFrame and frame.made < since:
+                    continue  # made for an earlier connection of a reverse client
                 self._writing = True
                 try:
                     await self.ws.send_frame(frame, WSMsgType.TEXT)
                 except asyncio.CancelledError:
-                    reason = self.subscription.closed_reason
+                    reason = subscription.closed_reason
                     if reason in (None, "unsubscribed"):
                         raise
                     await self.disconnect_slow(reason)
                     return
                 except ConnectionError:
-                    # Not written: it goes first on the next connection (reverse clients).
-                    self.subscription.requeue(frame)
+                    # Not written: an event goes first on the next connection (reverse
+                    # clients); a meta event belonged to this one.
+                    if type(frame) is not MetaFrame:
+                        subscription.requeue(frame)
                     raise
                 finally:
                     self._writing = False
@@ -329,6 +354,10 @@ class WsConnection:
         return None
 
 
+Registry = dict[web.WebSocketResponse, WsConnection]
+"""Open WebSockets of one listener and their connections."""
+
+
 async def accept(
     request: web.BaseRequest,
     settings: WsSettings,
@@ -339,12 +368,13 @@ async def accept(
     """Upgrade an (already authorised) request and serve it until it closes."""
     ws = OneBotWebSocket(max_msg_size=settings.max_frame, autoping=True)
     await ws.prepare(request)
-    registry[ws] = request.transport
     role = role_of(request.path)
+    connection = WsConnection(ws, role, settings, dispatcher, bus, request.transport)
+    registry[ws] = connection
     context = bind_log_context(server=settings.server, peer=request.remote, role=role)
     log.info("ws_connected")
     try:
-        await WsConnection(ws, role, settings, dispatcher, bus, request.transport).run()
+        await connection.run()
     finally:
         registry.pop(ws, None)
         log.info("ws_disconnected", close_code=ws.close_code)
@@ -385,10 +415,10 @@ async def close_all(registry: Registry) -> None:
 
     A peer that stopped reading cannot take the close frame; it is aborted after a short wait.
     """
-    await asyncio.gather(*(_close_one(ws, transport) for ws, transport in list(registry.items())))
+    await asyncio.gather(*(_close_one(c.ws, c.transport) for c in list(registry.values())))
 
 
-async def _close_one(ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+async def _close_one(ws: AnyWebSocket, transport: asyncio.Transport | None) -> None:
     try:
         await asyncio.wait_for(
             ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"),
@@ -397,3 +427,20 @@ async def _close_one(ws: web.WebSocketResponse, transport: asyncio.Transport | N
     except (TimeoutError, ConnectionError):
         if transport is not None:
             transport.abort()
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel `tasks` and wait until they have ended; log any that failed.
+
+    Unlike awaiting each inside `suppress(CancelledError)`, this never swallows a cancellation
+    of the caller itself (which would leave, say, a reconnect loop running after its stop).
+    """
+    pending = [task for task in tasks if task is not None]
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending)
+    for task in pending:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("task_failed", task=task.get_name(), exc_info=error)
