@@ -177,6 +177,16 @@ def fuzzed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedG
         process.kill()
 
 
+def log_summary(line: dict[str, Any]) -> str:
+    """One log line in a line: its event, and the last line of its traceback if it has one."""
+    event = str(line.get("event", "")).split("\n", 1)[0]
+    trace = str(line.get("exception", "")).strip().splitlines()
+    # The exception's own line: the last one not indented (a message may add indented lines).
+    exception = next((t for t in reversed(trace) if t and not t[0].isspace()), "")
+    rest = {k: v for k, v in line.items() if k not in ("event", "exception", "timestamp")}
+    return f"{event} {json.dumps(rest)[:200]}" + (f" -> {exception}" if exception else "")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not any(figures.calls for figures in FIGURES.values()):
         return
@@ -187,8 +197,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"gateway process alive at the end: {gateway.alive_at_end}{exited}; "
             f"error-level log lines: {len(gateway.errors_at_end)}"
         )
-        for line in [*gateway.errors_at_end[:10], *gateway.last_lines]:
-            terminalreporter.write_line(f"  | {json.dumps(line)[:400]}")
+        for line in [*gateway.errors_at_end[:20], *gateway.last_lines]:
+            terminalreporter.write_line(f"  | {log_summary(line)}")
     for transport, figures in FIGURES.items():
         if figures.calls:
             terminalreporter.write_line(f"{transport}: {figures.line()}")
