@@ -27,6 +27,7 @@ MessageFormat = Literal["array", "string"]
 OverflowPolicy = Literal["drop_oldest", "disconnect"]
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT = 64
 
 
 class ConfigError(Exception):
@@ -93,6 +94,9 @@ class _ServerEntry(_AdapterEntry):
     always send `Origin`; bots usually send none and are not affected. A listed origin is the
     only defence against a web page driving a token-less gateway from its visitors' browsers.
     Empty allows any origin, as NapCat. A refused upgrade gets 403 + 1403, no socket."""
+    max_inflight: Annotated[int, Field(gt=0)] = DEFAULT_MAX_INFLIGHT
+    """WebSocket calls one connection may have running at once. At the limit the connection is
+    not read until one of them is answered (TCP backpressure): nothing is dropped."""
 
 
 class HttpServerConfig(_ServerEntry):
@@ -193,6 +197,9 @@ class WebsocketClientConfig(_AdapterEntry):
     """Heartbeat meta event interval in ms; 0 or less disables heartbeats."""
     verify_certificate: bool = True
     """Verify the server certificate on `wss://`."""
+    max_inflight: Annotated[int, Field(gt=0)] = DEFAULT_MAX_INFLIGHT
+    """Calls the bot may have running at once on this connection. At the limit the connection
+    is not read until one of them is answered (TCP backpressure): nothing is dropped."""
 
 
 class PluginConfig(_Model):

@@ -12,7 +12,6 @@ never runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -95,20 +94,22 @@ class Dispatcher:
         self._worker = asyncio.create_task(self._drain_rate_limited(), name="rate-limited-worker")
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Give running `_async` calls up to `grace` seconds, then cancel what is left.
+        """Give running `_async` calls up to `grace` seconds (what is left of the shutdown
+        grace), then cancel what is left.
 
         Calls still queued by `_rate_limited` are dropped; their number is logged.
         """
-        if self._background:
+        if self._background and grace > 0:
             await asyncio.wait(self._background, timeout=grace)
         if not self._queue.empty():
             log.warning("rate_limited_calls_dropped", count=self._queue.qsize())
         tasks = [*self._background, *([self._worker] if self._worker else [])]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # asyncio.wait, not awaiting each inside suppress(CancelledError): that would also
+            # swallow a cancellation of this stop itself.
+            await asyncio.wait(tasks)
         self._worker = None
 
     async def call(self, action: str, params: Any = None, echo: Any = None) -> Envelope:

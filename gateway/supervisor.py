@@ -1,11 +1,13 @@
 """The supervisor owns the backend, the dispatcher and one adapter per enabled config entry.
 
 Start order: backend → dispatcher → adapters (in file order). Stop order is the reverse, so no
-adapter ever calls into a stopped dispatcher or backend.
+adapter ever calls into a stopped dispatcher or backend; the adapters stop together, within one
+shutdown grace.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -259,12 +261,21 @@ class Supervisor:
         )
 
     async def stop(self) -> None:
-        """Stop adapters (letting in-flight requests finish), then dispatcher, then backend."""
+        """Stop within `api.shutdownGrace` seconds from now: one deadline for everything.
+
+        Every adapter and the admin listener stop at once, each letting its in-flight requests
+        and calls finish until the deadline; `_async` calls get what is left of it; then the
+        dispatcher and the backend stop.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.api.shutdown_grace
+        stopping = [self._stop_adapter(name) for name in reversed(list(self.adapters))]
         if self.admin is not None:
-            await self.admin.stop()
+            stopping.append(self.admin.stop())
             self.admin = None
-        for name in reversed(list(self.adapters)):
-            await self._stop_adapter(name)
-        await self.dispatcher.stop(self.config.api.shutdown_grace)
+        for failure in await asyncio.gather(*stopping, return_exceptions=True):
+            if isinstance(failure, Exception):
+                log.error("adapter_stop_failed", exc_info=failure)
+        await self.dispatcher.stop(max(deadline - loop.time(), 0))
         await self.parser.stop()
         await self.backend.stop()

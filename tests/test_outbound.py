@@ -17,6 +17,7 @@ import trustme
 from aiohttp import web
 
 from tests.conftest import capture_logs, free_port, run_gateway, sandbox_config
+from tests.held_server import held_server
 
 Session = aiohttp.ClientSession
 
@@ -455,6 +456,27 @@ async def test_reconnect_gets_lifecycle_before_buffered_events_and_no_stale_hear
             assert is_lifecycle(await bot.next_frame())
             got = [await bot.next_frame() for _ in range(5)]
     assert [f.get("message_id") for f in got] == [1, 2, 3, 4, 5]
+
+
+async def test_stopping_answers_reverse_ws_calls_in_flight_then_closes_1001() -> None:
+    bot = BotServer()
+    async with held_server() as media, serve(bot.app()) as port:
+        url = f"ws://127.0.0.1:{port}/onebot/v11/ws"
+        doc = {**sandbox_config(websocketClients=[ws_client(url)]), "api": {"shutdownGrace": 30}}
+        async with run_gateway(doc) as gw:
+            await bot.next_frame(is_lifecycle)
+            for n in range(3):
+                call = {"action": "download_file", "params": {"url": media.url(str(n))}, "echo": n}
+                await bot.sockets[0].send_json(call)
+            await media.wait_for(3)
+            stopping = asyncio.create_task(gw.supervisor.adapters["reverse"].stop())
+            await asyncio.sleep(0)  # the stop has begun
+            media.release.set()
+            answers = [await bot.next_frame(lambda f: "echo" in f) for _ in range(3)]
+            await stopping
+            assert bot.sockets[0].close_code == 1001
+    assert sorted(a["echo"] for a in answers) == [0, 1, 2]
+    assert all(a["retcode"] == 0 for a in answers), answers
 
 
 # --- SSE ---------------------------------------------------------------------------------------

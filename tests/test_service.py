@@ -12,7 +12,9 @@ from typing import Any
 import aiohttp
 
 from gateway.config import parse_config
+from gateway.supervisor import Supervisor
 from tests.conftest import free_port, run_gateway, wait_until_closed
+from tests.held_server import held_server
 
 
 def document(**network: Any) -> dict[str, Any]:
@@ -21,6 +23,12 @@ def document(**network: Any) -> dict[str, Any]:
 
 def entry(name: str, port: int = 0, **fields: Any) -> dict[str, Any]:
     return {"name": name, "enable": True, "port": port, "heartInterval": 0, **fields}
+
+
+async def _started(doc: dict[str, Any]) -> Supervisor:
+    supervisor = Supervisor(parse_config(doc, {}))
+    await supervisor.start()
+    return supervisor
 
 
 async def datagrams(sock: socket.socket, until: str, limit: float = 20) -> list[str]:
@@ -130,3 +138,64 @@ async def test_watch_reloads_when_the_file_changes(gateway_process: Any, tmp_pat
     ):
         assert (await response.json())["retcode"] == 0
     assert process.terminate() == 0
+
+
+# --- graceful shutdown -------------------------------------------------------------------------
+
+
+async def test_sigterm_answers_websocket_calls_in_flight_then_closes_1001(
+    gateway_process: Any,
+) -> None:
+    process = gateway_process(
+        {**document(websocketServers=[entry("ws")]), "api": {"shutdownGrace": 30}}
+    )
+    process.wait_for("gateway_ready")
+    port = process.port_of("ws")
+    async with held_server() as media, aiohttp.ClientSession() as http:
+        sockets = [await http.ws_connect(f"ws://127.0.0.1:{port}/api") for _ in range(5)]
+        for i, ws in enumerate(sockets):
+            for j in range(5):
+                url = media.url(f"{i}-{j}")
+                await ws.send_json(
+                    {"action": "download_file", "params": {"url": url}, "echo": f"{i}-{j}"}
+                )
+        await media.wait_for(25)  # all 25 calls in flight, held by the media server
+        process.proc.send_signal(signal.SIGTERM)
+        assert await wait_until_closed(port)  # shutting down: no new connections
+        media.release.set()
+        for i, ws in enumerate(sockets):
+            answers, message = [], await ws.receive(timeout=20)
+            while message.type == aiohttp.WSMsgType.TEXT:
+                answers.append(json.loads(message.data))
+                message = await ws.receive(timeout=20)
+            assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+            assert sorted(a["echo"] for a in answers) == [f"{i}-{j}" for j in range(5)]
+            assert all(a["retcode"] == 0 for a in answers), answers
+            await ws.close()
+    assert process.proc.wait(20) == 0
+
+
+async def test_listeners_stop_together_within_one_grace() -> None:
+    # Each server holds an HTTP call; one shared deadline means every listener stops accepting
+    # at once, instead of each waiting for the one stopped before it.
+    doc = {**document(httpServers=[entry("a"), entry("b")]), "api": {"shutdownGrace": 60}}
+    async with held_server() as media, aiohttp.ClientSession() as http:
+        gw = await _started(doc)
+        ports = [gw.adapters[name].port for name in ("a", "b")]  # type: ignore[attr-defined]
+        calls = [
+            asyncio.create_task(
+                http.post(f"http://127.0.0.1:{port}/download_file", json={"url": media.url(str(n))})
+            )
+            for n, port in enumerate(ports)
+        ]
+        await media.wait_for(2)
+        stopping = asyncio.create_task(gw.stop())
+        try:
+            for port in ports:
+                assert await wait_until_closed(port)  # both closed while both calls are held
+        finally:
+            media.release.set()
+        for call in calls:
+            async with await call as response:
+                assert (await response.json())["retcode"] == 0
+        await stopping

@@ -14,7 +14,15 @@ import pytest
 import structlog
 
 from gateway.backends.sandbox import backend as sandbox_backend
-from tests.conftest import RunningGateway, capture_logs, http_entry, run_gateway, sandbox_config
+from tests.conftest import (
+    RunningGateway,
+    capture_logs,
+    http_entry,
+    run_gateway,
+    sandbox_config,
+    wait_until_closed,
+)
+from tests.held_server import held_server
 
 Session = aiohttp.ClientSession
 WS = aiohttp.ClientWebSocketResponse
@@ -298,6 +306,30 @@ async def test_shutdown_closes_connections_with_1001(http: Session) -> None:
         closing = await ws.receive(timeout=5)
         assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
         await ws.close()
+
+
+async def test_shutdown_answers_running_calls_refuses_new_ones_then_closes_1001(
+    http: Session,
+) -> None:
+    doc = {**sandbox_config(websocketServers=[ws_entry("ws")]), "api": {"shutdownGrace": 30}}
+    async with held_server() as media, run_gateway(doc) as gw:
+        ws = await http.ws_connect(ws_url(gw, "ws", "/api"))
+        held = {"action": "download_file", "params": {"url": media.url("f")}, "echo": "held"}
+        await ws.send_json(held)
+        await media.wait_for(1)
+        stopping = asyncio.create_task(gw.supervisor.adapters["ws"].stop())
+        await wait_until_closed(gw.supervisor.adapters["ws"].port)  # the stop has begun
+        await ws.send_json({"action": "get_login_info", "echo": "late"})
+        late = await receive_json(ws)
+        assert (late["echo"], late["retcode"]) == ("late", 1200)
+        assert "shutting down" in late["message"]
+        media.release.set()
+        answer = await receive_json(ws)
+        assert (answer["echo"], answer["retcode"]) == ("held", 0)
+        closing = await ws.receive(timeout=5)
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        await ws.close()
+        await stopping
 
 
 async def test_http_port_serves_websocket_when_enabled(http: Session) -> None:

@@ -2,7 +2,8 @@
 
 A listener owns an aiohttp app on its own runner and site, checks the entry's token before any
 other work (and so before a WebSocket upgrade), tracks in-flight requests, and, when it pushes
-events (WebSockets, SSE streams), owns their heartbeat, and closes WebSockets with 1001 on stop.
+events (WebSockets, SSE streams), owns their heartbeat. On stop it lets in-flight requests and
+WebSocket calls finish within `api.shutdownGrace`, then closes WebSockets with 1001.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from gateway.protocol import envelope, events, jsonio
 log = structlog.get_logger("gateway.listener")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+LAST_WAIT = 0.01
+"""Seconds aiohttp's own shutdown gets once the grace is spent, to cancel what is left (it
+treats 0 as no limit at all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Services:
     dispatcher: Dispatcher
     bus: EventBus
     shutdown_grace: float
+    """Seconds from the start of a stop until its deadline (see `Listener.stop`)."""
     metrics: Metrics
     parser: BodyParser
 
@@ -139,6 +144,7 @@ class Listener:
         self.heartbeat = Heartbeat(
             services.dispatcher.backend, heart_interval, self.meta_subscribers, self.name
         )
+        self._server: web.Server | None = None
         self._origins: frozenset[str] = frozenset(entry.allowed_origins)
         self.in_flight = 0
         """Requests being served; `stop()` waits for them (see `guard`)."""
@@ -246,7 +252,10 @@ class Listener:
         server = web.Server(
             self._request_handler(), request_factory=self._make_request, access_log=None
         )
-        runner = web.ServerRunner(server, shutdown_timeout=self.services.shutdown_grace)
+        # `stop` waits for requests itself (until its deadline), then lets aiohttp cancel what
+        # is left; the runner's own wait must not add a second grace.
+        runner = web.ServerRunner(server, shutdown_timeout=LAST_WAIT)
+        self._server = server
         await runner.setup()
         self._runner = runner
         self._site = web.TCPSite(runner, self.entry.host or None, self.entry.port)
@@ -270,25 +279,38 @@ class Listener:
                 yield connection.subscription
 
     async def stop(self) -> None:
-        # 1. Close the listener: no new connections. (Stopping twice is harmless.)
+        """Stop within `api.shutdownGrace` seconds from now: in-flight requests and WebSocket
+        calls get until that deadline to finish (the supervisor stops every listener at once,
+        so they share it); then WebSockets close with 1001 and what is left is cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.services.shutdown_grace
+        # 1. Close the listener: no new connections, no new WebSocket calls. (Stopping twice is
+        #    harmless.)
         if self._site is None:
             return
         site, self._site = self._site, None
+        for connection in self.websockets.values():
+            connection.stop_calls()
         await site.stop()
-        # 2. Stop heartbeats and close WebSockets with 1001 (going away).
+        # 2. Stop heartbeats. WebSockets: running calls answer (until the deadline), then close
+        #    with 1001 (going away).
         await self.heartbeat.stop()
-        await close_all(self.websockets)
+        await close_all(self.websockets, deadline)
         # 3. Let in-flight requests finish, bodies included. (aiohttp's own shutdown stops reading
         #    from connections at once, so a request still uploading its body would hang.)
         if self.in_flight:
-            self._drained = asyncio.get_running_loop().create_future()
+            self._drained = loop.create_future()
         try:
             if self._drained is not None:
-                await asyncio.wait_for(asyncio.shield(self._drained), self.services.shutdown_grace)
+                remaining = max(deadline - loop.time(), 0)
+                await asyncio.wait_for(asyncio.shield(self._drained), remaining)
         except TimeoutError:
             log.warning("shutdown_grace_expired", server=self.name, in_flight=self.in_flight)
         # 4. Close idle connections and cancel whatever is left.
         assert self._runner is not None
+        assert self._server is not None
+        self._server.pre_shutdown()
+        await self._server.shutdown(max(deadline - loop.time(), LAST_WAIT))
         await self._runner.cleanup()
 
     def describe(self) -> str:

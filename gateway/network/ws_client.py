@@ -4,7 +4,8 @@ One subscription lives as long as the adapter, so events published while the bot
 its bounded queue (count `queueSize`, age `bufferMaxAge`) and are delivered in order after the
 next connect, right after `lifecycle.connect`. Heartbeats go into it only while connected, so
 none pile up for a bot that is away. Reconnects back off exponentially with full jitter;
-WebSocket pings catch half-open connections.
+WebSocket pings catch half-open connections. On stop, calls the bot has running are answered
+(within `api.shutdownGrace`) before the connection closes with 1001.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class WsClient:
             options=subscriber_options(entry, persistent=True),
             max_frame=DEFAULT_MAX_FRAME,
             debug=entry.debug,
+            max_inflight=entry.max_inflight,
         )
         self.subscription: Subscription | None = None
         self.heartbeat = Heartbeat(
             services.dispatcher.backend, entry.heart_interval, self._meta_subscribers, entry.name
         )
         self._connection: WsConnection | None = None
+        self._stopping = False
         self.backoff = Backoff(entry.reconnect_interval / 1000, entry.reconnect_max_interval / 1000)
         self.connected = False
         self.reconnects = 0
@@ -63,8 +66,13 @@ class WsClient:
         self.heartbeat.start()
 
     async def stop(self) -> None:
-        # Cancel the connection loop (closing the socket), then drop the buffer and session.
+        """Stop within `api.shutdownGrace` seconds: no reconnect; a connected bot's running calls
+        answer (until then), the connection closes with 1001; then the buffer and session go."""
+        deadline = asyncio.get_running_loop().time() + self.services.shutdown_grace
+        self._stopping = True
         await self.heartbeat.stop()
+        if self._connection is not None:
+            await self._connection.shut_down(deadline)
         task, self._task = self._task, None
         await cancel_and_wait(task)
         if self.subscription is not None:
@@ -89,7 +97,7 @@ class WsClient:
         return (self.subscription,)
 
     async def _keep_connected(self) -> None:
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
                 await self._connect_once()
@@ -99,6 +107,8 @@ class WsClient:
                     client=self.name,
                     error=str(error) or type(error).__name__,
                 )
+            if self._stopping:
+                return
             if time.monotonic() - started >= self.entry.stable_after / 1000 and self.connected:
                 self.backoff.reset()
             self.connected = False

@@ -3,8 +3,11 @@
 Roles: `api` answers action frames only; `event` pushes events only; `universal` does both. An
 event connection's bus subscription carries all it is sent, `lifecycle.connect` first, then
 events and heartbeats, and its one sender task writes them in order. Action frames run
-concurrently, each answered with its request's `echo` unchanged. A client frame without a mask
-closes the connection with 1002 (RFC 6455 §5.1).
+concurrently, each answered with its request's `echo` unchanged, at most `max_inflight` at once:
+at the limit the connection is not read until a call is answered (TCP backpressure; nothing is
+dropped). On shutdown a connection runs no new call, lets running ones answer until the shared
+deadline, then closes with 1001. A client frame without a mask closes it with 1002 (RFC 6455
+§5.1).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError, WebSocketReader
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
+from gateway.config import DEFAULT_MAX_INFLIGHT
 from gateway.dispatcher import Dispatcher
 from gateway.event_filter import compile_filter
 from gateway.logging import bind_call_frame, bind_log_context, reset_log_context
@@ -31,6 +35,7 @@ log = structlog.get_logger("gateway.ws")
 Role = Literal["api", "event", "universal"]
 AnyWebSocket = web.WebSocketResponse | ClientWebSocketResponse
 SLOW_CLOSE_TIMEOUT = 1.0
+SHUTTING_DOWN = "the gateway is shutting down: this call was not run"
 
 
 class MetaFrame(bytes):
@@ -180,6 +185,8 @@ class WsSettings:
     options: SubscriberOptions
     max_frame: int
     debug: bool = False
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    """Calls running at once on one connection before it stops being read."""
 
 
 class WsConnection:
@@ -187,12 +194,15 @@ class WsConnection:
 
     __slots__ = (
         "_calls",
+        "_closing",
         "_owns_subscription",
         "_since",
+        "_wake",
         "_writing",
         "bus",
         "dispatcher",
         "role",
+        "running",
         "settings",
         "subscription",
         "transport",
@@ -221,6 +231,11 @@ class WsConnection:
         self.subscription = subscription
         self._owns_subscription = subscription is None
         self._calls: set[asyncio.Task[None]] = set()
+        self.running = 0
+        """Calls started and not answered yet (at most `settings.max_inflight`)."""
+        self._wake: asyncio.Future[None] | None = None
+        """Resolved when a call ends (see `_call_ended`); created by whoever waits for one."""
+        self._closing = False
         self._since = 0.0
 
     async def run(self) -> None:
@@ -246,6 +261,21 @@ class WsConnection:
                 if self._owns_subscription:
                     self.bus.unsubscribe(self.subscription)
             await cancel_and_wait(*self._calls, sender)
+
+    def stop_calls(self) -> None:
+        """Run no new call from now on: frames that still arrive are answered 1200."""
+        self._closing = True
+
+    async def shut_down(self, deadline: float) -> None:
+        """Close for shutdown: run no new call (see `stop_calls`), let running calls answer
+        until `deadline` (event loop time), then close with 1001."""
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        while self.running and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait((self._call_ended(),), timeout=remaining)
+        if self.running:
+            log.warning("ws_calls_cut_at_shutdown", calls=self.running)
+        await close_going_away(self.ws, self.transport)
 
     async def _send_events(self) -> None:
         subscription = self.subscription
@@ -302,40 +332,78 @@ class WsConnection:
             self.transport.abort()
 
     async def _receive(self) -> None:
+        calls = self._calls
+        limit = self.settings.max_inflight
         async for message in self.ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if self._closing:
+                    await self._refuse(message.data)
+                    continue
                 task = asyncio.create_task(self._answer(message.data))
-                self._calls.add(task)
-                task.add_done_callback(self._calls.discard)
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+                self.running += 1
+                # At the limit, stop reading until a call ends: the peer's writes then wait
+                # (TCP backpressure) instead of its frames piling up here.
+                while self.running >= limit:
+                    await self._call_ended()
             elif message.type == WSMsgType.ERROR:
                 log.info("ws_closed_on_error", error=str(self.ws.exception()))
+
+    def _call_ended(self) -> asyncio.Future[None]:
+        """A future resolved when the next running call ends (shared by every waiter)."""
+        wake = self._wake
+        if wake is None or wake.done():
+            wake = self._wake = asyncio.get_running_loop().create_future()
+        return wake
 
     async def _answer(self, data: str | bytes) -> None:
         # One task per frame, so this runs in a copy of the connection's context: the call's
         # frame is bound without a reset.
-        reply: envelope.Envelope | None
         try:
-            frame = jsonio.loads(data)
-        except jsonio.JsonError as error:
-            reply = envelope.failed(1400, f"invalid JSON frame: {error}")
-        else:
+            reply: envelope.Envelope | None
+            try:
+                frame = jsonio.loads(data)
+            except jsonio.JsonError as error:
+                reply = envelope.failed(1400, f"invalid JSON frame: {error}")
+            else:
+                if self.settings.debug:
+                    log.info("ws_request", frame=frame)
+                reply = self._refusal(frame)
+                if reply is None:
+                    echo = frame.get("echo")
+                    action = frame["action"]
+                    bind_call_frame(frame)
+                    reply = await self.dispatcher.call(action, frame.get("params"), echo)
             if self.settings.debug:
-                log.info("ws_request", frame=frame)
-            reply = self._refusal(frame)
-            if reply is None:
+                log.info("ws_response", response=reply)
+            if not self.ws.closed:
+                # try/except, not contextlib.suppress: this runs once per call (suppress
+                # measured ~0.7 µs). A closed peer needs nothing: the receive loop ends the
+                # connection.
+                try:  # noqa: SIM105
+                    await self.ws.send_frame(jsonio.dumps(reply), WSMsgType.TEXT)
+                except ConnectionError:
+                    pass
+        finally:
+            self.running -= 1
+            wake = self._wake
+            if wake is not None:
+                self._wake = None
+                if not wake.done():
+                    wake.set_result(None)
+
+    async def _refuse(self, data: str | bytes) -> None:
+        """Answer a frame that arrived after shutdown began: 1200, the call not run."""
+        echo = None
+        with contextlib.suppress(jsonio.JsonError):
+            frame = jsonio.loads(data)
+            if isinstance(frame, dict):
                 echo = frame.get("echo")
-                action = frame["action"]
-                bind_call_frame(frame)
-                reply = await self.dispatcher.call(action, frame.get("params"), echo)
-        if self.settings.debug:
-            log.info("ws_response", response=reply)
-        if not self.ws.closed:
-            # try/except, not contextlib.suppress: this runs once per call (suppress measured
-            # ~0.7 µs). A closed peer needs nothing: the receive loop ends the connection.
-            try:  # noqa: SIM105
-                await self.ws.send_frame(jsonio.dumps(reply), WSMsgType.TEXT)
-            except ConnectionError:
-                pass
+        with contextlib.suppress(ConnectionError):
+            await self.ws.send_frame(
+                jsonio.dumps(envelope.failed(1200, SHUTTING_DOWN, echo)), WSMsgType.TEXT
+            )
 
     def _refusal(self, frame: Any) -> envelope.Envelope | None:
         """The answer to a frame that cannot be an action call here, or None."""
@@ -407,21 +475,23 @@ def settings_for(entry: Any) -> WsSettings:
         options=subscriber_options(entry),
         max_frame=entry.max_body_size,
         debug=entry.debug,
+        max_inflight=entry.max_inflight,
     )
 
 
-async def close_all(registry: Registry) -> None:
-    """Close every connection with 1001 (going away), as on shutdown, all at once.
+async def close_all(registry: Registry, deadline: float) -> None:
+    """Shut every connection down at once (see `WsConnection.shut_down`)."""
+    connections = list(registry.values())
+    if connections:
+        await asyncio.gather(*(connection.shut_down(deadline) for connection in connections))
 
-    A peer that stopped reading cannot take the close frame; it is aborted after a short wait.
-    """
-    await asyncio.gather(*(_close_one(c.ws, c.transport) for c in list(registry.values())))
 
-
-async def _close_one(ws: AnyWebSocket, transport: asyncio.Transport | None) -> None:
+async def close_going_away(ws: AnyWebSocket, transport: asyncio.Transport | None) -> None:
+    """Close with 1001 (going away). A peer that stopped reading cannot take the close frame;
+    its transport is aborted after a short wait."""
     try:
         await asyncio.wait_for(
-            ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"),
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down"),
             SLOW_CLOSE_TIMEOUT,
         )
     except (TimeoutError, ConnectionError):

@@ -1,5 +1,8 @@
 """Work one client can cause is bounded; WebSocket frames that break RFC 6455 end the connection.
 
+- A client that sends calls without reading the answers holds at most `maxInflight` calls on
+  the server; then the server stops reading (TCP backpressure: the client's writes wait), and
+  every frame is answered once the client reads again. Nothing is dropped.
 - `_async` calls beyond `api.maxAsyncCalls` are refused with 1200, until one finishes.
 - A client frame without a mask closes the connection with 1002 (RFC 6455 §5.1), however the
   frames before it were split into TCP segments.
@@ -16,6 +19,12 @@ import aiohttp
 from tests.conftest import RunningGateway, http_entry, run_gateway, sandbox_config
 from tests.held_server import held_server
 from tests.robustness.wsframes import CLOSE, PING, TEXT, RawWebSocket, frame
+
+MAX_INFLIGHT = 16
+FRAMES = 10_000
+PAD = "x" * 4096
+"""Padding of each frame's echo: 10k frames and their answers are far more than the socket
+buffers hold, so a server that stops reading makes the client's writes wait."""
 
 
 async def next_message(raw: RawWebSocket) -> Any:
@@ -37,6 +46,42 @@ def ws_entry(name: str, **fields: Any) -> dict[str, Any]:
 def port_of(gw: RunningGateway, name: str) -> int:
     adapter: Any = gw.supervisor.adapters[name]
     return int(adapter.port)
+
+
+def running_calls() -> int:
+    """Tasks answering a WebSocket frame in this process (the gateway runs in-process)."""
+    return sum(1 for task in asyncio.all_tasks() if "WsConnection._answer" in repr(task.get_coro()))
+
+
+async def test_a_client_that_does_not_read_is_held_to_max_inflight_and_then_fully_answered() -> (
+    None
+):
+    doc = sandbox_config(websocketServers=[ws_entry("ws", maxInflight=MAX_INFLIGHT)])
+    async with run_gateway(doc) as gw, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"ws://127.0.0.1:{port_of(gw, 'ws')}/api")
+
+        async def send_all() -> None:
+            for seq in range(FRAMES):
+                echo = f"{seq}:{PAD}"
+                await ws.send_str(json.dumps({"action": "get_login_info", "echo": echo}))
+
+        sender = asyncio.create_task(send_all())
+        peak = 0
+        # Watch the server while the client reads nothing (a bounded look, not a time limit on
+        # anything): its running calls never pass the cap.
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            peak = max(peak, running_calls())
+        assert 0 < peak <= MAX_INFLIGHT
+        assert not sender.done()  # the server stopped reading: the client's writes wait
+        answered: set[int] = set()
+        while len(answered) < FRAMES:
+            answer = await ws.receive_json(timeout=20)
+            assert answer["retcode"] == 0
+            answered.add(int(answer["echo"].split(":", 1)[0]))
+        await sender
+        assert answered == set(range(FRAMES))
+        await ws.close()
 
 
 async def test_async_calls_beyond_max_async_calls_are_refused_until_one_finishes() -> None:
