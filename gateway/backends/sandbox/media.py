@@ -13,8 +13,9 @@ Malformed data is a 1400; a file that cannot be found or fetched is a 1200.
 Two steps, so that the database thread never waits on the network: `prepare` (on the event loop,
 before the call's transaction) turns a URI into a `Source`, fetching an http(s) URL with the
 backend's `gateway.fetcher.Fetcher`; `ingest` (inside the transaction) stores a Source. Every
-other form is read by `ingest` itself, on the database thread: local reads and base64 decoding
-are bounded by the size limit and never wait on another machine.
+other form is read by `ingest` itself, on the database thread: it never waits on another machine
+(a local file is checked against the size limit before it is read; base64 is as large as the
+request that carried it).
 """
 
 from __future__ import annotations
