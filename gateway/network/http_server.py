@@ -207,7 +207,9 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
         try:
             body = await parser.loads(raw)
         except jsonio.JsonError as error:
-            raise BadRequest(f"invalid JSON body: {error}") from None
+            raise BadRequest(
+                f"invalid JSON body: {error}", echo=jsonio.salvage_echo(error)
+            ) from None
         if not isinstance(body, dict):
             raise BadRequest(f"the JSON body must be an object, got {jsonio.type_name(body)}")
     return {**body, **query} if query else body

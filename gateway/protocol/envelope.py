@@ -29,9 +29,11 @@ class ActionError(Exception):
     retcode: int = Retcode.FAILED
     http_status: int = 200
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, echo: Any = None) -> None:
         super().__init__(message)
         self.message = message
+        self.echo = echo
+        """The caller's echo, when the error is raised before the call could carry it."""
 
 
 class BadRequest(ActionError):
@@ -111,8 +113,8 @@ def accepted(echo: Any = None) -> Envelope:
 
 
 def from_error(error: ActionError, echo: Any = None) -> Envelope:
-    """Render an ActionError as its envelope."""
-    return failed(error.retcode, error.message, echo)
+    """Render an ActionError as its envelope (with the error's own echo when none is given)."""
+    return failed(error.retcode, error.message, error.echo if echo is None else echo)
 
 
 def encode(answer: Envelope, dumps: Callable[[Any], bytes]) -> bytes:

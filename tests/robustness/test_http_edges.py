@@ -151,6 +151,10 @@ async def test_a_target_that_is_not_a_path_is_400(gw: RunningGateway) -> None:
             "64-bit",
         ),
         ("/get_status", b'{"echo": "\xff\xfe"}', "utf-8"),
+        ("/get_status", b'{"echo": 100000000000000000000000000000}', "64-bit"),  # strict JSON
+        ("/get_status", b'{"echo": -18446744073709551616}', "64-bit"),
+        ("/get_status", b'{"echo": 1e400}', "infinity"),
+        ("/get_status", b'{"echo": ' + b"[" * 300 + b"]" * 300 + b"}", "deep"),
     ],
 )
 async def test_input_that_cannot_be_answered_is_refused_at_parse_time(
@@ -192,3 +196,24 @@ async def test_an_answer_that_cannot_be_encoded_is_a_1200_envelope(
     assert response.status == 200
     assert (envelope["retcode"], envelope["echo"]) == (1200, 7)
     assert "could not be encoded" in envelope["message"]
+
+
+async def test_a_refused_body_keeps_its_echo_when_the_echo_itself_is_fine(
+    gw: RunningGateway,
+) -> None:
+    body = b'{"echo": "e1", "user_id": "\\ud800"}'
+    head = post_head("/get_stranger_info", "application/json", body)
+    status, answer = await raw_request(port_of(gw, "api"), head, body)
+    envelope = json.loads(answer)
+    assert (status, envelope["retcode"], envelope["echo"]) == (200, 1400, "e1")
+
+
+async def test_long_digit_strings_and_64_bit_integers_come_back_exactly(
+    gw: RunningGateway,
+) -> None:
+    for echo in ("123456789012345678901234567890", 18446744073709551615, -9223372036854775808):
+        body = json.dumps({"echo": echo}).encode()
+        head = post_head("/get_status", "application/json", body)
+        _, answer = await raw_request(port_of(gw, "api"), head, body)
+        envelope = json.loads(answer)
+        assert (envelope["retcode"], envelope["echo"]) == (0, echo)
