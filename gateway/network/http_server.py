@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from aiohttp import HttpVersion11, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import __version__
 from gateway.config import HttpServerConfig
@@ -189,13 +190,7 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
     media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     if media_type.startswith("multipart/"):
         raise BadRequest("multipart bodies are not supported; send JSON or urlencoded")
-    if length is not None and length <= body_parser.INLINE_LIMIT:
-        try:
-            raw: bytes | bytearray = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
-    else:
-        raw = await read_large(request, limit)
+    raw = await read_body(request, limit)
     # `curl -d '{...}'` labels a JSON body as a form: one that opens like a JSON object is JSON
     # (no real form starts with `{`).
     if media_type == "application/x-www-form-urlencoded" and not JSON_OBJECT_START.match(raw):
@@ -217,8 +212,22 @@ async def read_payload(request: web.BaseRequest, limit: int, parser: BodyParser)
 
 MAX_FORM_FIELDS = 10_000
 JSON_OBJECT_START = re.compile(rb"\s*\{")
+INLINE_BODY = body_parser.INLINE_LIMIT
+"""Bodies read whole (`request.read()`); larger or unsized ones are read a slice at a time."""
 YIELD_EVERY = 1024 * 1024
 """Bytes of a large body gathered between two turns of the event loop."""
+
+
+async def read_body(request: web.BaseRequest, limit: int) -> bytes | bytearray:
+    """The body, read a slice at a time when large; BadRequest when it cannot be decoded."""
+    try:
+        if request.content_length is not None and request.content_length <= INLINE_BODY:
+            return await request.read()
+        return await read_large(request, limit)
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
+    except RequestPayloadError as error:  # e.g. a Content-Encoding the body is not in
+        raise BadRequest(f"cannot read the body: {error}") from None
 
 
 async def read_large(request: web.BaseRequest, limit: int) -> bytearray:

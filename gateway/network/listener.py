@@ -22,6 +22,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.body_parser import BodyParser
+from gateway.network.malformed import EnvelopeServer
 from gateway.network.ws_connection import (
     Registry,
     WsSettings,
@@ -249,8 +250,11 @@ class Listener:
         return envelope_response(envelope.from_error(error), error.http_status)
 
     async def start(self) -> None:
-        server = web.Server(
-            self._request_handler(), request_factory=self._make_request, access_log=None
+        server = EnvelopeServer(
+            self._request_handler(),
+            request_factory=self._make_request,
+            access_log=None,
+            name=self.name,
         )
         # `stop` waits for requests itself (until its deadline), then lets aiohttp cancel what
         # is left; the runner's own wait must not add a second grace.

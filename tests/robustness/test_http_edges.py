@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from gateway.backends.sandbox import backend as sandbox_backend
-from tests.conftest import RunningGateway, http_entry, run_gateway, sandbox_config
+from tests.conftest import RunningGateway, capture_logs, http_entry, run_gateway, sandbox_config
 
 TOKEN = "s3cret"
 
@@ -217,3 +217,49 @@ async def test_long_digit_strings_and_64_bit_integers_come_back_exactly(
         _, answer = await raw_request(port_of(gw, "api"), head, body)
         envelope = json.loads(answer)
         assert (envelope["retcode"], envelope["echo"]) == (0, echo)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /get_status HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /get_status HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"G\xffT /get_status HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /get_status HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100_000 + b"\r\n\r\n",
+    ],
+    ids=["content-length", "version", "method", "huge-header"],
+)
+async def test_requests_the_parser_refuses_get_an_envelope_and_one_log_line(
+    gw: RunningGateway, head: bytes
+) -> None:
+    with capture_logs() as logs:
+        status, body = await raw_request(port_of(gw, "api"), head)
+    assert 400 <= status < 500
+    envelope = json.loads(body)
+    assert (envelope["retcode"], envelope["status"]) == (1400, "failed")
+    assert "malformed request" in envelope["message"]
+    assert [line["event"] for line in logs if line["log_level"] == "error"] == []
+    await still_answers(gw)
+
+
+async def test_a_body_that_cannot_be_decoded_is_1400(gw: RunningGateway) -> None:
+    body = b'{"echo": 1}'
+    head = post_head("/get_status", "application/json", body).replace(
+        b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n"
+    )
+    status, answer = await raw_request(port_of(gw, "api"), head, body)
+    envelope = json.loads(answer)
+    assert envelope["retcode"] == 1400 and status < 500
+    await still_answers(gw)
+
+
+async def test_a_client_that_ends_short_of_its_length_costs_nothing(gw: RunningGateway) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(gw, "api"))
+    writer.write(post_head("/get_status", "application/json", b"x" * 100) + b"{}")
+    await writer.drain()
+    with capture_logs() as logs:
+        writer.write_eof()  # done sending, 98 bytes short: aiohttp treats it as gone
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        await still_answers(gw)
+    assert [line["event"] for line in logs if line["log_level"] == "error"] == []
