@@ -169,6 +169,15 @@ async def test_invalid_frames_get_1400_and_the_socket_stays_open(
     assert (ok["retcode"], ok["echo"]) == (0, "still-open")
 
 
+async def test_a_frame_refused_for_what_it_holds_keeps_its_echo(
+    gw: RunningGateway, http: Session
+) -> None:
+    async with http.ws_connect(ws_url(gw, "ws", "/api"), headers=AUTH) as ws:
+        await ws.send_str('{"action": "send_msg", "params": {"x": "\\ud800"}, "echo": "e1"}')
+        refused = await receive_json(ws)
+    assert (refused["retcode"], refused["echo"]) == (1400, "e1")
+
+
 async def test_unknown_action_and_bad_params_keep_echo(gw: RunningGateway, http: Session) -> None:
     async with http.ws_connect(ws_url(gw, "ws", "/api"), headers=AUTH) as ws:
         await ws.send_json({"action": "nope", "echo": "a"})

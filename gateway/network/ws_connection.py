@@ -365,7 +365,9 @@ class WsConnection:
             try:
                 frame = jsonio.loads(data)
             except jsonio.JsonError as error:
-                reply = envelope.failed(1400, f"invalid JSON frame: {error}")
+                reply = envelope.failed(
+                    1400, f"invalid JSON frame: {error}", jsonio.salvage_echo(error)
+                )
             else:
                 if self.settings.debug:
                     log.info("ws_request", frame=frame)
@@ -395,11 +397,11 @@ class WsConnection:
 
     async def _refuse(self, data: str | bytes) -> None:
         """Answer a frame that arrived after shutdown began: 1200, the call not run."""
-        echo = None
-        with contextlib.suppress(jsonio.JsonError):
+        try:
             frame = jsonio.loads(data)
-            if isinstance(frame, dict):
-                echo = frame.get("echo")
+        except jsonio.JsonError as error:
+            frame = {"echo": jsonio.salvage_echo(error)}
+        echo = frame.get("echo") if isinstance(frame, dict) else None
         with contextlib.suppress(ConnectionError):
             await self.ws.send_frame(
                 jsonio.dumps(envelope.failed(1200, SHUTTING_DOWN, echo)), WSMsgType.TEXT
