@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -214,11 +215,17 @@ def media_uris(segments: Message) -> list[str]:
     return uris
 
 
-async def prepare_media(sandbox: SandboxBackend, segments: Message) -> dict[str, Source]:
+async def prepare_media(sandbox: SandboxBackend, segments: Message) -> Mapping[str, Source]:
     """Each media segment's Source, media URLs fetched: call before the transaction."""
+    # Most messages carry no media: they skip the import and the scan of every segment's data.
+    if not any(segment["type"] in MEDIA_SEGMENTS for segment in segments):
+        return NO_SOURCES
     from gateway.backends.sandbox import media  # media imports this module
 
     return await media.prepare_all(sandbox, media_uris(segments))
+
+
+NO_SOURCES: Mapping[str, Source] = MappingProxyType({})
 
 
 def store_media(db: sqlite3.Connection, segments: Message, sources: Mapping[str, Source]) -> None:
@@ -227,6 +234,8 @@ def store_media(db: sqlite3.Connection, segments: Message, sources: Mapping[str,
     `sources` comes from `prepare_media` of the same segments. So `get_image`/`get_record`/
     `get_file` of a received or sent file work like NapCat's.
     """
+    if not sources:  # no media segment with a source: nothing to store
+        return
     from gateway.backends.sandbox.media import ingest  # media imports this module
 
     for segment in segments:
@@ -462,7 +471,7 @@ async def send_forward_msg(sandbox: SandboxBackend, p: SendForwardMsg) -> Any:
 @handler("get_forward_msg")
 async def get_forward_msg(sandbox: SandboxBackend, p: GetForwardMsg) -> dict[str, Any]:
     forward_id = p.message_id or p.id
-    row = await sandbox.store.run(
+    row = await sandbox.store.read(
         lambda db: db.execute(
             "SELECT nodes FROM forwards WHERE forward_id = ?", (forward_id,)
         ).fetchone()
@@ -493,7 +502,7 @@ async def get_msg(sandbox: SandboxBackend, p: MessageId) -> dict[str, Any]:
         name = _group_name(db, message["peer_id"]) if message["message_type"] == "group" else ""
         return message_event(message, sandbox.self_id, name)
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 async def _history(
@@ -515,7 +524,7 @@ async def _history(
         name = _group_name(db, peer) if message_type == "group" else ""
         return [message_event(row_dict(r), sandbox.self_id, name) for r in rows]
 
-    events = await sandbox.store.run(read)
+    events = await sandbox.store.read(read)
     return {"messages": events if reverse else events[::-1]}
 
 
