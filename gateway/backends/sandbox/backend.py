@@ -152,7 +152,7 @@ async def get_status(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
         online = bool(db.execute("SELECT online FROM account").fetchone()[0])
         return online, extended_account.online_status(db)
 
-    online, presence = await sandbox.store.run(read)
+    online, presence = await sandbox.store.read(read)
     return {
         "online": online,
         "good": True,

@@ -58,7 +58,7 @@ async def sandbox_emit_bench(sandbox: SandboxBackend, p: SandboxEmitBench) -> di
             raise ActionFailed("the sandbox has no friend to send benchmark messages from")
         return int(row["user_id"]), str(row["nickname"])
 
-    user_id, nickname = await sandbox.store.run(first_friend)
+    user_id, nickname = await sandbox.store.read(first_friend)
     template = {
         "self_id": sandbox.self_id,
         "post_type": "message",

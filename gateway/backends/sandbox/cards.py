@@ -117,7 +117,7 @@ async def click_inline_keyboard_button(
 
     if not (p.button_id or p.callback_data):
         raise BadRequest("missing required parameter 'button_id' (or data)")
-    message, button = await sandbox.store.run(read)
+    message, button = await sandbox.store.read(read)
     action = button.get("action") or {}
     data = str(action.get("data", ""))
     answer = {**_OK, "status": 0, "promptText": "", "promptType": 0, "promptIcon": 0}
@@ -249,13 +249,13 @@ def _user_ark(db: sqlite3.Connection, user_id: int, phone: str) -> str:
 async def send_ark_share(sandbox: SandboxBackend, p: ShareContact) -> dict[str, Any]:
     group_id, user_id = p.group_id, p.user_id
     if group_id is not None:
-        card = await sandbox.store.run(lambda db: _group_ark(db, group_id))
+        card = await sandbox.store.read(lambda db: _group_ark(db, group_id))
         return {**_OK, "arkJson": card}
     assert user_id is not None
-    card = await sandbox.store.run(lambda db: _user_ark(db, user_id, p.phone_number))
+    card = await sandbox.store.read(lambda db: _user_ark(db, user_id, p.phone_number))
     return {**_OK, "arkMsg": card}
 
 
 @handler("send_group_ark_share")
 async def send_group_ark_share(sandbox: SandboxBackend, p: ShareGroup) -> str:
-    return await sandbox.store.run(lambda db: _group_ark(db, p.group_id))
+    return await sandbox.store.read(lambda db: _group_ark(db, p.group_id))

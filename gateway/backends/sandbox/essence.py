@@ -117,7 +117,7 @@ async def get_essence_msg_list(
         ).fetchall()
         return [_entry(row) for row in rows]
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 def _entry(row: sqlite3.Row) -> dict[str, Any]:

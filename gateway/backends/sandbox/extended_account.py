@@ -129,7 +129,7 @@ async def nc_get_user_status(sandbox: SandboxBackend, p: UserId) -> dict[str, in
             raise ActionFailed(f"user {p.user_id} does not exist in the sandbox")
         return {"status": 10, "ext_status": 0}
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 # --- profile ------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ async def get_profile_like(sandbox: SandboxBackend, p: GetProfileLike) -> dict[s
             },
         }
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 # --- recent contacts ----------------------------------------------------------------------------
@@ -274,7 +274,7 @@ async def get_recent_contact(sandbox: SandboxBackend, p: GetRecentContact) -> li
         ).fetchall()
         return [_contact(db, row_dict(row), sandbox.self_id) for row in rows]
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 def _contact(db: sqlite3.Connection, message: dict[str, Any], self_id: int) -> dict[str, Any]:

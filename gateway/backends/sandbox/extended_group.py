@@ -128,7 +128,7 @@ async def get_group_info_ex(sandbox: SandboxBackend, p: GroupId) -> dict[str, An
             **group_settings(group),
         }
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_detail_info")
@@ -223,7 +223,7 @@ async def get_group_ignore_add_request(
 ) -> list[dict[str, Any]]:
     """Pending join requests in `get_group_system_msg`'s `join_requests` shape. The sandbox
     filters nothing as QQ's risk control does, so the pending ones are what a bot must answer."""
-    rows = await sandbox.store.run(lambda db: _pending_requests(db, p.group_id))
+    rows = await sandbox.store.read(lambda db: _pending_requests(db, p.group_id))
     return [
         _notify(row, sandbox.self_id) | {"requester_uin": row["user_id"]}
         for row in rows
@@ -234,7 +234,7 @@ async def get_group_ignore_add_request(
 @handler("get_group_ignored_notifies")
 async def get_group_ignored_notifies(sandbox: SandboxBackend, p: GroupFilter) -> dict[str, Any]:
     """`get_group_system_msg`'s shape, pending requests only."""
-    rows = await sandbox.store.run(lambda db: _pending_requests(db, p.group_id))
+    rows = await sandbox.store.read(lambda db: _pending_requests(db, p.group_id))
     invited = [_notify(row, sandbox.self_id) for row in rows if row["sub_type"] == "invite"]
     joins = await get_group_ignore_add_request(sandbox, p)
     return {"invited_requests": invited, "InvitedRequest": invited, "join_requests": joins}
@@ -308,7 +308,7 @@ async def get_group_signed_list(sandbox: SandboxBackend, p: GroupId) -> list[dic
             for rank, sign in enumerate(signs, start=1)
         ]
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 # --- typing and pokes ---------------------------------------------------------------------------
@@ -379,7 +379,7 @@ async def get_doubt_friends_add_request(
     sandbox: SandboxBackend, p: GetDoubtFriendsAddRequest
 ) -> list[dict[str, Any]]:
     """The stored doubtful requests, newest first (`[{flag, uin, nick, msg, time, …}]`)."""
-    requests = await sandbox.store.run(lambda db: load_json(db, DOUBT_KEY, []))
+    requests = await sandbox.store.read(lambda db: load_json(db, DOUBT_KEY, []))
     return list(reversed(requests))[: p.count]
 
 

@@ -123,7 +123,7 @@ async def fetch_emoji_like(sandbox: SandboxBackend, p: FetchEmojiLike) -> dict[s
     if p.cookie and not p.cookie.isdigit():
         raise BadRequest(f"cookie: {p.cookie!r} is not a cookie this sandbox issued")
     start = int(p.cookie or 0)
-    rows = await sandbox.store.run(lambda db: _likers(db, p.message_id, p.emojiId, p.emojiType))
+    rows = await sandbox.store.read(lambda db: _likers(db, p.message_id, p.emojiId, p.emojiType))
     page = rows[start : start + p.count]
     last = start + p.count >= len(rows)
     return {
@@ -147,7 +147,7 @@ async def get_emoji_likes(sandbox: SandboxBackend, p: GetEmojiLikes) -> dict[str
             raise ActionFailed(f"message {p.message_id} is not in group {p.group_id}")
         return _likers(db, p.message_id, p.emoji_id, p.emoji_type or emoji_type(p.emoji_id))
 
-    rows = await sandbox.store.run(read)
+    rows = await sandbox.store.read(read)
     if p.count:
         rows = rows[: p.count]
     return {
@@ -161,7 +161,7 @@ async def get_emoji_likes(sandbox: SandboxBackend, p: GetEmojiLikes) -> dict[str
 
 
 async def _forward(sandbox: SandboxBackend, p: ForwardSingleMsg, expected: str) -> None:
-    message = await sandbox.store.run(lambda db: load_message(db, p.message_id))
+    message = await sandbox.store.read(lambda db: load_message(db, p.message_id))
     segments: Message = [{"type": s["type"], "data": dict(s["data"])} for s in message["segments"]]
     if p.group_id is not None:
         await send_to_group(sandbox, p.group_id, segments)
@@ -194,7 +194,7 @@ async def mark_all_as_read(sandbox: SandboxBackend, _: NoParams) -> None:
 
 @handler("fetch_ptt_text")
 async def fetch_ptt_text(sandbox: SandboxBackend, p: FetchPttText) -> dict[str, str]:
-    message = await sandbox.store.run(lambda db: load_message(db, p.message_id))
+    message = await sandbox.store.read(lambda db: load_message(db, p.message_id))
     if not any(s["type"] == "record" for s in message["segments"]):
         raise ActionFailed(f"message {p.message_id} has no voice record")
     raise ActionFailed(
@@ -262,7 +262,7 @@ async def get_collection_list(sandbox: SandboxBackend, p: GetCollectionList) -> 
         ).fetchall()
         return rows
 
-    rows = await sandbox.store.run(read)
+    rows = await sandbox.store.read(read)
     items = [
         {
             "cid": str(r["collection_id"]),

@@ -60,7 +60,8 @@ _restarts: weakref.WeakKeyDictionary[SandboxBackend, asyncio.Task[None]] = (
 
 class _Handover:
     """Stands in for the backend's store during a restart: `close()` closes the old database,
-    `open()` opens a new Store on the same file, and `run()` calls made in between wait for it."""
+    `open()` opens a new Store on the same file, and `run()` and `read()` calls made in between
+    wait for it."""
 
     def __init__(self, old: Store) -> None:
         self.old = old
@@ -78,6 +79,10 @@ class _Handover:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         store = await asyncio.shield(self.new)
         return await store.run(fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        store = await asyncio.shield(self.new)
+        return await store.read(fn)
 
 
 def _lifecycle(sandbox: SandboxBackend, sub_type: str) -> None:

@@ -314,7 +314,7 @@ async def get_group_root_files(sandbox: SandboxBackend, p: GetGroupRootFiles) ->
         require_group(db, p.group_id, sandbox.self_id)
         return _listing(db, p.group_id, ROOT, p.file_count)
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_files_by_folder")
@@ -327,7 +327,7 @@ async def get_group_files_by_folder(
         require_group(db, p.group_id, sandbox.self_id)
         return _listing(db, p.group_id, _folder_id(db, p.group_id, p.folder_id), p.file_count)
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_file_system_info")
@@ -345,7 +345,7 @@ async def get_group_file_system_info(sandbox: SandboxBackend, p: GroupId) -> dic
             "total_space": TOTAL_SPACE,
         }
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 # --- single files -------------------------------------------------------------------------------

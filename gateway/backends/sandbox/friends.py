@@ -69,7 +69,7 @@ async def get_stranger_info(sandbox: SandboxBackend, p: GetStrangerInfo) -> dict
         row = db.execute("SELECT * FROM users WHERE user_id = ?", (p.user_id,)).fetchone()
         return None if row is None else _profile(p.user_id, row, row["remark"], "", 10)
 
-    profile = await sandbox.store.run(read)
+    profile = await sandbox.store.read(read)
     if profile is None:
         raise ActionFailed(f"get_stranger_info: user {p.user_id} does not exist in the sandbox")
     return profile
@@ -135,14 +135,14 @@ def _friends(db: sqlite3.Connection) -> tuple[dict[str, int], list[dict[str, Any
 
 @handler("get_friend_list")
 async def get_friend_list(sandbox: SandboxBackend, _: Params) -> list[dict[str, Any]]:
-    _ids, friends = await sandbox.store.run(_friends)
+    _ids, friends = await sandbox.store.read(_friends)
     return friends
 
 
 @handler("get_friends_with_category")
 async def get_friends_with_category(sandbox: SandboxBackend, _: Params) -> list[dict[str, Any]]:
     """Every category, empty ones included, in id order."""
-    ids, friends = await sandbox.store.run(_friends)
+    ids, friends = await sandbox.store.read(_friends)
     return [
         {
             "categoryId": category_id,

@@ -68,7 +68,7 @@ async def get_group_list(sandbox: SandboxBackend, _: Params) -> list[dict[str, A
         ).fetchall()
         return [group_info(db, row) for row in rows]
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_info")
@@ -77,7 +77,7 @@ async def get_group_info(sandbox: SandboxBackend, p: GetGroupInfo) -> dict[str, 
         group, _me = bot_in_group(db, p.group_id, sandbox.self_id)
         return group_info(db, group)
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_member_list")
@@ -92,7 +92,7 @@ async def get_group_member_list(sandbox: SandboxBackend, p: GetGroupInfo) -> lis
         now = time.time()
         return [member_info(row, me, now) for row in rows]
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_member_info")
@@ -101,7 +101,7 @@ async def get_group_member_info(sandbox: SandboxBackend, p: GetGroupMemberInfo) 
         _group, me = bot_in_group(db, p.group_id, sandbox.self_id)
         return member_info(member(db, p.group_id, p.user_id), me, time.time())
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_shut_list")
@@ -130,7 +130,7 @@ async def get_group_shut_list(sandbox: SandboxBackend, p: GroupId) -> list[dict[
             for row in rows
         ]
 
-    return await sandbox.store.run(read)
+    return await sandbox.store.read(read)
 
 
 @handler("get_group_honor_info")
@@ -143,7 +143,7 @@ async def get_group_honor_info(sandbox: SandboxBackend, p: GetGroupHonorInfo) ->
         bot_in_group(db, p.group_id, sandbox.self_id)
         return _todays_talkers(db, p.group_id)
 
-    talkers = await sandbox.store.run(read) if p.type in ("talkative", "all") else []
+    talkers = await sandbox.store.read(read) if p.type in ("talkative", "all") else []
     honors: dict[str, Any] = {
         "group_id": p.group_id,
         "current_talkative": {},
@@ -193,7 +193,7 @@ async def get_group_at_all_remain(sandbox: SandboxBackend, p: GroupId) -> dict[s
         senders = [row["sender_id"] for row in rows if _mentions_all(row["segments"])]
         return me["role"], len(senders), senders.count(sandbox.self_id)
 
-    role, by_group, by_bot = await sandbox.store.run(read)
+    role, by_group, by_bot = await sandbox.store.read(read)
     for_group = max(0, AT_ALL_PER_DAY - by_group)
     for_bot = max(0, AT_ALL_PER_DAY - by_bot)
     return {

@@ -252,7 +252,7 @@ async def get_group_system_msg(sandbox: SandboxBackend, p: GetGroupSystemMsg) ->
         ).fetchall()
         return rows
 
-    rows = await sandbox.store.run(read)
+    rows = await sandbox.store.read(read)
     invited = [_notify(row, sandbox.self_id) for row in rows if row["sub_type"] == "invite"]
     joins = [
         _notify(row, sandbox.self_id) | {"requester_uin": row["user_id"]}
