@@ -465,15 +465,22 @@ async def answer_that_does_not_parse(relay: Relay, up: Upstream) -> None:
 
 
 async def answers_with_odd_envelopes(relay: Relay, up: Upstream) -> None:
+    # Failed answers whose retcode is no usable code: the call fails with 1200, nothing else.
+    retcodes = ['"abc"', "null", "0", "1", str(2**40), "[1]", "true", "1.5", "{}"]
+
     def odd(frame: dict[str, Any]) -> str:
-        retcode = frame["params"]["retcode"]
-        return json.dumps({"status": "failed", "retcode": retcode, "echo": frame["echo"]})
+        retcode = retcodes[frame["params"]["case"]]
+        return f'{{"status": "failed", "retcode": {retcode}, "echo": "{frame["echo"]}"}}'
 
     up.replies["odd_action"] = odd
-    for retcode in ("abc", None, 0, 1, 2**80, [1], True):
-        answer = await relay.call("odd_action", {"retcode": retcode})
+    for case, retcode in enumerate(retcodes):
+        answer = await relay.call("odd_action", {"case": case})
         assert (answer["status"], answer["retcode"]) == ("failed", 1200), (retcode, answer)
+    up.replies["odd_action"] = lambda f: f'{{"status": "failed", "echo": "{f["echo"]}"}}'
+    answer = await relay.call("odd_action")
+    assert (answer["status"], answer["retcode"]) == ("failed", 1200), answer
     assert only_good(await recovered(relay, up, 1))
+    assert await relay.rejected() == {}
 
 
 FORWARD: dict[str, tuple[Fault, dict[str, Any]]] = {
