@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
+from collections.abc import Iterator
 
 import structlog
 
 from gateway import logging as gateway_logging
 
 
-def render(tokens: list[str], **fields: object) -> dict[str, object]:
-    stream = io.StringIO()
+@contextlib.contextmanager
+def configured(stream: io.StringIO) -> Iterator[None]:
+    """The gateway's logging to `stream` for a while; structlog and the root logger restored."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     gateway_logging.configure("info", "json", stream)
-    gateway_logging.redactor.set_tokens(tokens)
     try:
-        structlog.get_logger("t").info("request_seen", **fields)
+        yield
     finally:
         gateway_logging.redactor.set_tokens([])
         structlog.reset_defaults()
+        root.handlers, root.level = handlers, level
+
+
+def render(tokens: list[str], **fields: object) -> dict[str, object]:
+    stream = io.StringIO()
+    with configured(stream):
+        gateway_logging.redactor.set_tokens(tokens)
+        structlog.get_logger("t").info("request_seen", **fields)
     return dict(json.loads(stream.getvalue()))
+
+
+def test_standard_library_loggers_become_redacted_json_lines() -> None:
+    stream = io.StringIO()
+    with configured(stream):
+        gateway_logging.redactor.set_tokens(["secret-token-1"])
+        try:
+            raise ValueError("boom secret-token-1")
+        except ValueError:
+            logging.getLogger("aiohttp.server").exception("Error handling request from %s", "::1")
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["event"] == "Error handling request from ::1"
+    assert (line["logger"], line["level"]) == ("aiohttp.server", "error")
+    assert "ValueError: boom ***" in line["exception"]
 
 
 def test_secret_named_keys_are_masked() -> None:
