@@ -6,6 +6,7 @@ Connection and request context is bound with `structlog.contextvars` at the netw
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import sys
@@ -128,7 +129,12 @@ def merge_log_context(_logger: Any, _name: str, event: MutableMapping[str, Any])
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default or str).decode()
+    try:
+        return orjson.dumps(obj, default=default or str).decode()
+    except orjson.JSONEncodeError:
+        # A field orjson refuses (a lone surrogate from a client, an integer beyond 64 bits):
+        # the line is still written, the odd value escaped, rather than the logging call raising.
+        return json.dumps(obj, default=default or str, ensure_ascii=True)
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:

@@ -70,3 +70,8 @@ def test_a_short_token_does_not_mangle_other_text() -> None:
     line = render(["t"], address="http://127.0.0.1:3000", kind="httpServers")
     assert line["event"] == "request_seen"
     assert line["address"] == "http://127.0.0.1:3000" and line["kind"] == "httpServers"
+
+
+def test_a_field_orjson_refuses_is_escaped_not_raised() -> None:
+    line = render([], text="lone \ud800", number=2**70)
+    assert (line["text"], line["number"]) == ("lone \ud800", 2**70)
