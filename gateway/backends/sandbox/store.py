@@ -277,6 +277,11 @@ class Store:
         self._unsynced_since: float | None = None
         self._changes = 0
 
+    @property
+    def queued(self) -> int:
+        """Calls waiting for the writer (not counting the batch it is running)."""
+        return self._writes.qsize()
+
     # --- the API ---------------------------------------------------------------------------
 
     async def open(self) -> None:
