@@ -4,9 +4,16 @@ No dispatcher, no validation models, no middlewares, no logging: uvloop + orjson
 least a Python OneBot server can do. `bench/run.py` runs it in turn with the gateway and reports
 the gateway's figures as ratios to this one's.
 
-- HTTP port: `/<action>` by GET or POST (JSON body): `get_login_info`, `send_private_msg`
-  (one INSERT into SQLite, inline, one short transaction in WAL mode like the sandbox's store),
-  `sandbox_emit_bench`; `/` answers a health envelope.
+- HTTP port: `/<action>` by GET or POST (JSON body): `get_login_info`, `send_private_msg`,
+  `sandbox_receive_message`, `sandbox_emit_bench`; `/` answers a health envelope.
+- Messages are kept **in memory**, as a well-written server that does not persist them would:
+  `send_private_msg` (to a friend) and `sandbox_receive_message` (a private message from a
+  user) give the next message id, keep the message (its segments, raw text and sender, the
+  latest MESSAGES_KEPT of them, by id) and build its event like the sandbox's;
+  `sandbox_receive_message` events go to every `/` connection, the bot's own (`message_sent`)
+  to none, as the gateway's entries without `reportSelfMessage`. No SQLite, no disk: the gateway
+  stores every message durably (group commit, see the sandbox store) and is measured against
+  what it would cost not to.
 - WebSocket port: `/api` answers actions; `/` answers actions and gets `lifecycle` plus events.
   Calls on one socket run concurrently, one task each, as the wire contract requires (DESIGN.md);
   answering them inline, one after the other, would be faster but is not a OneBot server.
@@ -15,7 +22,7 @@ the gateway's figures as ratios to this one's.
   once and put on every `/` connection's own queue, which a writer task per connection drains:
   the bus's non-blocking semantics in their plainest form (an `asyncio.Queue` per subscriber).
 
-Usage: python bench/baseline.py --http-port 18080 --ws-port 18081 --database /tmp/x/base.db
+Usage: python bench/baseline.py --http-port 18080 --ws-port 18081
 (`BENCH_BASELINE_SERVER=low-level` runs the same handlers on aiohttp's low-level server, the one
 the gateway's listeners use: a reference figure, not the yardstick.)
 """
@@ -26,7 +33,6 @@ import argparse
 import asyncio
 import os
 import signal
-import sqlite3
 import time
 from typing import Any
 
@@ -37,21 +43,12 @@ from aiohttp import WSMsgType, web
 SELF_ID, NICKNAME = 10001, "Sandbox Bot"
 FRIEND_ID, FRIEND_NICKNAME = 20001, "Alice"
 MESSAGE_ID_BASE, MESSAGE_ID_SPAN = 2_000_000_000, 100_000_000
+MESSAGES_KEPT = 100_000
+"""Messages kept in memory, the oldest forgotten first (NapCat keeps 5,000)."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    message_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_type TEXT NOT NULL,
-    sub_type TEXT NOT NULL,
-    peer_id INTEGER NOT NULL,
-    sender_id INTEGER NOT NULL,
-    time INTEGER NOT NULL,
-    segments TEXT NOT NULL,
-    raw_message TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    recalled INTEGER NOT NULL DEFAULT 0
-);
-"""
+
+class Refused(Exception):
+    """The action failed (1200), as the sandbox refuses a message to a stranger."""
 
 
 def ok(data: Any, echo: Any = None) -> dict[str, Any]:
@@ -79,16 +76,16 @@ def failed(retcode: int, message: str, echo: Any = None) -> dict[str, Any]:
 
 
 class Baseline:
-    def __init__(self, database: str) -> None:
-        self.db = sqlite3.connect(database, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(SCHEMA)
-        self.db.isolation_level = "DEFERRED"
+    def __init__(self) -> None:
         self.subscribers: set[asyncio.Queue[bytes]] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.friends = {FRIEND_ID: FRIEND_NICKNAME}
+        self.messages: dict[int, tuple[Any, ...]] = {}
+        self.last_message_id = 0
         self.actions = {
             "get_login_info": self.get_login_info,
             "send_private_msg": self.send_private_msg,
+            "sandbox_receive_message": self.sandbox_receive_message,
             "sandbox_emit_bench": self.sandbox_emit_bench,
         }
 
@@ -98,28 +95,64 @@ class Baseline:
         return {"user_id": SELF_ID, "nickname": NICKNAME}
 
     def send_private_msg(self, params: dict[str, Any]) -> Any:
-        message = params.get("message")
-        segments = (
-            [{"type": "text", "data": {"text": message}}] if isinstance(message, str) else message
-        )
-        raw = message if isinstance(message, str) else ""
+        user_id = int(params["user_id"])
+        if user_id not in self.friends:
+            raise Refused(f"user {user_id} is not a friend of the bot")
         sender = {"user_id": SELF_ID, "nickname": NICKNAME, "card": ""}
-        with self.db:
-            cursor = self.db.execute(
-                "INSERT INTO messages (message_type, sub_type, peer_id, sender_id, time, "
-                "segments, raw_message, sender) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    "private",
-                    "friend",
-                    int(params["user_id"]),
-                    SELF_ID,
-                    int(time.time()),
-                    orjson.dumps(segments).decode(),
-                    raw,
-                    orjson.dumps(sender).decode(),
-                ),
-            )
-        return {"message_id": cursor.lastrowid}
+        event = self.keep("friend", user_id, SELF_ID, params.get("message"), sender)
+        event["message_sent_type"] = "self"
+        event["target_id"] = user_id
+        # The bot's own messages go to no subscriber (no reportSelfMessage), as in the gateway.
+        return {"message_id": event["message_id"]}
+
+    def sandbox_receive_message(self, params: dict[str, Any]) -> Any:
+        if params.get("message_type") != "private":
+            raise ValueError("message_type: only private messages here")
+        user_id = int(params["user_id"])
+        nickname = self.friends.get(user_id, f"User {user_id}")
+        sub_type = "friend" if user_id in self.friends else "other"
+        sender = {"user_id": user_id, "nickname": nickname, "card": ""}
+        event = self.keep(sub_type, user_id, user_id, params.get("message"), sender)
+        self.publish(orjson.dumps(event))
+        return {"message_id": event["message_id"]}
+
+    def keep(
+        self, sub_type: str, peer_id: int, sender_id: int, message: Any, sender: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keep a private message in memory; its event (`message` or `message_sent`)."""
+        if isinstance(message, str):
+            segments: Any = [{"type": "text", "data": {"text": message}}]
+            raw = message
+        elif isinstance(message, list) and message:
+            segments = message
+            raw = "".join(str(s.get("data", {}).get("text", "")) for s in message)
+        else:
+            raise ValueError("message: a string or a list of segments is required")
+        self.last_message_id += 1
+        message_id = self.last_message_id
+        now = int(time.time())
+        self.messages[message_id] = (sub_type, peer_id, sender_id, now, segments, raw, sender)
+        self.messages.pop(message_id - MESSAGES_KEPT, None)
+        return {
+            "time": now,
+            "self_id": SELF_ID,
+            "post_type": "message_sent" if sender_id == SELF_ID else "message",
+            "message_type": "private",
+            "sub_type": sub_type,
+            "message_id": message_id,
+            "real_id": message_id,
+            "message_seq": message_id,
+            "user_id": sender_id,
+            "message": segments,
+            "raw_message": raw,
+            "message_format": "array",
+            "font": 14,
+            "sender": sender,
+        }
+
+    def publish(self, frame: bytes) -> None:
+        for queue in self.subscribers:
+            queue.put_nowait(frame)
 
     def sandbox_emit_bench(self, params: dict[str, Any]) -> Any:
         count, rate, run = int(params["count"]), float(params.get("rate", 0)), params.get("run", "")
@@ -157,8 +190,7 @@ class Baseline:
                     "bench_emitted_ns": time.time_ns(),
                 }
             )
-            for queue in self.subscribers:
-                queue.put_nowait(frame)
+            self.publish(frame)
             delay = started + (seq + 1) / rate - time.monotonic() if rate else 0.0
             await asyncio.sleep(max(delay, 0.0))
 
@@ -168,6 +200,8 @@ class Baseline:
             return failed(1404, f"unknown action {action!r}", echo)
         try:
             return ok(handler(params if isinstance(params, dict) else {}), echo)
+        except Refused as error:
+            return failed(1200, str(error), echo)
         except (KeyError, TypeError, ValueError) as error:
             return failed(1400, str(error), echo)
 
@@ -249,7 +283,7 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 async def serve(args: argparse.Namespace) -> None:
-    baseline = Baseline(args.database)
+    baseline = Baseline()
     runners: list[web.BaseRunner]
     if os.environ.get("BENCH_BASELINE_SERVER") == "low-level":
         # For comparison only: aiohttp's low-level server (no router, no app), as the gateway's
@@ -278,7 +312,6 @@ async def serve(args: argparse.Namespace) -> None:
         task.cancel()
     for runner in runners:
         await runner.cleanup()
-    baseline.db.close()
 
 
 def main() -> None:
@@ -286,7 +319,6 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--ws-port", type=int, required=True)
-    parser.add_argument("--database", required=True)
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(args))

@@ -6,7 +6,8 @@ protocol (handshake, unmasked server frames, zero-masked client frames, no exten
 client spends as little CPU per frame as possible and the server stays the bottleneck. Each
 command prints one JSON object on stdout.
 
-    load.py wsapi  --port P --pid SERVER_PID --connections 8 --inflight 8 --seconds 10
+    load.py wsapi  --port P --pid SERVER_PID --connections 8 --inflight 8 --seconds 10 \
+                   [--action send_private_msg --params '{"user_id":20001,"message":"bench"}']
     load.py fanout --port P --pid SERVER_PID --http-port H --subscribers 100 --count 5000 \
                    --rate 500 --run ID
     load.py idle   --port P --pid SERVER_PID --steps 1000,10000
@@ -204,8 +205,11 @@ def server_cpu(pid: int) -> float:
 
 
 async def wsapi(args: argparse.Namespace) -> dict[str, Any]:
-    """`connections` sockets on /api, each keeping `inflight` calls outstanding, for a while."""
-    request = b'{"action":"%s","params":{},"echo":%d}'
+    """`connections` sockets on /api, each keeping `inflight` calls outstanding, for a while.
+
+    Every call is `action` with `params`; a reply whose retcode is not 0 counts in `failed`."""
+    request = b'{"action":"%s","params":%s,"echo":%d}'
+    params = orjson.dumps(orjson.loads(args.params))
     latencies = array("q")
     state = {"measuring": False, "sending": True, "done": 0, "failed": 0}
     sent_at: list[dict[int, int]] = [{} for _ in range(args.connections)]
@@ -234,7 +238,7 @@ async def wsapi(args: argparse.Namespace) -> dict[str, Any]:
     def send(i: int) -> None:
         echo = next(counter)
         sent_at[i][echo] = time.perf_counter_ns()
-        clients[i].send(request % (action, echo))
+        clients[i].send(request % (action, params, echo))
 
     clients.extend(await connect_many(args.connections, args.port, "/api", on_frame_for))
     for i in range(args.connections):
@@ -476,6 +480,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--warmup", type=float, default=1)
     p.add_argument("--action", default="get_login_info")
+    p.add_argument("--params", default="{}", help="the calls' params, a JSON object")
     p = commands.add_parser("fanout")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True, help="the server, for its CPU time")
