@@ -116,7 +116,12 @@ class HttpServer(Listener):
                 return refusal
             if self.ws_settings is not None and is_upgrade(request):
                 return await accept(
-                    request, self.ws_settings, self.dispatcher, self.bus, self.websockets
+                    request,
+                    self.ws_settings,
+                    self.dispatcher,
+                    self.bus,
+                    self.websockets,
+                    self.services.parser,
                 )
             if not request.path.startswith("/"):
                 return self._answer_target(request)

@@ -146,6 +146,7 @@ class WsClient:
             self.services.dispatcher,
             self.services.bus,
             subscription=self.subscription,
+            parser=self.services.parser,
         )
         try:
             await self._connection.run()

@@ -28,6 +28,8 @@ from gateway.config import DEFAULT_MAX_INFLIGHT
 from gateway.dispatcher import Dispatcher
 from gateway.event_filter import compile_filter
 from gateway.logging import bind_call_frame, bind_log_context, reset_log_context
+from gateway.network.body_parser import INLINE_LIMIT, BodyParser
+from gateway.network.handshake import handshake_refusal
 from gateway.protocol import envelope, events, jsonio
 
 log = structlog.get_logger("gateway.ws")
@@ -201,6 +203,7 @@ class WsConnection:
         "_writing",
         "bus",
         "dispatcher",
+        "parser",
         "role",
         "running",
         "settings",
@@ -218,8 +221,11 @@ class WsConnection:
         bus: EventBus,
         transport: asyncio.Transport | None = None,
         subscription: Subscription | None = None,
+        parser: BodyParser | None = None,
     ) -> None:
         self.ws = ws
+        self.parser = parser
+        """Parses large frames off the event loop; without one, every frame is parsed inline."""
         self.transport = transport
         self._writing = False
         self.role = role
@@ -363,7 +369,10 @@ class WsConnection:
         try:
             reply: envelope.Envelope | None
             try:
-                frame = jsonio.loads(data)
+                if self.parser is not None and len(data) > INLINE_LIMIT:
+                    frame = await self.parser.loads(data)
+                else:
+                    frame = jsonio.loads(data)
             except jsonio.JsonError as error:
                 reply = envelope.failed(
                     1400, f"invalid JSON frame: {error}", jsonio.salvage_echo(error)
@@ -384,7 +393,7 @@ class WsConnection:
                 # measured ~0.7 µs). A closed peer needs nothing: the receive loop ends the
                 # connection.
                 try:  # noqa: SIM105
-                    await self.ws.send_frame(jsonio.dumps(reply), WSMsgType.TEXT)
+                    await self.ws.send_frame(envelope.encode(reply, jsonio.dumps), WSMsgType.TEXT)
                 except ConnectionError:
                     pass
         finally:
@@ -434,12 +443,18 @@ async def accept(
     dispatcher: Dispatcher,
     bus: EventBus,
     registry: Registry,
-) -> web.WebSocketResponse:
-    """Upgrade an (already authorised) request and serve it until it closes."""
-    ws = OneBotWebSocket(max_msg_size=settings.max_frame, autoping=True)
+    parser: BodyParser | None = None,
+) -> web.StreamResponse:
+    """Upgrade an (already authorised) request and serve it until it closes; a malformed
+    opening handshake is refused (4xx + 1400) instead."""
+    refusal = handshake_refusal(request)
+    if refusal is not None:
+        return refusal
+    # aiohttp refuses a message of `max_msg_size` bytes itself; the limit is what may pass.
+    ws = OneBotWebSocket(max_msg_size=settings.max_frame + 1, autoping=True)
     await ws.prepare(request)
     role = role_of(request.path)
-    connection = WsConnection(ws, role, settings, dispatcher, bus, request.transport)
+    connection = WsConnection(ws, role, settings, dispatcher, bus, request.transport, parser=parser)
     registry[ws] = connection
     context = bind_log_context(server=settings.server, peer=request.remote, role=role)
     log.info("ws_connected")

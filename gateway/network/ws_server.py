@@ -35,4 +35,11 @@ class WsServer(Listener):
                 ),
                 426,
             )
-        return await accept(request, self.settings, self.dispatcher, self.bus, self.websockets)
+        return await accept(
+            request,
+            self.settings,
+            self.dispatcher,
+            self.bus,
+            self.websockets,
+            self.services.parser,
+        )

@@ -263,3 +263,31 @@ async def test_a_client_that_ends_short_of_its_length_costs_nothing(gw: RunningG
         writer.close()
         await still_answers(gw)
     assert [line["event"] for line in logs if line["log_level"] == "error"] == []
+
+
+async def test_a_websocket_answer_that_cannot_be_encoded_is_a_1200_envelope(
+    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection, as above: the call is answered (1200), never left without an answer.
+    async def broken(self: Any, params: Any) -> Any:
+        return {"nickname": "\ud800"}
+
+    bind = sandbox_backend.SandboxBackend.bind
+
+    def bind_broken(self: Any, action: str) -> Any:
+        return (
+            (lambda params: broken(self, params)) if action == "get_status" else bind(self, action)
+        )
+
+    monkeypatch.setattr(sandbox_backend.SandboxBackend, "bind", bind_broken)
+    gw.supervisor.dispatcher._routes.clear()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            gw.url("api", "/api").replace("http", "ws", 1),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as ws,
+    ):
+        await ws.send_json({"action": "get_status", "echo": "w"})
+        envelope = await ws.receive_json(timeout=10)
+    assert (envelope["retcode"], envelope["echo"]) == (1200, "w")

@@ -73,3 +73,36 @@ async def test_other_clients_are_answered_while_a_64_mib_body_is_parsed(
         assert answer["retcode"] == 1400
         assert "line 1 column" in answer["message"]
     assert process.proc.poll() is None
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid-json5", "invalid-json5"])
+async def test_other_connections_are_answered_while_a_64_mib_frame_is_parsed(
+    gateway_process: Any, valid: bool
+) -> None:
+    document = sandbox_config(httpServers=[http_entry("api", enableWebsocket=True)])
+    process = gateway_process(document)
+    process.wait_for("gateway_ready")
+    url = f"ws://127.0.0.1:{process.port_of('api')}/api"
+    order: list[str] = []
+    frame = json5_body(valid).replace(b"{echo:", b"{action: 'get_status', echo:", 1)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url) as big,
+        http.ws_connect(url) as bystander,
+    ):
+        await big.send_str(frame.decode())
+
+        async def big_answer() -> dict[str, Any]:
+            answer = dict(await big.receive_json(timeout=120))
+            order.append("big")
+            return answer
+
+        big_task = asyncio.create_task(big_answer())
+        for echo in range(BYSTANDER_CALLS):
+            await bystander.send_json({"action": "get_login_info", "echo": echo})
+            assert (await bystander.receive_json(timeout=120))["echo"] == echo
+            order.append("bystander")
+        answer = await big_task
+    assert order == ["bystander"] * BYSTANDER_CALLS + ["big"]
+    assert answer["retcode"] == (0 if valid else 1400)
+    assert process.proc.poll() is None
