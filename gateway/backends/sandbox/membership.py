@@ -12,6 +12,7 @@ import sqlite3
 import time
 from typing import Any
 
+from gateway.backends.sandbox.store import kept_row
 from gateway.protocol.envelope import ActionFailed
 
 ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
@@ -23,10 +24,9 @@ def article(role: str) -> str:
 
 
 def load_group(db: sqlite3.Connection, group_id: int) -> sqlite3.Row:
-    """The group's row; 1200 when there is no such group."""
-    row: sqlite3.Row | None = db.execute(
-        "SELECT * FROM groups WHERE group_id = ?", (group_id,)
-    ).fetchone()
+    """The group's row (kept by the writer, see store.kept_row); 1200 when there is no such
+    group."""
+    row = kept_row(db, "group", group_id)
     if row is None:
         raise ActionFailed(f"group {group_id} does not exist")
     return row
@@ -48,6 +48,23 @@ def bot_in_group(
     """(group, the bot's member row); 1200 when the group is unknown or the bot is not in it."""
     group = load_group(db, group_id)
     me = find_member(db, group_id, self_id)
+    if me is None:
+        raise ActionFailed(f"the bot is not in group {group_id}")
+    return group, me
+
+
+def speaker(db: sqlite3.Connection, group_id: int, user_id: int) -> sqlite3.Row | None:
+    """What the send path needs of a member (role, card, title, mute_until; no nickname, sex,
+    age or last_sent), from the rows the writer keeps (store.kept_row), or None."""
+    return kept_row(db, "member", group_id, user_id)
+
+
+def bot_speaks_in(
+    db: sqlite3.Connection, group_id: int, self_id: int
+) -> tuple[sqlite3.Row, sqlite3.Row]:
+    """`bot_in_group` for the send path: (group, the bot's `speaker` row), the same 1200s."""
+    group = load_group(db, group_id)
+    me = speaker(db, group_id, self_id)
     if me is None:
         raise ActionFailed(f"the bot is not in group {group_id}")
     return group, me

@@ -36,10 +36,10 @@ from gateway.actions.message import (
     SendPrivateForwardMsg,
     SendPrivateMsg,
 )
-from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group
+from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group, bot_speaks_in, speaker
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.registry import handler
-from gateway.backends.sandbox.store import decode_json, encode_json
+from gateway.backends.sandbox.store import decode_json, encode_json, kept_row
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message, MessageError, normalize, parse_cq, raw_message
 
@@ -278,13 +278,16 @@ def write_private(
     sources: Mapping[str, Source],
     via_group: int | None = None,
 ) -> dict[str, Any]:
-    """Inside a transaction: check and store a private message from the bot; the stored row."""
+    """Inside a transaction: check and store a private message from the bot; the stored row.
+
+    The friend and the members of `via_group` are the rows the writer keeps (store.kept_row):
+    a send runs one INSERT and no lookup."""
     self_id = sandbox.self_id
-    user = db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    user = kept_row(db, "user", user_id)
     shared = (
         via_group is not None
-        and member_row(db, via_group, user_id) is not None
-        and member_row(db, via_group, self_id) is not None
+        and speaker(db, via_group, user_id) is not None
+        and speaker(db, via_group, self_id) is not None
     )
     if user is None or not (user["is_friend"] or shared):
         raise ActionFailed(
@@ -304,11 +307,11 @@ def write_group(
     segments: Message,
     sources: Mapping[str, Source],
 ) -> tuple[dict[str, Any], str]:
-    """Inside a transaction: check and store a group message from the bot; (row, group name)."""
+    """Inside a transaction: check and store a group message from the bot; (row, group name).
+
+    The group and the bot's membership are the rows the writer keeps (store.kept_row)."""
     self_id = sandbox.self_id
-    group = require_group(db, group_id, self_id)
-    me = member_row(db, group_id, self_id)
-    assert me is not None
+    group, me = bot_speaks_in(db, group_id, self_id)
     if me["mute_until"] > time.time():
         raise ActionFailed(f"the bot is muted in group {group_id}")
     if group["whole_ban"] and me["role"] == "member":
@@ -638,17 +641,17 @@ async def _receive_group(
     sources = await prepare_media(sandbox, segments)
 
     def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str, bool, str | None]:
-        group = require_group(db, group_id, sandbox.self_id)
+        group, _ = bot_speaks_in(db, group_id, sandbox.self_id)
         _check_replies(db, segments)
         store_media(db, segments, sources)
         user = ensure_user(db, p.user_id, p.sender.nickname)
-        joined = member_row(db, group_id, p.user_id) is None
+        joined = speaker(db, group_id, p.user_id) is None
         if joined:
             db.execute(
                 "INSERT INTO members (group_id, user_id, join_time) VALUES (?,?,?)",
                 (group_id, p.user_id, int(time.time())),
             )
-        member = member_row(db, group_id, p.user_id)
+        member = speaker(db, group_id, p.user_id)
         assert member is not None
         if member["mute_until"] > time.time():
             raise ActionFailed(f"user {p.user_id} is muted in group {group_id}")
@@ -692,12 +695,16 @@ async def _receive_group(
 
 
 def ensure_user(db: sqlite3.Connection, user_id: int, nickname: str | None) -> sqlite3.Row:
-    """The user's row, creating a stranger for an unknown id."""
-    db.execute(
-        "INSERT OR IGNORE INTO users (user_id, nickname) VALUES (?, ?)",
-        (user_id, nickname or f"User {user_id}"),
-    )
-    row: sqlite3.Row = db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    """The user's row (kept by the writer, see store.kept_row), creating a stranger for an
+    unknown id."""
+    row = kept_row(db, "user", user_id)
+    if row is None:
+        db.execute(
+            "INSERT OR IGNORE INTO users (user_id, nickname) VALUES (?, ?)",
+            (user_id, nickname or f"User {user_id}"),
+        )
+        row = kept_row(db, "user", user_id)
+        assert row is not None
     return row
 
 

@@ -487,8 +487,9 @@ class Store:
             self._changes = db.total_changes
         return outcomes
 
-    @staticmethod
-    def _lose(outcomes: list[_Outcome], kept: list[int], error: BaseException) -> None:
+    def _lose(self, outcomes: list[_Outcome], kept: list[int], error: BaseException) -> None:
+        if self._db is not None:
+            forget_all(self._db)  # rows looked up in the lost transaction may hold its writes
         if kept:
             log.error("store_batch_lost", calls=len(kept), error=repr(error))
         for index in kept:
@@ -543,7 +544,9 @@ class Store:
 
     def _open(self, _: None) -> None:
         # Autocommit mode: transactions are only the ones the writer opens, never implicit ones.
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, factory=_Connection
+        )
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
@@ -563,6 +566,7 @@ class Store:
             )
         # Every statement is idempotent, so tables added since the file was created appear.
         db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        db.keep_rows()
         self._db = db
         self._changes = db.total_changes
 
@@ -634,6 +638,7 @@ def _call(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     try:
         result = fn(db)
     except BaseException as error:
+        forget_all(db)  # rows it looked up may hold what it wrote
         if db.in_transaction:
             db.execute("ROLLBACK TO call")
             db.execute("RELEASE call")
@@ -667,6 +672,96 @@ def _attempt(fn: Callable[[Any], Any], arg: Any, future: asyncio.Future[Any]) ->
 
 def _not_stored(error: BaseException) -> ActionFailed:
     return ActionFailed(f"the database could not store this call, nothing was kept: {error}")
+
+
+# --- rows the writer keeps ---------------------------------------------------------------------
+
+MAX_KEPT_ROWS = 65_536
+"""Most rows the writer's connection keeps; past it, it forgets them all and starts again."""
+
+# Not last_sent: every group message changes it, and nothing that uses these rows reads it.
+_MEMBER_COLUMNS = "group_id, user_id, role, card, title, title_expire, mute_until, join_time"
+_KEPT = {
+    "user": "SELECT * FROM users WHERE user_id = ?",
+    "group": "SELECT * FROM groups WHERE group_id = ?",
+    "member": (
+        f"SELECT {_MEMBER_COLUMNS} FROM members "  # noqa: S608 - constant text
+        "WHERE group_id = ? AND user_id = ?"
+    ),
+}
+# TEMP triggers exist on the writer's connection only, and fire for every change it makes
+# (foreign-key cascades and INSERT OR REPLACE included), whichever handler makes it.
+_FORGET = f"""
+CREATE TEMP TRIGGER forget_user_i AFTER INSERT ON users BEGIN
+    SELECT forget_row('user', NEW.user_id, NULL); END;
+CREATE TEMP TRIGGER forget_user_u AFTER UPDATE ON users BEGIN
+    SELECT forget_row('user', OLD.user_id, NULL), forget_row('user', NEW.user_id, NULL); END;
+CREATE TEMP TRIGGER forget_user_d AFTER DELETE ON users BEGIN
+    SELECT forget_row('user', OLD.user_id, NULL); END;
+CREATE TEMP TRIGGER forget_group_i AFTER INSERT ON groups BEGIN
+    SELECT forget_row('group', NEW.group_id, NULL); END;
+CREATE TEMP TRIGGER forget_group_u AFTER UPDATE ON groups BEGIN
+    SELECT forget_row('group', OLD.group_id, NULL), forget_row('group', NEW.group_id, NULL); END;
+CREATE TEMP TRIGGER forget_group_d AFTER DELETE ON groups BEGIN
+    SELECT forget_row('group', OLD.group_id, NULL); END;
+CREATE TEMP TRIGGER forget_member_i AFTER INSERT ON members BEGIN
+    SELECT forget_row('member', NEW.group_id, NEW.user_id); END;
+CREATE TEMP TRIGGER forget_member_u AFTER UPDATE OF {_MEMBER_COLUMNS} ON members BEGIN
+    SELECT forget_row('member', OLD.group_id, OLD.user_id),
+           forget_row('member', NEW.group_id, NEW.user_id); END;
+CREATE TEMP TRIGGER forget_member_d AFTER DELETE ON members BEGIN
+    SELECT forget_row('member', OLD.group_id, OLD.user_id); END;
+"""
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can keep rows it looked up (the writer's does: `keep_rows`)."""
+
+    kept: dict[tuple[Any, ...], sqlite3.Row | None] | None = None
+
+    def keep_rows(self) -> None:
+        """Keep looked-up users, groups and members rows, each dropped as soon as a statement
+        on this connection changes it (TEMP triggers call `forget_row`)."""
+        kept: dict[tuple[Any, ...], sqlite3.Row | None] = {}
+
+        def forget_row(kind: str, first: int, second: int | None) -> None:
+            kept.pop((kind, first) if second is None else (kind, first, second), None)
+
+        self.create_function("forget_row", 3, forget_row)
+        self.executescript(_FORGET)
+        self.kept = kept
+
+
+def kept_row(db: sqlite3.Connection, kind: str, *key: int) -> sqlite3.Row | None:
+    """The `users` (kind "user", key user_id), `groups` ("group", group_id) or `members`
+    ("member", group_id and user_id; every column but last_sent) row, or None.
+
+    On the writer's connection the row (or its absence) is kept until a statement changes it
+    or a call is rolled back, so the send path looks up the friend, group and member without a
+    query; elsewhere it is read. Use it where the row is only read: it is shared, and it is
+    what the database holds at this point of the transaction.
+    """
+    kept: dict[tuple[Any, ...], sqlite3.Row | None] | None = getattr(db, "kept", None)
+    if kept is None:
+        row: sqlite3.Row | None = db.execute(_KEPT[kind], key).fetchone()
+        return row
+    entry = (kind, *key)
+    try:
+        return kept[entry]
+    except KeyError:
+        pass
+    row = db.execute(_KEPT[kind], key).fetchone()
+    if len(kept) >= MAX_KEPT_ROWS:
+        kept.clear()
+    kept[entry] = row
+    return row
+
+
+def forget_all(db: sqlite3.Connection) -> None:
+    """Drop every kept row (after a rollback: they may hold writes that are gone)."""
+    kept = getattr(db, "kept", None)
+    if kept:
+        kept.clear()
 
 
 # --- JSON columns -------------------------------------------------------------------------------
