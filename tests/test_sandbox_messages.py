@@ -262,11 +262,26 @@ async def test_quick_operation_reply_quotes_and_ats_in_groups(sandbox: SandboxCl
         "sandbox_receive_message", message_type="group", group_id=LAB, user_id=CAROL, message="help"
     )
     context = await sandbox.event(is_message)
-    await sandbox.ok(".handle_quick_operation", context=context, operation={"reply": "sure"})
+    await sandbox.ok(
+        ".handle_quick_operation", context=context, operation={"reply": "sure", "at_sender": True}
+    )
     reply = await sandbox.event(lambda e: e.get("post_type") == "message_sent")
     assert reply["message"][0] == {"type": "reply", "data": {"id": str(data["message_id"])}}
     assert reply["message"][1] == {"type": "at", "data": {"qq": str(CAROL)}}
     assert reply["raw_message"].endswith("sure")
+
+
+async def test_quick_operation_ats_only_when_asked_as_napcat(sandbox: SandboxClient) -> None:
+    data = await sandbox.ok(
+        "sandbox_receive_message", message_type="group", group_id=LAB, user_id=CAROL, message="hi"
+    )
+    context = await sandbox.event(is_message)
+    await sandbox.ok(".handle_quick_operation", context=context, operation={"reply": "hello"})
+    reply = await sandbox.event(lambda e: e.get("post_type") == "message_sent")
+    assert reply["message"] == [
+        {"type": "reply", "data": {"id": str(data["message_id"])}},
+        {"type": "text", "data": {"text": "hello"}},
+    ]
 
 
 async def test_quick_operation_delete_recalls_the_message(sandbox: SandboxClient) -> None:

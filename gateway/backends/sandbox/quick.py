@@ -38,11 +38,13 @@ async def _on_message(sandbox: SandboxBackend, event: dict[str, Any], op: dict[s
     if reply not in (None, "", []):
         segments = parse_message(reply, bool(op.get("auto_escape")), "operation.reply")
         if group_id is not None:
-            # OneBot's default for at_sender is true; the reply also quotes the message.
+            # The reply quotes the message; an @ only with `at_sender: true`. (OneBot 11 documents
+            # true as the default, but NapCat and go-cqhttp add the @ only when asked: a bot
+            # moving from them must not start @-ing people.)
             prefix: list[dict[str, Any]] = []
             if event.get("message_id") is not None:
                 prefix.append({"type": "reply", "data": {"id": str(event["message_id"])}})
-            if op.get("at_sender", True):
+            if op.get("at_sender") is True:
                 prefix += [
                     {"type": "at", "data": {"qq": str(user_id)}},
                     {"type": "text", "data": {"text": " "}},
