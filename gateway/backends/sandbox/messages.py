@@ -61,9 +61,10 @@ def parse_message(message: Any, auto_escape: bool, field: str = "message") -> Me
         raise BadRequest(f"{field}: {error}") from None
     if not segments:
         raise BadRequest(f"{field}: the message is empty")
-    nodes = sum(1 for s in segments if s["type"] == "node")
-    if nodes and nodes != len(segments):
-        raise BadRequest(f"{field}: node segments cannot be mixed with other segments")
+    if len(segments) > 1:  # one segment cannot be a mix
+        nodes = sum(1 for s in segments if s["type"] == "node")
+        if nodes and nodes != len(segments):
+            raise BadRequest(f"{field}: node segments cannot be mixed with other segments")
     return segments
 
 
@@ -215,10 +216,19 @@ def media_uris(segments: Message) -> list[str]:
     return uris
 
 
+def has_media(segments: Message) -> bool:
+    """Whether any segment is a media segment (most messages have none)."""
+    # A loop, not any(): no generator to build for the usual one or two segments.
+    for segment in segments:  # noqa: SIM110
+        if segment["type"] in MEDIA_SEGMENTS:
+            return True
+    return False
+
+
 async def prepare_media(sandbox: SandboxBackend, segments: Message) -> Mapping[str, Source]:
     """Each media segment's Source, media URLs fetched: call before the transaction."""
     # Most messages carry no media: they skip the import and the scan of every segment's data.
-    if not any(segment["type"] in MEDIA_SEGMENTS for segment in segments):
+    if not has_media(segments):
         return NO_SOURCES
     from gateway.backends.sandbox import media  # media imports this module
 
@@ -331,7 +341,7 @@ async def send_to_friend(
     sandbox: SandboxBackend, user_id: int, segments: Message, via_group: int | None = None
 ) -> dict[str, Any]:
     """Store and publish a private message from the bot; returns the event."""
-    sources = await prepare_media(sandbox, segments)
+    sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
     message = await sandbox.store.run(
         lambda db: write_private(db, sandbox, user_id, segments, sources, via_group)
     )
@@ -344,7 +354,7 @@ async def send_to_group(
     sandbox: SandboxBackend, group_id: int, segments: Message
 ) -> dict[str, Any]:
     """Store and publish a group message from the bot; returns the event."""
-    sources = await prepare_media(sandbox, segments)
+    sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
     message, name = await sandbox.store.run(
         lambda db: write_group(db, sandbox, group_id, segments, sources)
     )
@@ -620,7 +630,7 @@ async def sandbox_receive_message(sandbox: SandboxBackend, p: SandboxReceiveMess
 async def _receive_private(
     sandbox: SandboxBackend, p: SandboxReceiveMessage, segments: Message
 ) -> dict[str, Any]:
-    sources = await prepare_media(sandbox, segments)
+    sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
 
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         _check_replies(db, segments)
@@ -638,7 +648,7 @@ async def _receive_private(
 async def _receive_group(
     sandbox: SandboxBackend, p: SandboxReceiveMessage, group_id: int, segments: Message
 ) -> dict[str, Any]:
-    sources = await prepare_media(sandbox, segments)
+    sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
 
     def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str, bool, str | None]:
         group, _ = bot_speaks_in(db, group_id, sandbox.self_id)
