@@ -416,6 +416,9 @@ ALIASED_CALLS: dict[str, dict[str, Any]] = {
     "cancel_group_album_media_like": {"group_id": 1, "album_id": "a1", "batch_id": "b1"},
     "del_group_album_media": {"group_id": 1, "album_id": "a1"},
     "ocr_image": {},
+    "send_forward_msg": {"group_id": 1},
+    "send_group_forward_msg": {"group_id": 1},
+    "send_private_forward_msg": {"user_id": 1},
 }
 ALIASED_VALUES: dict[str, tuple[Any, Any]] = {
     # field -> two different valid values (the second for a caller that sends two spellings)
@@ -436,6 +439,10 @@ ALIASED_VALUES: dict[str, tuple[Any, Any]] = {
     "lloc": ("L1", "L2"),
     "content": ("nice", "great"),
     "image": ("base64://aGk=", "base64://aG8="),
+    "messages": (
+        [{"type": "node", "data": {"id": 1}}],
+        [{"type": "node", "data": {"id": 2}}],
+    ),
 }
 
 

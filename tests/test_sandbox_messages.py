@@ -7,6 +7,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
 ALICE, BOB, CAROL, DAVE, EVE = 20001, 20002, 20003, 20004, 20005
@@ -364,3 +366,13 @@ async def test_an_unreadable_image_is_refused_and_nothing_stored(sandbox: Sandbo
     )
     assert body["retcode"] == 1400
     assert (await sandbox.ok("get_friend_msg_history", user_id=ALICE))["messages"] == []
+
+
+@pytest.mark.parametrize("action", ["send_group_forward_msg", "send_forward_msg"])
+async def test_forward_nodes_may_come_as_message_as_on_napcat(
+    sandbox: SandboxClient, action: str
+) -> None:
+    nodes = [{"type": "node", "data": {"user_id": 1, "nickname": "n", "content": "c"}}]
+    sent = await sandbox.ok(action, group_id=LAB, message=nodes)
+    bundle = await sandbox.ok("get_forward_msg", id=sent["forward_id"])
+    assert [m["sender"]["nickname"] for m in bundle["messages"]] == ["n"]

@@ -19,10 +19,17 @@ class SetQQProfile(Params):
 
 
 class Domain(Params):
-    """Parameters of `get_cookies` and `get_credentials`."""
+    """Parameters of `get_cookies`."""
 
     domain: str = Field(min_length=1)
     """The web domain the cookies are for (e.g. `qun.qq.com`)."""
+
+
+class Credentials(Params):
+    """Parameters of `get_credentials` (the extended-actions spec lists none)."""
+
+    domain: str = ""
+    """The web domain the cookies are for; without one, the account's own cookies."""
 
 
 class GetModelShow(Params):
@@ -52,7 +59,7 @@ ACTIONS = (
     Action("set_qq_profile", SetQQProfile, "Change the bot's nickname, signature and sex."),
     Action("get_cookies", Domain, "Web cookies for a domain and the matching bkn."),
     Action("get_csrf_token", NoParams, "The web CSRF token (bkn) as a number."),
-    Action("get_credentials", Domain, "Cookies for a domain and the CSRF token together."),
+    Action("get_credentials", Credentials, "Cookies for a domain and the CSRF token together."),
     Action("_get_model_show", GetModelShow, "How the bot's device model is shown."),
     Action("_set_model_show", SetModelShow, "Set how the bot's device model is shown."),
     Action("check_url_safely", CheckUrlSafely, "A URL's safety level (1 safe, 2 unknown, 3 bad)."),

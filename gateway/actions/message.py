@@ -91,9 +91,9 @@ class GetFriendMsgHistory(_History):
 
 
 class _Forward(Params):
-    messages: list[Any]
+    messages: list[Any] = Field(validation_alias=AliasChoices("messages", "message"))
     """Forward nodes: `{type: "node", data: {id}}` or `{type: "node", data: {user_id, nickname,
-    content}}`."""
+    content}}`. Also taken as `message` (NapCat takes either; its schema documents `message`)."""
 
 
 class SendGroupForwardMsg(_Forward):

@@ -77,6 +77,10 @@ UPSTREAM_NAMES: Final[Mapping[tuple[str, str], str]] = {
     ("cancel_group_album_media_like", "lloc"): "lloc",
     ("del_group_album_media", "lloc"): "lloc",
     ("ocr_image", "image"): "image",
+    # NapCat takes `messages` too, but its schema documents `message`.
+    ("send_forward_msg", "messages"): "message",
+    ("send_group_forward_msg", "messages"): "message",
+    ("send_private_forward_msg", "messages"): "message",
 }
 
 

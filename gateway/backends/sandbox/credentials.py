@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.actions.account import (
     CheckUrlSafely,
+    Credentials,
     Domain,
     GetModelShow,
     SetModelShow,
@@ -57,9 +58,12 @@ def _kv(db: sqlite3.Connection, key: str, make: Any) -> str:
 
 
 def _credentials(db: sqlite3.Connection, self_id: int, domain: str) -> tuple[str, int]:
-    """(cookie string for `domain`, CSRF token)."""
+    """(cookie string for `domain`, CSRF token); without a domain, the account's own cookies
+    (no domain-bound `p_skey`)."""
     alphabet = string.ascii_letters + string.digits
     skey = _kv(db, _SKEY, lambda: "@" + "".join(secrets.choice(alphabet) for _ in range(9)))
+    if not domain.strip():
+        return f"skey={skey}; uin=o{self_id}", csrf_token(skey)
     seed = _kv(db, _SEED, lambda: secrets.token_hex(32))
     digest = hmac.new(seed.encode(), domain.strip().lower().encode(), hashlib.sha256).digest()
     p_skey = base64.urlsafe_b64encode(digest).decode()[:44]
@@ -80,7 +84,7 @@ async def get_csrf_token(sandbox: SandboxBackend, _: NoParams) -> dict[str, int]
 
 
 @handler("get_credentials")
-async def get_credentials(sandbox: SandboxBackend, p: Domain) -> dict[str, Any]:
+async def get_credentials(sandbox: SandboxBackend, p: Credentials) -> dict[str, Any]:
     """NapCat's `{cookies, token}`, plus `csrf_token` (the same token as a string), the name
     spec-extended-actions.txt documents."""
     cookies, token = await sandbox.store.run(lambda db: _credentials(db, sandbox.self_id, p.domain))
