@@ -427,3 +427,21 @@ async def test_sandbox_set_card_emits_group_card(sandbox: SandboxClient) -> None
     notice = await sandbox.notice("group_card")
     assert (notice["card_new"], notice["card_old"]) == ("Bob", "bob (admin)")
     assert (await member_info(sandbox, LAB, BOB))["card"] == "Bob"
+
+
+PNG = "base64://iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+async def test_set_group_portrait_answers_like_napcat(sandbox: SandboxClient) -> None:
+    assert await sandbox.ok("set_group_portrait", group_id=LAB, file=PNG) == {
+        "result": 0,
+        "errMsg": "",
+    }
+
+
+async def test_set_group_portrait_needs_an_image_in_a_group_of_the_bot(
+    sandbox: SandboxClient,
+) -> None:
+    message = await failure(sandbox, "set_group_portrait", 1400, group_id=LAB, file="base64://aGk=")
+    assert "not a PNG" in message
+    await failure(sandbox, "set_group_portrait", 1200, group_id=39999, file=PNG)

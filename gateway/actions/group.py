@@ -94,6 +94,13 @@ class SetGroupName(GroupId):
     """The new group name."""
 
 
+class SetGroupPortrait(GroupId):
+    """Parameters of `set_group_portrait` (go-cqhttp's; NapCat has it)."""
+
+    file: str = Field(min_length=1)
+    """The image: a path, a loopback URL, base64:// data or a media id of this sandbox."""
+
+
 class SetGroupLeave(GroupId):
     """Parameters of `set_group_leave`."""
 
@@ -140,6 +147,11 @@ ACTIONS = (
     Action("set_group_admin", SetGroupAdmin, "Make a member an admin or revoke it (owner only)."),
     Action("set_group_card", SetGroupCard, "Set a member's group card."),
     Action("set_group_name", SetGroupName, "Rename a group (admin or owner only)."),
+    Action(
+        "set_group_portrait",
+        SetGroupPortrait,
+        "Set a group's avatar image (admin or owner only); answers NapCat's {result, errMsg}.",
+    ),
     Action("set_group_leave", SetGroupLeave, "Leave a group; the owner dismisses it."),
     Action(
         "set_group_special_title",

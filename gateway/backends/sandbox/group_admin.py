@@ -18,9 +18,12 @@ from gateway.actions.group import (
     SetGroupKick,
     SetGroupLeave,
     SetGroupName,
+    SetGroupPortrait,
     SetGroupSpecialTitle,
     SetGroupWholeBan,
 )
+from gateway.backends.sandbox import media
+from gateway.backends.sandbox.extended_account import save_json
 from gateway.backends.sandbox.membership import (
     bot_in_group,
     member,
@@ -30,7 +33,7 @@ from gateway.backends.sandbox.membership import (
     update_member,
 )
 from gateway.backends.sandbox.registry import handler
-from gateway.protocol.envelope import ActionFailed
+from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.backend import SandboxBackend
@@ -184,6 +187,28 @@ async def set_group_name(sandbox: SandboxBackend, p: SetGroupName) -> None:
             user_id=sandbox.self_id,
             name_new=p.group_name,
         )
+
+
+def portrait_key(group_id: int) -> str:
+    """The kv key holding the media id of a group's avatar (`set_group_portrait`)."""
+    return f"group:{group_id}:portrait"
+
+
+@handler("set_group_portrait")
+async def set_group_portrait(sandbox: SandboxBackend, p: SetGroupPortrait) -> dict[str, object]:
+    """Store the image as media and remember it as the group's avatar (admin or owner only)."""
+    source = await media.prepare(sandbox, p.file)
+
+    def write(db: sqlite3.Connection) -> None:
+        _group, me = bot_in_group(db, p.group_id, sandbox.self_id)
+        require_role(me, "admin", "set the group's avatar")
+        media_id = media.ingest(db, "image", source)["file"]
+        if not media_id.lower().endswith(media.IMAGE_TYPES):
+            raise BadRequest("set_group_portrait: parameter 'file' is not a PNG/JPEG/GIF/BMP/WebP")
+        save_json(db, portrait_key(p.group_id), media_id)
+
+    await sandbox.store.run(write)
+    return {"result": 0, "errMsg": ""}
 
 
 @handler("set_group_leave")

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from gateway.backends.sandbox.backend import SandboxBackend
 
 _CACHE_KEY = "media:cache_dir"
+IMAGE_TYPES = (".png", ".jpg", ".gif", ".bmp", ".webp")
+"""Extensions of stored media that QQ takes as an image (an avatar, a portrait)."""
 
 # Magic numbers of the formats bots send most, so a base64 image gets a proper extension.
 _SIGNATURES = (
