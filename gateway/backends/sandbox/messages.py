@@ -39,7 +39,7 @@ from gateway.actions.message import (
 from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group, bot_speaks_in, speaker
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.registry import handler
-from gateway.backends.sandbox.store import decode_json, encode_json, kept_row
+from gateway.backends.sandbox.store import decode_json, encode_json, kept_row, statement
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message, MessageError, normalize, parse_cq, raw_message
 
@@ -91,7 +91,8 @@ def store_message(
     encoded_segments = encode_json(segments, "message")
     encoded_sender = encode_json(sender, "sender")
     raw = raw_message(segments)
-    cursor = db.execute(
+    cursor = statement(
+        db,
         "INSERT INTO messages (message_type, sub_type, peer_id, sender_id, time, segments, "
         "raw_message, sender) VALUES (?,?,?,?,?,?,?,?)",
         (
@@ -105,13 +106,15 @@ def store_message(
             encoded_sender,
         ),
     )
+    message_id = cursor.lastrowid
     if message_type == "group":
-        db.execute(
+        statement(
+            db,
             "UPDATE members SET last_sent = ? WHERE group_id = ? AND user_id = ?",
             (now, peer_id, sender_id),
         )
     return {
-        "message_id": cursor.lastrowid,
+        "message_id": message_id,
         "message_type": message_type,
         "sub_type": sub_type,
         "peer_id": peer_id,

@@ -31,7 +31,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import orjson
@@ -451,13 +451,13 @@ class Store:
         outcomes: list[_Outcome] = []
         kept: list[int] = []  # indexes into outcomes of the calls the open transaction holds
         try:
-            db.execute("BEGIN")
+            statement(db, "BEGIN")
         except sqlite3.Error as error:
             return [(future, False, _not_stored(error)) for _, future in calls]
         for fn, future in calls:
             if not db.in_transaction:  # SQLite ended it after an I/O error: open the next one
                 try:
-                    db.execute("BEGIN")
+                    statement(db, "BEGIN")
                 except sqlite3.Error as error:
                     outcomes.append((future, False, _not_stored(error)))
                     continue
@@ -474,7 +474,7 @@ class Store:
             kept.append(len(outcomes) - 1)
         if db.in_transaction:
             try:
-                db.execute("COMMIT")
+                statement(db, "COMMIT")
             except sqlite3.Error as error:
                 if db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
@@ -609,7 +609,9 @@ class Store:
                 self._read_db = None
 
     def _open_reader(self, _: None) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, factory=_Connection
+        )
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA query_only = ON")
         self._read_db = db
@@ -634,18 +636,18 @@ def _settle(outcomes: list[_Outcome]) -> None:
 def _call(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     """`fn(db)` inside the savepoint `call`: released when it returns, rolled back when it
     raises (unless SQLite has already ended the whole transaction)."""
-    db.execute("SAVEPOINT call")
+    statement(db, "SAVEPOINT call")
     try:
         result = fn(db)
     except BaseException as error:
         forget_all(db)  # rows it looked up may hold what it wrote
         if db.in_transaction:
-            db.execute("ROLLBACK TO call")
-            db.execute("RELEASE call")
+            statement(db, "ROLLBACK TO call")
+            statement(db, "RELEASE call")
         if isinstance(error, OverflowError | UnicodeEncodeError):
             raise BadRequest(f"a value cannot be stored: {error}") from None
         raise
-    db.execute("RELEASE call")
+    statement(db, "RELEASE call")
     return result
 
 
@@ -653,12 +655,12 @@ def _read(
     db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
 ) -> _Outcome:
     """`fn(db)` in a read transaction of its own, so all its statements see one state."""
-    db.execute("BEGIN")
+    statement(db, "BEGIN")
     try:
         return _attempt(fn, db, future)
     finally:
         if db.in_transaction:
-            db.execute("ROLLBACK")
+            statement(db, "ROLLBACK")
 
 
 def _attempt(fn: Callable[[Any], Any], arg: Any, future: asyncio.Future[Any]) -> _Outcome:
@@ -715,9 +717,14 @@ CREATE TEMP TRIGGER forget_member_d AFTER DELETE ON members BEGIN
 
 
 class _Connection(sqlite3.Connection):
-    """A connection that can keep rows it looked up (the writer's does: `keep_rows`)."""
+    """A store connection: a cursor of its own for `statement`, and rows it can keep (the
+    writer's does: `keep_rows`)."""
 
     kept: dict[tuple[Any, ...], sqlite3.Row | None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.own = self.cursor()
 
     def keep_rows(self) -> None:
         """Keep looked-up users, groups and members rows, each dropped as soon as a statement
@@ -730,6 +737,20 @@ class _Connection(sqlite3.Connection):
         self.create_function("forget_row", 3, forget_row)
         self.executescript(_FORGET)
         self.kept = kept
+
+
+def statement(db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    """`db.execute(sql, params)` for a statement whose rows nobody reads (INSERT, UPDATE,
+    SAVEPOINT, ...), run on a cursor the store's connection keeps.
+
+    A new cursor for every statement (what `db.execute` makes) costs about as much as a small
+    INSERT: the connection registers each one. The kept cursor is reused by the next
+    `statement`: read its `lastrowid` or `rowcount` at once.
+    """
+    own: sqlite3.Cursor | None = getattr(db, "own", None)
+    if own is None:
+        return db.execute(sql, params)
+    return own.execute(sql, params)
 
 
 def kept_row(db: sqlite3.Connection, kind: str, *key: int) -> sqlite3.Row | None:
