@@ -320,8 +320,8 @@ class Store:
                 await asyncio.to_thread(thread.join)
         self._reader = self._writer = None
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the writer thread as one call, and return what it returns.
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run `fn(connection)` on the writer thread as one call; await what it returns.
 
         The contract: a call's writes are applied all or none, and independently of other
         calls. Calls queued together share one transaction (group commit), each inside a
@@ -338,15 +338,16 @@ class Store:
         A value SQLite cannot bind (an integer beyond 64 bits, text with a lone surrogate)
         becomes BadRequest (1400): such values come from a caller's parameters.
         """
-        # The hot path of every write: inlined rather than going through `_queue`.
+        # The hot path of every write: a plain function returning the future (no coroutine to
+        # step through), and `_queue` inlined.
         if not self._accepting or self._failure is not None:
             self._refuse()
         future: asyncio.Future[T] = self._loop.create_future()  # type: ignore[union-attr]
         self._writes.put((_WRITE, fn, future))
-        return await future
+        return future
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)`, which only reads, and return what it returns.
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run `fn(connection)`, which only reads; await what it returns.
 
         `fn` sees one committed state of the database, including every write whose `run` has
         returned. On a file database (WAL) it runs on the reader thread and never waits for a
@@ -354,8 +355,8 @@ class Store:
         inside `fn` raises sqlite3.OperationalError (the connection is query-only).
         """
         if self.concurrent_reads:
-            return await self._queue(self._reads, _READ, fn)
-        return await self._queue(self._writes, _READ, fn)
+            return self._queue(self._reads, _READ, fn)
+        return self._queue(self._writes, _READ, fn)
 
     # --- the event loop's side --------------------------------------------------------------
 
