@@ -41,7 +41,14 @@ from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json, encode_json, kept_row, statement
 from gateway.protocol.envelope import ActionFailed, BadRequest
-from gateway.protocol.message import Message, MessageError, normalize, parse_cq, raw_message
+from gateway.protocol.message import (
+    Message,
+    MessageError,
+    escape_text,
+    normalize,
+    parse_cq,
+    raw_message,
+)
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.backend import SandboxBackend
@@ -90,7 +97,7 @@ def store_message(
     now = int(time.time())
     encoded_segments = encode_json(segments, "message")
     encoded_sender = encode_json(sender, "sender")
-    raw = raw_message(segments)
+    raw = _raw(segments)
     cursor = statement(
         db,
         "INSERT INTO messages (message_type, sub_type, peer_id, sender_id, time, segments, "
@@ -125,6 +132,16 @@ def store_message(
         "sender": sender,
         "recalled": 0,
     }
+
+
+def _raw(segments: Message) -> str:
+    """`raw_message(segments)`; for the most common message, one text segment, the escaped
+    text itself (what the codec writes for text) without the general encoder's checks."""
+    if len(segments) == 1 and segments[0]["type"] == "text":
+        text = segments[0]["data"].get("text")
+        if isinstance(text, str):
+            return escape_text(text)
+    return raw_message(segments)
 
 
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:
