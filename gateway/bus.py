@@ -6,6 +6,12 @@ only ever hurts itself, and memory is bounded by subscribers × queue size. An e
 per variant (message format × debug) and the same bytes object is queued for every subscriber of
 that variant. A variant that cannot be encoded is withheld from its subscribers and counted in
 `EventBus.rejected` (`onebot_events_rejected_total{reason}`).
+
+A subscriber is served by one reader: a task awaiting `Subscription.get()`, or, for a connection
+that can take frames without waiting (a `FrameSink`: a WebSocket whose socket keeps up), the bus
+itself, which hands it every frame queued since the last loop iteration in one call. The sink is
+the fast path (no task switch and no future per event and subscriber); the moment it cannot take
+frames at once, the reader task is woken and writes them with backpressure, in the same order.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import structlog
@@ -56,20 +62,82 @@ class SubscriptionClosed(Exception):
         self.reason = reason
 
 
+class FrameSink(Protocol):
+    """A connection that takes a subscription's frames synchronously (see `Subscription.attach`)."""
+
+    def room(self) -> int:
+        """Bytes the connection takes now without waiting for its peer; 0 or less when it takes
+        none (or a frame of this subscription is being written elsewhere)."""
+
+    def write(self, frames: list[bytes]) -> None:
+        """Write `frames` in order, without waiting (the transport buffers them)."""
+
+
+class Flusher:
+    """Hands the frames queued for subscriptions with a sink to their sinks, once per event loop
+    iteration: one scheduled callback for however many subscriptions and events."""
+
+    __slots__ = ("_handle", "_loop", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: list[Subscription] = []
+        self._handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def schedule(self, subscription: Subscription) -> None:
+        """Flush `subscription` in the next loop iteration (the caller schedules it once)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A loop that ended with a flush pending never runs it: start over on this one.
+            self._loop, self._handle, self._pending = loop, None, []
+        self._pending.append(subscription)
+        if self._handle is None:
+            self._handle = loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._handle = None
+        pending, self._pending = self._pending, []
+        for subscription in pending:
+            subscription.flush()
+
+
 class Subscription:
     """One subscriber's bounded queue of encoded frames."""
 
-    def __init__(self, name: str, options: SubscriberOptions) -> None:
+    __slots__ = (
+        "_dropped_since_log",
+        "_flusher",
+        "_last_drop_log",
+        "_queue",
+        "_scheduled",
+        "_sink",
+        "_waiter",
+        "closed_reason",
+        "delivered",
+        "dropped",
+        "name",
+        "on_close",
+        "options",
+    )
+
+    def __init__(
+        self, name: str, options: SubscriberOptions, flusher: Flusher | None = None
+    ) -> None:
         self.name = name
         self.options = options
         self.dropped = 0
         self.delivered = 0
         self.closed_reason: str | None = None
+        # (queued at, frame); the time only matters with `max_age`, and is 0.0 without it.
         self._queue: deque[tuple[float, bytes]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._dropped_since_log = 0
         self._last_drop_log = 0.0
         self.on_close: Callable[[str], None] | None = None
+        self._flusher = flusher
+        self._sink: FrameSink | None = None
+        self._scheduled = False
+        """Whether a flush is pending (at most one per loop iteration)."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -78,14 +146,15 @@ class Subscription:
         """Queue a frame without waiting; apply the overflow policy when full."""
         if self.closed_reason is not None:
             return
-        if len(self._queue) >= self.options.queue_size:
+        queue = self._queue
+        if len(queue) >= self.options.queue_size:
             if self.options.overflow == "disconnect":
                 self.close("subscriber too slow: event queue overflowed")
                 return
-            self._queue.popleft()
+            queue.popleft()
             self._count_drop("overflow")
-        self._queue.append((time.monotonic(), frame))
-        self._wake()
+        queue.append((0.0 if self.options.max_age is None else time.monotonic(), frame))
+        self._queued()
 
     def requeue(self, frame: bytes) -> None:
         """Put back a frame whose delivery failed, so it is the next one delivered."""
@@ -97,7 +166,63 @@ class Subscription:
         what a reverse client buffered while away). Not counted against `queue_size`."""
         if self.closed_reason is None:
             self._queue.appendleft((time.monotonic(), frame))
+            self._queued()
+
+    def attach(self, sink: FrameSink | None) -> None:
+        """Deliver through `sink` whenever it has room (None: only through `get()` again).
+
+        Frames then go to the sink once per loop iteration, all those queued (as many bytes as
+        it has room for, at least one frame); when it has no room, or frames are left over, the
+        task waiting in `wait()` or `get()` is woken instead. Each frame is delivered once, in
+        queue order.
+        """
+        self._sink = sink
+        if sink is not None and self._queue:
+            self._queued()
+
+    @property
+    def attached(self) -> bool:
+        """Whether a sink is attached (see `attach`)."""
+        return self._sink is not None
+
+    def flush(self) -> None:
+        """Hand queued frames to the sink; wake the reader for what it could not take (called by
+        the `Flusher`, or by the reader once the connection takes more). Never raises."""
+        self._scheduled = False
+        sink = self._sink
+        if not self._queue or self.closed_reason is not None:
+            return
+        frames: list[bytes] = []
+        try:
+            room = 0 if sink is None else sink.room()
+            if room > 0:
+                frames = self._take(room)
+                if frames:
+                    assert sink is not None
+                    sink.write(frames)
+        except Exception:
+            # A sink that fails is detached and the frames put back: the reader task takes
+            # them through `get()` and meets the error itself.
+            log.exception("subscription_sink_failed", subscriber=self.name)
+            self._sink = None
+            self.delivered -= len(frames)
+            now = time.monotonic()
+            self._queue.extendleft((now, frame) for frame in reversed(frames))
+        if self._queue:
             self._wake()
+
+    async def wait(self) -> None:
+        """Return once a frame is queued (without taking it); SubscriptionClosed once closed."""
+        while not self._queue:
+            if self.closed_reason is not None:
+                raise SubscriptionClosed(self.closed_reason)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.closed_reason is not None:
+            raise SubscriptionClosed(self.closed_reason)
 
     async def get(self) -> bytes:
         """The next frame, waiting if the queue is empty; SubscriptionClosed once closed."""
@@ -129,6 +254,35 @@ class Subscription:
             if self.on_close is not None:
                 self.on_close(reason)
 
+    def _queued(self) -> None:
+        """A frame was queued: schedule a flush to the sink, or wake the reader."""
+        if self._sink is None:
+            self._wake()
+        elif not self._scheduled:
+            self._scheduled = True
+            flusher = self._flusher
+            if flusher is None:
+                flusher = self._flusher = Flusher()
+            flusher.schedule(self)
+
+    def _take(self, room: int) -> list[bytes]:
+        """Pop queued frames until they add up to `room` bytes or more (at least one), dropping
+        those past `max_age`; counted as delivered."""
+        queue = self._queue
+        max_age = self.options.max_age
+        oldest = 0.0 if max_age is None else time.monotonic() - max_age
+        frames = []
+        size = 0
+        while queue and size < room:
+            queued_at, frame = queue.popleft()
+            if queued_at < oldest:
+                self._count_drop("expired")
+                continue
+            frames.append(frame)
+            size += len(frame)
+        self.delivered += len(frames)
+        return frames
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -156,6 +310,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
+        self._flusher = Flusher()
         self.published = 0
         self.retired_drops: dict[str, int] = {}
         """Drops of subscriptions already gone, per subscriber name (for metrics)."""
@@ -167,7 +322,7 @@ class EventBus:
 
     def subscribe(self, name: str, options: SubscriberOptions) -> Subscription:
         """Register a subscriber; it receives events published from now on."""
-        subscription = Subscription(name, options)
+        subscription = Subscription(name, options, self._flusher)
         self._subscriptions.append(subscription)
         return subscription
 

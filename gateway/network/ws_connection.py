@@ -2,7 +2,10 @@
 
 Roles: `api` answers action frames only; `event` pushes events only; `universal` does both. An
 event connection's bus subscription carries all it is sent, `lifecycle.connect` first, then
-events and heartbeats, and its one sender task writes them in order. Action frames run
+events and heartbeats, and its one sender writes them in order: on a server connection whose
+socket keeps up, the bus hands them to the connection once per loop iteration and they are
+written at once (`WsConnection.write`, no task switch per event); otherwise, and whenever the
+socket pushes back, the connection's sender task writes them, with backpressure. Action frames run
 concurrently, each answered with its request's `echo` unchanged, at most `max_inflight` at once:
 at the limit the connection is not read until a call is answered (TCP backpressure; nothing is
 dropped). On shutdown a connection runs no new call, lets running ones answer until the shared
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +42,20 @@ Role = Literal["api", "event", "universal"]
 AnyWebSocket = web.WebSocketResponse | ClientWebSocketResponse
 SLOW_CLOSE_TIMEOUT = 1.0
 SHUTTING_DOWN = "the gateway is shutting down: this call was not run"
+_SHORT_TEXT_HEADERS = tuple(bytes((0x81, length)) for length in range(126))
+_JOIN_LIMIT = 64 * 1024
+"""Frames written together up to this size are joined into one buffer; larger ones are handed
+to the transport as they are (no copy)."""
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final, uncompressed text frame with a `length`-byte payload
+    (RFC 6455 §5.2), as a server sends it."""
+    if length < 126:
+        return _SHORT_TEXT_HEADERS[length]
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
 
 
 class MetaFrame(bytes):
@@ -197,6 +215,8 @@ class WsConnection:
     __slots__ = (
         "_calls",
         "_closing",
+        "_drain",
+        "_high_water",
         "_owns_subscription",
         "_since",
         "_wake",
@@ -222,11 +242,16 @@ class WsConnection:
         transport: asyncio.Transport | None = None,
         subscription: Subscription | None = None,
         parser: BodyParser | None = None,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.ws = ws
         self.parser = parser
         """Parses large frames off the event loop; without one, every frame is parsed inline."""
         self.transport = transport
+        self._drain = drain
+        """Waits until the transport takes more (`ws.prepare()`'s writer); with `transport`,
+        it lets the bus write events straight to this connection."""
+        self._high_water = 0
         self._writing = False
         self.role = role
         self.settings = settings
@@ -248,25 +273,81 @@ class WsConnection:
         """Subscribe (event roles) with `lifecycle.connect` first, then read frames until the
         socket closes; clean up."""
         sender = None
+        subscription = None
         if self.role != "api":
             if self.subscription is None:
                 self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
+            subscription = self.subscription
             self._since = time.monotonic()
             # First on this connection, ahead of what a reverse client buffered while away.
             lifecycle = meta_frame(events.lifecycle(self.dispatcher.backend.self_id))
-            self.subscription.push_front(lifecycle)
-            sender = asyncio.create_task(self._send_events(), name="ws-sender")
+            subscription.push_front(lifecycle)
+            direct = self._writes_directly()
+            sender = asyncio.create_task(
+                self._send_direct() if direct else self._send_events(), name="ws-sender"
+            )
             # The sender may be stuck writing to a peer that stopped reading; an overflow under
             # `disconnect` cancels that write so the disconnect happens at once.
-            self.subscription.on_close = lambda reason: self._interrupt_write(sender, reason)
+            subscription.on_close = lambda reason: self._interrupt_write(sender, reason)
+            if direct:
+                subscription.attach(self)
         try:
             await self._receive()
         finally:
-            if self.subscription is not None:
-                self.subscription.on_close = None
+            if subscription is not None:
+                subscription.on_close = None
+                subscription.attach(None)
                 if self._owns_subscription:
-                    self.bus.unsubscribe(self.subscription)
+                    self.bus.unsubscribe(subscription)
             await cancel_and_wait(*self._calls, sender)
+
+    def _writes_directly(self) -> bool:
+        """Whether the bus may write events straight to this connection: a server connection
+        (a client one masks its frames) without permessage-deflate (aiohttp's compressor keeps
+        state per connection; compressed frames go through `send_frame`)."""
+        transport = self.transport
+        if self._drain is None or transport is None or transport.is_closing():
+            return False
+        if not isinstance(self.ws, web.WebSocketResponse) or self.ws.compress:
+            return False
+        self._high_water = transport.get_write_buffer_limits()[1]
+        return True
+
+    def room(self) -> int:
+        """Bytes this connection takes now without waiting (`FrameSink`): up to the transport's
+        high-water mark, none while the sender waits for the peer or once closing."""
+        transport = self.transport
+        if self._writing or self.ws.closed or transport is None or transport.is_closing():
+            return 0
+        return self._high_water - transport.get_write_buffer_size() + 1
+
+    def write(self, frames: list[bytes]) -> None:
+        """Write event frames at once (`FrameSink`); the transport buffers what the socket does
+        not take. Only called while `room()` is positive."""
+        since = self._since
+        transport = self.transport
+        assert transport is not None
+        if len(frames) == 1:
+            frame = frames[0]
+            if type(frame) is MetaFrame and frame.made < since:
+                return  # made for an earlier connection of a reverse client
+            if len(frame) <= _JOIN_LIMIT:
+                transport.write(text_frame_header(len(frame)) + frame)
+            else:
+                transport.writelines((text_frame_header(len(frame)), frame))
+            return
+        parts = []
+        size = 0
+        for frame in frames:
+            if type(frame) is MetaFrame and frame.made < since:
+                continue
+            parts.append(text_frame_header(len(frame)))
+            parts.append(frame)
+            size += len(frame)
+        if size <= _JOIN_LIMIT:
+            transport.write(b"".join(parts))
+        else:
+            transport.writelines(parts)
 
     def stop_calls(self) -> None:
         """Run no new call from now on: frames that still arrive are answered 1200."""
@@ -282,6 +363,40 @@ class WsConnection:
         if self.running:
             log.warning("ws_calls_cut_at_shutdown", calls=self.running)
         await close_going_away(self.ws, self.transport)
+
+    async def _send_direct(self) -> None:
+        """The sender of a connection the bus writes to (see `write`): it steps in when the
+        socket takes no more, waits until it drains, then hands the frames over itself."""
+        subscription = self.subscription
+        assert subscription is not None
+        assert self._drain is not None
+        assert self.transport is not None
+        drain, transport = self._drain, self.transport
+        try:
+            while subscription.attached:
+                await subscription.wait()
+                self._writing = True
+                try:
+                    await drain()
+                except asyncio.CancelledError:
+                    reason = subscription.closed_reason
+                    if reason in (None, "unsubscribed"):
+                        raise
+                    await self.disconnect_slow(reason)
+                    return
+                finally:
+                    self._writing = False
+                if self.ws.closed or transport.is_closing():
+                    return  # the receive loop sees the close and ends the connection
+                subscription.flush()
+        except SubscriptionClosed as closed:
+            if closed.reason != "unsubscribed":
+                await self.disconnect_slow(closed.reason)
+            return
+        except ConnectionError:
+            return
+        # The sink failed (see `Subscription.flush`): frames go through `send_frame` from now.
+        await self._send_events()
 
     async def _send_events(self) -> None:
         subscription = self.subscription
@@ -452,9 +567,11 @@ async def accept(
         return refusal
     # aiohttp refuses a message of `max_msg_size` bytes itself; the limit is what may pass.
     ws = OneBotWebSocket(max_msg_size=settings.max_frame + 1, autoping=True)
-    await ws.prepare(request)
+    writer = await ws.prepare(request)
     role = role_of(request.path)
-    connection = WsConnection(ws, role, settings, dispatcher, bus, request.transport, parser=parser)
+    connection = WsConnection(
+        ws, role, settings, dispatcher, bus, request.transport, parser=parser, drain=writer.drain
+    )
     registry[ws] = connection
     context = bind_log_context(server=settings.server, peer=request.remote, role=role)
     log.info("ws_connected")
