@@ -44,6 +44,13 @@ async def test_large_input_is_parsed_in_a_worker(parser: BodyParser) -> None:
     assert [process.pid != os.getpid() for process in workers(parser)] == [True]
 
 
+async def test_the_worker_yields_the_cpu_to_the_gateway(parser: BodyParser) -> None:
+    await parser.loads(b"{pad: '" + b"x" * LARGE + b"'}")
+    (worker,) = workers(parser)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) >= min(own + 10, 19)
+
+
 async def test_large_invalid_input_names_the_position(parser: BodyParser) -> None:
     with pytest.raises(jsonio.JsonError, match="line 1 column"):
         await parser.loads(b'{"pad": "' + b"x" * LARGE + b'" ]')

@@ -50,6 +50,8 @@ class BodyParser:
         self._workers = workers
         self._executor: ProcessPoolExecutor | None = None
         self._slots = asyncio.Semaphore(MAX_PENDING)
+        self._lowered: set[int] = set()
+        """Workers whose priority `_lower_priority` has lowered."""
 
     async def loads(self, data: bytes | bytearray | str) -> Any:
         """Parse like `jsonio.loads` (raises JsonError), off the loop when `data` is large."""
@@ -64,7 +66,9 @@ class BodyParser:
             try:
                 await _copy_into(shared, raw)
                 parse = functools.partial(_parse_shared, shared.name, len(raw), MAX_VALUES)
-                return await asyncio.get_running_loop().run_in_executor(executor, parse)
+                parsed = asyncio.get_running_loop().run_in_executor(executor, parse)
+                self._lower_priority(executor)
+                return await parsed
             except BrokenProcessPool:
                 # The worker died (killed, or out of memory); the next large input gets a new one.
                 log.error("body_parser_worker_died", size=len(raw))
@@ -84,6 +88,17 @@ class BodyParser:
             initargs=(os.getpid(),),
         )
         return self._executor
+
+    def _lower_priority(self, executor: ProcessPoolExecutor) -> None:
+        """Lower a worker's priority as soon as it exists: its start-up (a fresh interpreter
+        importing the parser, a good fraction of a second of CPU) would otherwise compete with
+        the event loop before its initializer lowers it."""
+        # The pool spawns workers when work is submitted; `_processes` is where it keeps them.
+        for pid in getattr(executor, "_processes", None) or {}:
+            if pid not in self._lowered:
+                self._lowered.add(pid)
+                with contextlib.suppress(OSError):  # already gone, or not ours to change
+                    os.setpriority(os.PRIO_PROCESS, pid, WORKER_NICENESS)
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:
         if self._executor is executor:
@@ -130,7 +145,8 @@ def _worker_init(parent: int) -> None:
     """
     # Parsing one client's huge body is background work: the event loop serving everyone else
     # wins whenever both want the same CPU.
-    os.nice(WORKER_NICENESS)
+    if os.getpriority(os.PRIO_PROCESS, 0) < WORKER_NICENESS:
+        os.nice(WORKER_NICENESS - os.getpriority(os.PRIO_PROCESS, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform == "linux":
