@@ -85,7 +85,7 @@ class BodyParser:
             self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), worker_niceness()),
         )
         return self._executor
 
@@ -98,7 +98,7 @@ class BodyParser:
             if pid not in self._lowered:
                 self._lowered.add(pid)
                 with contextlib.suppress(OSError):  # already gone, or not ours to change
-                    os.setpriority(os.PRIO_PROCESS, pid, WORKER_NICENESS)
+                    os.setpriority(os.PRIO_PROCESS, pid, worker_niceness())
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:
         if self._executor is executor:
@@ -137,7 +137,12 @@ def _parse_shared(name: str, size: int, max_values: int) -> Any:
     return jsonio.loads_bounded(data, max_values)
 
 
-def _worker_init(parent: int) -> None:
+def worker_niceness() -> int:
+    """The worker's niceness: WORKER_NICENESS more than the gateway's own (19 at most)."""
+    return min(os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS, 19)
+
+
+def _worker_init(parent: int, niceness: int) -> None:
     """In the worker: yield the CPU to the gateway, die with it, leave Ctrl-C to it.
 
     A pool worker holds both ends of its own call queue, so it never sees the gateway go away
@@ -145,8 +150,8 @@ def _worker_init(parent: int) -> None:
     """
     # Parsing one client's huge body is background work: the event loop serving everyone else
     # wins whenever both want the same CPU.
-    if os.getpriority(os.PRIO_PROCESS, 0) < WORKER_NICENESS:
-        os.nice(WORKER_NICENESS - os.getpriority(os.PRIO_PROCESS, 0))
+    if os.getpriority(os.PRIO_PROCESS, 0) < niceness:  # not lowered by the gateway yet
+        os.nice(niceness - os.getpriority(os.PRIO_PROCESS, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform == "linux":
