@@ -16,7 +16,7 @@ import orjson
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription
 from gateway.network.ws_connection import WsConnection, text_frame_header
-from tests.conftest import RunningGateway, capture_logs, run_gateway, sandbox_config
+from tests.conftest import RunningGateway, capture_logs, http_entry, run_gateway, sandbox_config
 from tests.robustness.wsframes import TEXT, RawWebSocket
 from tests.test_ws_server import lifecycle_of, message_event, receive_json, ws_entry, ws_url
 
@@ -205,3 +205,21 @@ async def test_a_subscriber_that_stops_reading_gets_every_event_in_order_once_it
         assert got == list(range(count))
         assert subscription.dropped == 0
         await client.close()
+
+
+async def test_permessage_deflate_is_not_negotiated_and_events_take_the_direct_path() -> None:
+    doc = sandbox_config(httpServers=[http_entry("h", enableWebsocket=True, heartInterval=0)])
+    async with (
+        run_gateway(doc) as gw,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(ws_url(gw, "h"), compress=15) as ws,
+    ):
+        assert ws.compress == 0  # offered (aiohttp's default), not accepted
+        await lifecycle_of(ws)
+        (connection,) = connections(gw, "h")
+        assert connection.subscription is not None
+        assert connection.subscription.attached
+        gw.supervisor.bus.publish(message_event(1))
+        message = await ws.receive(timeout=5)
+        assert message.type == aiohttp.WSMsgType.TEXT
+        assert orjson.loads(message.data)["message_id"] == 1
