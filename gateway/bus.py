@@ -154,7 +154,10 @@ class Subscription:
             queue.popleft()
             self._count_drop("overflow")
         queue.append((0.0 if self.options.max_age is None else time.monotonic(), frame))
-        self._queued()
+        if self._sink is None:
+            self._wake()
+        elif not self._scheduled:
+            self._schedule()
 
     def requeue(self, frame: bytes) -> None:
         """Put back a frame whose delivery failed, so it is the next one delivered."""
@@ -196,7 +199,12 @@ class Subscription:
         try:
             room = 0 if sink is None else sink.room()
             if room > 0:
-                frames = self._take(room)
+                queue = self._queue
+                if len(queue) == 1 and self.options.max_age is None:
+                    frames = [queue.popleft()[1]]  # the common case: one event since the last
+                    self.delivered += 1
+                else:
+                    frames = self._take(room)
                 if frames:
                     assert sink is not None
                     sink.write(frames)
@@ -259,11 +267,14 @@ class Subscription:
         if self._sink is None:
             self._wake()
         elif not self._scheduled:
-            self._scheduled = True
-            flusher = self._flusher
-            if flusher is None:
-                flusher = self._flusher = Flusher()
-            flusher.schedule(self)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        flusher = self._flusher
+        if flusher is None:
+            flusher = self._flusher = Flusher()
+        flusher.schedule(self)
 
     def _take(self, room: int) -> list[bytes]:
         """Pop queued frames until they add up to `room` bytes or more (at least one), dropping
@@ -361,34 +372,51 @@ class EventBus:
         # Per variant: its bytes, or b"" once it failed (an encoded event is never empty), so
         # the hot path stays one lookup per subscriber and a failure is counted once.
         frames: dict[tuple[str, bool], bytes] = {}
-        counted: set[str] | None = None
+        # Per options object: the frame its subscribers get, or b"" for none. The connections of
+        # one entry share their options, so its filter runs once per event, not per connection;
+        # consecutive subscribers mostly share them, so the last decision is checked first.
+        decided: dict[int, bytes] = {}
+        counted: set[str] = set()
+        last_options: SubscriberOptions | None = None
+        frame = b""
         for subscription in self._subscriptions:
             options = subscription.options
-            if is_self and not options.report_self_message:
-                continue
-            if options.event_filter is not None and not options.event_filter(event):
-                continue
-            variant = (options.message_format if is_message else "array", options.debug)
-            frame = frames.get(variant)
-            if frame is None:
-                # Per variant, not all or nothing: whether a subscriber gets an event depends
-                # only on the event and its own options, never on which other subscribers happen
-                # to be connected. A subscriber never gets a partial or mangled copy: the
-                # variant it wants is complete or withheld.
-                try:
-                    frame = encode_variant(event, *variant)
-                except Exception as error:  # whatever the failure, only this event is refused
-                    frame = b""
-                    reason = _rejection_reason(error)
-                    # Counted once per event and reason, however many variants failed alike.
-                    counted = counted or set()
-                    if reason not in counted:
-                        counted.add(reason)
-                        self.reject(reason, error=str(error), post_type=event.get("post_type"))
-                frames[variant] = frame
+            if options is not last_options:
+                last_options = options
+                known = decided.get(id(options))
+                if known is not None:
+                    frame = known
+                elif (is_self and not options.report_self_message) or (
+                    options.event_filter is not None and not options.event_filter(event)
+                ):
+                    frame = decided[id(options)] = b""
+                else:
+                    variant = (options.message_format if is_message else "array", options.debug)
+                    known = frames.get(variant)
+                    if known is None:
+                        known = frames[variant] = self._encode(event, variant, counted)
+                    frame = decided[id(options)] = known
             if frame:
                 subscription.offer(frame)
         # Closed subscriptions (overflow under `disconnect`) are removed by their adapter.
+
+    def _encode(
+        self, event: Mapping[str, Any], variant: tuple[str, bool], counted: set[str]
+    ) -> bytes:
+        """One variant of `event`, or b"" if it cannot be encoded (rejected, and counted once
+        per event and reason in `counted`, however many variants failed alike)."""
+        # Per variant, not all or nothing: whether a subscriber gets an event depends only on
+        # the event and its own options, never on which other subscribers happen to be
+        # connected. A subscriber never gets a partial or mangled copy: the variant it wants is
+        # complete or withheld.
+        try:
+            return encode_variant(event, *variant)
+        except Exception as error:  # whatever the failure, only this event is refused
+            reason = _rejection_reason(error)
+            if reason not in counted:
+                counted.add(reason)
+                self.reject(reason, error=str(error), post_type=event.get("post_type"))
+            return b""
 
     def reject(self, reason: str, **details: Any) -> None:
         """Count one refused event (or upstream frame) under `reason` and log it, at most once a

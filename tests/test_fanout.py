@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription
+from gateway.event_filter import EventFilter
 from gateway.network.ws_connection import WsConnection, text_frame_header
 from tests.conftest import RunningGateway, capture_logs, http_entry, run_gateway, sandbox_config
 from tests.robustness.wsframes import TEXT, RawWebSocket
@@ -115,6 +116,25 @@ async def test_a_closed_subscription_hands_nothing_to_its_sink() -> None:
     bus.publish(notice(1))
     await asyncio.sleep(0)
     assert sink.writes == []
+
+
+def test_an_entrys_filter_runs_once_per_event_however_many_connections_share_it() -> None:
+    calls: list[int] = []
+
+    def even(event: Any) -> bool:
+        calls.append(event["seq"])
+        return bool(event["seq"] % 2 == 0)
+
+    entry = SubscriberOptions(event_filter=EventFilter({"seq": "even"}, even))
+    bus = EventBus()
+    filtered = [bus.subscribe("e", entry) for _ in range(50)]
+    unfiltered = bus.subscribe("o", SubscriberOptions())
+    filtered += [bus.subscribe("e", entry) for _ in range(50)]
+    for seq in range(4):
+        bus.publish(notice(seq))
+    assert calls == [0, 1, 2, 3]
+    assert all(seqs([frame for _, frame in s._queue]) == [0, 2] for s in filtered)
+    assert seqs([frame for _, frame in unfiltered._queue]) == [0, 1, 2, 3]
 
 
 def test_text_frame_headers_follow_rfc_6455() -> None:
