@@ -327,10 +327,11 @@ class Store:
         calls. Calls queued together share one transaction (group commit), each inside a
         savepoint of its own. If `fn` raises, the database goes back to that savepoint (rows,
         AUTOINCREMENT counters, everything) and the exception propagates; no other call's
-        writes are undone and the batch goes on. If it returns, `run` returns only once the
-        transaction holding its writes has committed: an answer built from the result is never
-        sent for writes that could still be lost when the gateway is killed. If that commit
-        fails, every call of the batch raises ActionFailed (1200) and none of them was stored.
+        writes are undone and the batch goes on. If it returns, the future resolves only once
+        the transaction holding its writes has committed: an answer built from the result is
+        never sent for writes that could still be lost when the gateway is killed. If that
+        commit fails, every call of the batch raises ActionFailed (1200) and none of them was
+        stored.
 
         `fn` sees the writes of the calls before it in the same batch. It must not commit,
         roll back or begin a transaction itself.
@@ -350,7 +351,7 @@ class Store:
         """Run `fn(connection)`, which only reads; await what it returns.
 
         `fn` sees one committed state of the database, including every write whose `run` has
-        returned. On a file database (WAL) it runs on the reader thread and never waits for a
+        resolved. On a file database (WAL) it runs on the reader thread and never waits for a
         batch of writes; on `:memory:` it runs on the writer thread between batches. A write
         inside `fn` raises sqlite3.OperationalError (the connection is query-only).
         """
