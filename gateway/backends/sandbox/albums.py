@@ -25,11 +25,10 @@ from gateway.actions.albums import (
 )
 from gateway.backends.sandbox import media
 from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 ALBUMS_PER_PAGE = 20
 MEDIA_PER_PAGE = 50
@@ -74,8 +73,7 @@ def _nick(db: sqlite3.Connection, user_id: int) -> str:
     return str(row["nickname"]) if row else ""
 
 
-@handler("get_qun_album_list")
-async def get_qun_album_list(sandbox: SandboxBackend, p: GetQunAlbumList) -> dict[str, Any]:
+async def get_qun_album_list(sandbox: Sandbox, p: GetQunAlbumList) -> dict[str, Any]:
     start = _offset(p.attach_info)
 
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -113,10 +111,7 @@ async def get_qun_album_list(sandbox: SandboxBackend, p: GetQunAlbumList) -> dic
     return {"album_list": albums, "attach_info": attach_info, "has_more": more}
 
 
-@handler("get_group_album_media_list")
-async def get_group_album_media_list(
-    sandbox: SandboxBackend, p: GetGroupAlbumMediaList
-) -> dict[str, Any]:
+async def get_group_album_media_list(sandbox: Sandbox, p: GetGroupAlbumMediaList) -> dict[str, Any]:
     start = _offset(p.attach_info)
 
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -173,10 +168,7 @@ async def get_group_album_media_list(
     return {"media_list": items, "attach_info": attach_info, "has_more": more}
 
 
-@handler("upload_image_to_qun_album")
-async def upload_image_to_qun_album(
-    sandbox: SandboxBackend, p: UploadImageToQunAlbum
-) -> dict[str, Any]:
+async def upload_image_to_qun_album(sandbox: Sandbox, p: UploadImageToQunAlbum) -> dict[str, Any]:
     source = await media.prepare(sandbox, p.file)
 
     def write(db: sqlite3.Connection) -> dict[str, Any]:
@@ -210,8 +202,7 @@ async def upload_image_to_qun_album(
     return await sandbox.store.run(write)
 
 
-@handler("do_group_album_comment")
-async def do_group_album_comment(sandbox: SandboxBackend, p: DoGroupAlbumComment) -> Any:
+async def do_group_album_comment(sandbox: Sandbox, p: DoGroupAlbumComment) -> Any:
     def write(db: sqlite3.Connection) -> int:
         bot_in_group(db, p.group_id, sandbox.self_id)
         _item(db, p.group_id, p.album_id, p.lloc)
@@ -246,7 +237,7 @@ def _targets(db: sqlite3.Connection, p: AlbumMediaLike) -> list[str]:
     return llocs
 
 
-async def _like(sandbox: SandboxBackend, p: AlbumMediaLike, like: bool) -> dict[str, Any]:
+async def _like(sandbox: Sandbox, p: AlbumMediaLike, like: bool) -> dict[str, Any]:
     def write(db: sqlite3.Connection) -> list[str]:
         bot_in_group(db, p.group_id, sandbox.self_id)
         llocs = _targets(db, p)
@@ -266,18 +257,15 @@ async def _like(sandbox: SandboxBackend, p: AlbumMediaLike, like: bool) -> dict[
     return {**_OK, "lloc": await sandbox.store.run(write)}
 
 
-@handler("set_group_album_media_like")
-async def set_group_album_media_like(sandbox: SandboxBackend, p: AlbumMediaLike) -> Any:
+async def set_group_album_media_like(sandbox: Sandbox, p: AlbumMediaLike) -> Any:
     return await _like(sandbox, p, True)
 
 
-@handler("cancel_group_album_media_like")
-async def cancel_group_album_media_like(sandbox: SandboxBackend, p: AlbumMediaLike) -> Any:
+async def cancel_group_album_media_like(sandbox: Sandbox, p: AlbumMediaLike) -> Any:
     return await _like(sandbox, p, False)
 
 
-@handler("del_group_album_media")
-async def del_group_album_media(sandbox: SandboxBackend, p: DelGroupAlbumMedia) -> Any:
+async def del_group_album_media(sandbox: Sandbox, p: DelGroupAlbumMedia) -> Any:
     def write(db: sqlite3.Connection) -> None:
         _group, me = bot_in_group(db, p.group_id, sandbox.self_id)
         item = _item(db, p.group_id, p.album_id, p.lloc)
@@ -291,3 +279,14 @@ async def del_group_album_media(sandbox: SandboxBackend, p: DelGroupAlbumMedia) 
 
     await sandbox.store.run(write)
     return dict(_OK)
+
+
+HANDLERS: HandlerTable = {
+    "get_qun_album_list": get_qun_album_list,
+    "get_group_album_media_list": get_group_album_media_list,
+    "upload_image_to_qun_album": upload_image_to_qun_album,
+    "do_group_album_comment": do_group_album_comment,
+    "set_group_album_media_like": set_group_album_media_like,
+    "cancel_group_album_media_like": cancel_group_album_media_like,
+    "del_group_album_media": del_group_album_media,
+}

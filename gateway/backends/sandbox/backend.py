@@ -8,10 +8,31 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway import __version__
 from gateway.actions import default_catalog
 from gateway.actions.catalog import Catalog, Params
-from gateway.backends.sandbox.registry import HANDLERS, handler
+from gateway.backends.sandbox import (
+    albums,
+    bench,
+    cards,
+    credentials,
+    essence,
+    extended_account,
+    extended_group,
+    extended_message,
+    extended_system,
+    faces,
+    files,
+    friends,
+    group_admin,
+    groups,
+    media,
+    messages,
+    notices,
+    quick,
+    requests,
+    system,
+)
+from gateway.backends.sandbox.context import Handler, compose
 from gateway.backends.sandbox.store import Store
 from gateway.backends.sandbox.world import World, load_world
 from gateway.bus import EventBus
@@ -20,6 +41,31 @@ from gateway.fetcher import Fetcher
 from gateway.protocol.envelope import ActionNotFound
 
 BENCH_HOOK = "sandbox_emit_bench"
+
+HANDLERS: dict[str, Handler] = compose(
+    system.HANDLERS,
+    messages.HANDLERS,
+    extended_message.HANDLERS,
+    cards.HANDLERS,
+    faces.HANDLERS,
+    albums.HANDLERS,
+    media.HANDLERS,
+    files.HANDLERS,
+    friends.HANDLERS,
+    requests.HANDLERS,
+    groups.HANDLERS,
+    group_admin.HANDLERS,
+    extended_group.HANDLERS,
+    notices.HANDLERS,
+    essence.HANDLERS,
+    credentials.HANDLERS,
+    extended_account.HANDLERS,
+    extended_system.HANDLERS,
+    quick.HANDLERS,
+    bench.HANDLERS,
+)
+"""Every action the sandbox serves, by canonical catalog name, composed from its modules' tables
+(`BENCH_HOOK` is served only when the config enables it: see `supports`)."""
 
 
 @functools.cache
@@ -51,6 +97,10 @@ class SandboxBackend:
     def self_id(self) -> int:
         return self._self_id
 
+    @property
+    def media_max_size(self) -> int:
+        return self.config.media_max_size
+
     async def start(self) -> None:
         world = load_world(self.config.world)
         await self.store.open()
@@ -63,6 +113,12 @@ class SandboxBackend:
         await bench.stop_emitters(self)  # benchmark runs still publishing
         await self.fetcher.close()
         await self.store.close()
+
+    async def reopen(self) -> None:
+        """`stop()` then `start()` (the `set_restart` action); `started_at` is reset."""
+        await self.stop()
+        await self.start()
+        self.started_at = time.time()
 
     async def invoke(self, action: str, params: dict[str, Any]) -> Any:
         """Run another catalog action from inside a handler, validated like a client call."""
@@ -133,86 +189,3 @@ def _seed(db: sqlite3.Connection, world: World) -> tuple[int, str]:
                 (group.group_id, member.user_id, member.role, member.card, member.title, now),
             )
     return world.self.user_id, world.self.nickname
-
-
-# --- system actions -----------------------------------------------------------------------------
-
-
-@handler("get_login_info")
-async def get_login_info(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
-    return {"user_id": sandbox.self_id, "nickname": sandbox.nickname}
-
-
-@handler("get_status")
-async def get_status(sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
-    """`{online, good, stat}` plus `online_status`: the status `set_online_status` or
-    `set_diy_online_status` set (`{status, ext_status, battery_status, custom}`)."""
-
-    def read(db: sqlite3.Connection) -> tuple[bool, dict[str, Any]]:
-        online = bool(db.execute("SELECT online FROM account").fetchone()[0])
-        return online, extended_account.online_status(db)
-
-    online, presence = await sandbox.store.read(read)
-    return {
-        "online": online,
-        "good": True,
-        "stat": {"uptime": int(time.time() - sandbox.started_at)},
-        "online_status": presence,
-    }
-
-
-@handler("get_version_info")
-async def get_version_info(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
-    return {
-        "app_name": "onebot-gateway",
-        "app_version": __version__,
-        "protocol_version": "v11",
-        "backend": "sandbox",
-    }
-
-
-@handler("can_send_image")
-async def can_send_image(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
-    return {"yes": True}
-
-
-@handler("can_send_record")
-async def can_send_record(_sandbox: SandboxBackend, _: Params) -> dict[str, Any]:
-    return {"yes": True}
-
-
-# Handler modules register themselves on import.
-from gateway.backends.sandbox import (  # noqa: E402
-    bench,
-    credentials,
-    essence,
-    extended_account,
-    extended_group,
-    extended_message,
-    files,
-    friends,
-    groups,
-    media,
-    messages,
-    notices,
-    quick,
-    requests,
-)
-
-__all__ = [
-    "SandboxBackend",
-    "bench",
-    "credentials",
-    "essence",
-    "extended_account",
-    "extended_group",
-    "extended_message",
-    "files",
-    "friends",
-    "groups",
-    "media",
-    "messages",
-    "notices",
-    "quick",
-    "requests",
-]

@@ -20,11 +20,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.actions.bench import SandboxEmitBench
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 TASKS_ATTRIBUTE = "_bench_tasks"
 """The backend attribute holding the running emitter tasks (set by this module only)."""
@@ -33,12 +32,12 @@ MESSAGE_ID_BASE = 2_000_000_000
 MESSAGE_ID_SPAN = 100_000_000
 
 
-def _tasks(sandbox: SandboxBackend) -> set[asyncio.Task[None]]:
+def _tasks(sandbox: Sandbox) -> set[asyncio.Task[None]]:
     tasks: set[asyncio.Task[None]] = vars(sandbox).setdefault(TASKS_ATTRIBUTE, set())
     return tasks
 
 
-async def stop_emitters(sandbox: SandboxBackend) -> None:
+async def stop_emitters(sandbox: Sandbox) -> None:
     """Cancel every benchmark run still publishing (called by `SandboxBackend.stop`)."""
     tasks = list(_tasks(sandbox))
     for task in tasks:
@@ -48,8 +47,7 @@ async def stop_emitters(sandbox: SandboxBackend) -> None:
             await task
 
 
-@handler("sandbox_emit_bench")
-async def sandbox_emit_bench(sandbox: SandboxBackend, p: SandboxEmitBench) -> dict[str, Any]:
+async def sandbox_emit_bench(sandbox: Sandbox, p: SandboxEmitBench) -> dict[str, Any]:
     def first_friend(db: sqlite3.Connection) -> tuple[int, str]:
         row = db.execute(
             "SELECT user_id, nickname FROM users WHERE is_friend = 1 ORDER BY user_id LIMIT 1"
@@ -79,7 +77,7 @@ async def sandbox_emit_bench(sandbox: SandboxBackend, p: SandboxEmitBench) -> di
     return {"run": p.run, "count": p.count, "rate": p.rate, "user_id": user_id}
 
 
-async def _emit(sandbox: SandboxBackend, template: dict[str, Any], count: int, rate: float) -> None:
+async def _emit(sandbox: Sandbox, template: dict[str, Any], count: int, rate: float) -> None:
     started = time.monotonic()
     for seq in range(count):
         text = f"bench {seq}"
@@ -101,3 +99,8 @@ async def _emit(sandbox: SandboxBackend, template: dict[str, Any], count: int, r
         # next event's due time, computed from the start so a late wake-up catches up.
         delay = started + (seq + 1) / rate - time.monotonic() if rate else 0.0
         await asyncio.sleep(max(delay, 0.0))
+
+
+HANDLERS: HandlerTable = {
+    "sandbox_emit_bench": sandbox_emit_bench,
+}

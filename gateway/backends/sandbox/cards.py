@@ -28,13 +28,12 @@ from gateway.actions.extended_message import (
 )
 from gateway.backends.sandbox.membership import find_member, load_group
 from gateway.backends.sandbox.messages import load_message, send_to_friend, send_to_group
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 _OK = {"result": 0, "errMsg": ""}
 
@@ -88,9 +87,8 @@ def _may_click(
     return True
 
 
-@handler("click_inline_keyboard_button")
 async def click_inline_keyboard_button(
-    sandbox: SandboxBackend, p: ClickInlineKeyboardButton
+    sandbox: Sandbox, p: ClickInlineKeyboardButton
 ) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, Any]]:
         message = load_message(db, p.message)
@@ -151,8 +149,7 @@ def _token(*parts: object) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
-@handler("get_mini_app_ark")
-async def get_mini_app_ark(sandbox: SandboxBackend, p: GetMiniAppArk) -> dict[str, Any]:
+async def get_mini_app_ark(sandbox: Sandbox, p: GetMiniAppArk) -> dict[str, Any]:
     app_id, app_name = _PRESETS[p.type] if p.type else (p.appId or "", p.title)
     now = int(time.time())
     ark = {
@@ -245,8 +242,7 @@ def _user_ark(db: sqlite3.Connection, user_id: int, phone: str) -> str:
     )
 
 
-@handler("send_ark_share")
-async def send_ark_share(sandbox: SandboxBackend, p: ShareContact) -> dict[str, Any]:
+async def send_ark_share(sandbox: Sandbox, p: ShareContact) -> dict[str, Any]:
     group_id, user_id = p.group_id, p.user_id
     if group_id is not None:
         card = await sandbox.store.read(lambda db: _group_ark(db, group_id))
@@ -256,6 +252,13 @@ async def send_ark_share(sandbox: SandboxBackend, p: ShareContact) -> dict[str, 
     return {**_OK, "arkMsg": card}
 
 
-@handler("send_group_ark_share")
-async def send_group_ark_share(sandbox: SandboxBackend, p: ShareGroup) -> str:
+async def send_group_ark_share(sandbox: Sandbox, p: ShareGroup) -> str:
     return await sandbox.store.read(lambda db: _group_ark(db, p.group_id))
+
+
+HANDLERS: HandlerTable = {
+    "click_inline_keyboard_button": click_inline_keyboard_button,
+    "get_mini_app_ark": get_mini_app_ark,
+    "send_ark_share": send_ark_share,
+    "send_group_ark_share": send_group_ark_share,
+}

@@ -30,6 +30,11 @@ class Sandbox(Protocol):
         """The largest media file the account accepts, in bytes (`mediaMaxSize`)."""
         ...
 
+    @property
+    def started_at(self) -> float:
+        """When the account last started (`time.time()`), for `get_status`'s uptime."""
+        ...
+
     def publish(self, event: dict[str, Any]) -> None:
         """Publish an event on the bus; never raises."""
         ...
@@ -44,6 +49,12 @@ class Sandbox(Protocol):
 
     async def invoke(self, action: str, params: dict[str, Any]) -> Any:
         """Run another catalog action, its parameters validated like a client's."""
+        ...
+
+    async def reopen(self) -> None:
+        """Stop and start the account (`set_restart`): the database is closed and opened again
+        (seeded from the world anew when it is `:memory:`) and `started_at` is reset. The
+        caller may have replaced `store` meanwhile, so that calls wait for the new one."""
         ...
 
 

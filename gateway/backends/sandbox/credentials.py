@@ -25,10 +25,9 @@ from gateway.actions.account import (
     SetQQProfile,
 )
 from gateway.actions.catalog import NoParams
-from gateway.backends.sandbox.registry import handler
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 _SKEY = "credentials:skey"
 _SEED = "credentials:p_skey_seed"
@@ -71,20 +70,17 @@ def _credentials(db: sqlite3.Connection, self_id: int, domain: str) -> tuple[str
     return cookies, csrf_token(skey)
 
 
-@handler("get_cookies")
-async def get_cookies(sandbox: SandboxBackend, p: Domain) -> dict[str, str]:
+async def get_cookies(sandbox: Sandbox, p: Domain) -> dict[str, str]:
     cookies, token = await sandbox.store.run(lambda db: _credentials(db, sandbox.self_id, p.domain))
     return {"cookies": cookies, "bkn": str(token)}
 
 
-@handler("get_csrf_token")
-async def get_csrf_token(sandbox: SandboxBackend, _: NoParams) -> dict[str, int]:
+async def get_csrf_token(sandbox: Sandbox, _: NoParams) -> dict[str, int]:
     _cookies, token = await sandbox.store.run(lambda db: _credentials(db, sandbox.self_id, ""))
     return {"token": token}
 
 
-@handler("get_credentials")
-async def get_credentials(sandbox: SandboxBackend, p: Credentials) -> dict[str, Any]:
+async def get_credentials(sandbox: Sandbox, p: Credentials) -> dict[str, Any]:
     """NapCat's `{cookies, token}`, plus `csrf_token` (the same token as a string), the name
     spec-extended-actions.txt documents."""
     cookies, token = await sandbox.store.run(lambda db: _credentials(db, sandbox.self_id, p.domain))
@@ -94,8 +90,7 @@ async def get_credentials(sandbox: SandboxBackend, p: Credentials) -> dict[str, 
 # --- profile and device -------------------------------------------------------------------------
 
 
-@handler("set_qq_profile")
-async def set_qq_profile(sandbox: SandboxBackend, p: SetQQProfile) -> None:
+async def set_qq_profile(sandbox: Sandbox, p: SetQQProfile) -> None:
     """Stores the profile in `account` (and the bot's own `users` row, which group member
     listings read); fields left out are unchanged."""
 
@@ -115,8 +110,7 @@ async def set_qq_profile(sandbox: SandboxBackend, p: SetQQProfile) -> None:
     sandbox.nickname = p.nickname
 
 
-@handler("_get_model_show")
-async def get_model_show(sandbox: SandboxBackend, p: GetModelShow) -> list[dict[str, Any]]:
+async def get_model_show(sandbox: Sandbox, p: GetModelShow) -> list[dict[str, Any]]:
     """The name `_set_model_show` stored, else the model asked about, else NapCat's `napcat`."""
 
     def read(db: sqlite3.Connection) -> str:
@@ -127,8 +121,7 @@ async def get_model_show(sandbox: SandboxBackend, p: GetModelShow) -> list[dict[
     return [{"variants": {"model_show": show, "need_pay": False}}]
 
 
-@handler("_set_model_show")
-async def set_model_show(sandbox: SandboxBackend, p: SetModelShow) -> None:
+async def set_model_show(sandbox: Sandbox, p: SetModelShow) -> None:
     show = p.model_show or p.model
     if show:
         await sandbox.store.run(
@@ -141,19 +134,29 @@ async def set_model_show(sandbox: SandboxBackend, p: SetModelShow) -> None:
 # --- answers that need no state -------------------------------------------------------------
 
 
-@handler("check_url_safely")
-async def check_url_safely(_sandbox: SandboxBackend, _: CheckUrlSafely) -> dict[str, int]:
+async def check_url_safely(_sandbox: Sandbox, _: CheckUrlSafely) -> dict[str, int]:
     """Level 1 (safe), as NapCat always answers: the sandbox never visits URLs."""
     return {"level": 1}
 
 
-@handler("get_guild_list")
-async def get_guild_list(_sandbox: SandboxBackend, _: NoParams) -> list[Any]:
+async def get_guild_list(_sandbox: Sandbox, _: NoParams) -> list[Any]:
     """QQ guilds are not simulated, so the bot is in none (NapCat answers null)."""
     return []
 
 
-@handler("get_guild_service_profile")
-async def get_guild_service_profile(_sandbox: SandboxBackend, _: NoParams) -> None:
+async def get_guild_service_profile(_sandbox: Sandbox, _: NoParams) -> None:
     """No guild profile, as NapCat (null)."""
     return None
+
+
+HANDLERS: HandlerTable = {
+    "get_cookies": get_cookies,
+    "get_csrf_token": get_csrf_token,
+    "get_credentials": get_credentials,
+    "set_qq_profile": set_qq_profile,
+    "_get_model_show": get_model_show,
+    "_set_model_show": set_model_show,
+    "check_url_safely": check_url_safely,
+    "get_guild_list": get_guild_list,
+    "get_guild_service_profile": get_guild_service_profile,
+}

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 from gateway.actions.essence import DeleteEssenceMsg, GetEssenceMsgList, SetEssenceMsg
 from gateway.backends.sandbox.messages import load_message, require_group, row_dict
 from gateway.backends.sandbox.notices import require_manager
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 
 def msg_random(group_id: int, message_id: int) -> int:
@@ -29,7 +28,7 @@ def msg_random(group_id: int, message_id: int) -> int:
 
 
 def _essence_notice(
-    sandbox: SandboxBackend, sub_type: str, group_id: int, message_id: int, sender_id: int
+    sandbox: Sandbox, sub_type: str, group_id: int, message_id: int, sender_id: int
 ) -> None:
     sandbox.notice(
         "essence",
@@ -42,8 +41,7 @@ def _essence_notice(
     )
 
 
-@handler("set_essence_msg")
-async def set_essence_msg(sandbox: SandboxBackend, p: SetEssenceMsg) -> None:
+async def set_essence_msg(sandbox: Sandbox, p: SetEssenceMsg) -> None:
     def write(db: sqlite3.Connection) -> tuple[int, int]:
         message = load_message(db, p.message_id)
         if message["message_type"] != "group":
@@ -66,8 +64,7 @@ async def set_essence_msg(sandbox: SandboxBackend, p: SetEssenceMsg) -> None:
     _essence_notice(sandbox, "add", group_id, p.message_id, sender_id)
 
 
-@handler("delete_essence_msg")
-async def delete_essence_msg(sandbox: SandboxBackend, p: DeleteEssenceMsg) -> None:
+async def delete_essence_msg(sandbox: Sandbox, p: DeleteEssenceMsg) -> None:
     def write(db: sqlite3.Connection) -> tuple[int, int, int]:
         row = _find(db, p)
         group_id, message_id = row["group_id"], row["message_id"]
@@ -102,10 +99,7 @@ def _where(p: DeleteEssenceMsg) -> str:
     return f" of group {p.group_id} (msg_seq {p.msg_seq}, msg_random {p.msg_random})"
 
 
-@handler("get_essence_msg_list")
-async def get_essence_msg_list(
-    sandbox: SandboxBackend, p: GetEssenceMsgList
-) -> list[dict[str, Any]]:
+async def get_essence_msg_list(sandbox: Sandbox, p: GetEssenceMsgList) -> list[dict[str, Any]]:
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
         require_group(db, p.group_id, sandbox.self_id)
         rows = db.execute(
@@ -133,3 +127,10 @@ def _entry(row: sqlite3.Row) -> dict[str, Any]:
         "operator_time": row["operator_time"],
         "content": message["segments"],
     }
+
+
+HANDLERS: HandlerTable = {
+    "set_essence_msg": set_essence_msg,
+    "delete_essence_msg": delete_essence_msg,
+    "get_essence_msg_list": get_essence_msg_list,
+}

@@ -41,12 +41,11 @@ from gateway.backends.sandbox import media
 from gateway.backends.sandbox.credentials import _SEED, _kv
 from gateway.backends.sandbox.friends import uid_of
 from gateway.backends.sandbox.messages import message_event, row_dict
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 STATUS_KEY = "account:online_status"
 AVATAR_KEY = "account:avatar"
@@ -93,15 +92,13 @@ def online_status(db: sqlite3.Connection) -> dict[str, Any]:
     return _DEFAULT_STATUS | stored
 
 
-@handler("set_online_status")
-async def set_online_status(sandbox: SandboxBackend, p: SetOnlineStatus) -> None:
+async def set_online_status(sandbox: Sandbox, p: SetOnlineStatus) -> None:
     """Replace the status (a custom status is cleared)."""
     state = {"status": p.status, "ext_status": p.ext_status, "battery_status": p.battery_status}
     await sandbox.store.run(lambda db: save_json(db, STATUS_KEY, state | {"custom": None}))
 
 
-@handler("set_diy_online_status")
-async def set_diy_online_status(sandbox: SandboxBackend, p: SetDiyOnlineStatus) -> str:
+async def set_diy_online_status(sandbox: Sandbox, p: SetDiyOnlineStatus) -> str:
     """A custom status: online (10) with extended status 2000, the emoji and the text; the
     battery level is kept. Answers NapCat's error text, empty on success."""
     custom = {"face_id": p.face_id or 0, "face_type": p.face_type, "wording": p.text}
@@ -114,8 +111,7 @@ async def set_diy_online_status(sandbox: SandboxBackend, p: SetDiyOnlineStatus) 
     return ""
 
 
-@handler("nc_get_user_status")
-async def nc_get_user_status(sandbox: SandboxBackend, p: UserId) -> dict[str, int]:
+async def nc_get_user_status(sandbox: Sandbox, p: UserId) -> dict[str, int]:
     """The bot's own status as set (20 when the account is offline); any other user the sandbox
     knows is online without extended status, as `get_stranger_info` says. Unknown users: 1200."""
 
@@ -135,8 +131,7 @@ async def nc_get_user_status(sandbox: SandboxBackend, p: UserId) -> dict[str, in
 # --- profile ------------------------------------------------------------------------------------
 
 
-@handler("set_self_longnick")
-async def set_self_longnick(sandbox: SandboxBackend, p: SetLongNick) -> dict[str, Any]:
+async def set_self_longnick(sandbox: Sandbox, p: SetLongNick) -> dict[str, Any]:
     """Store the signature in `account.long_nick` (what `get_stranger_info` of the bot shows)."""
     await sandbox.store.run(
         lambda db: db.execute("UPDATE account SET long_nick = ?", (p.long_nick,))
@@ -151,8 +146,7 @@ def avatar(db: sqlite3.Connection) -> dict[str, Any] | None:
     return media.describe(db, row) if row is not None else None
 
 
-@handler("set_qq_avatar")
-async def set_qq_avatar(sandbox: SandboxBackend, p: SetQQAvatar) -> None:
+async def set_qq_avatar(sandbox: Sandbox, p: SetQQAvatar) -> None:
     """Store the image as media and remember it as the avatar; 1400 when it is not an image."""
 
     source = await media.prepare(sandbox, p.file)
@@ -220,8 +214,7 @@ def _like_lists(
     return users, total, today, max((state["last_time"] for state in states), default=0)
 
 
-@handler("get_profile_like")
-async def get_profile_like(sandbox: SandboxBackend, p: GetProfileLike) -> dict[str, Any]:
+async def get_profile_like(sandbox: Sandbox, p: GetProfileLike) -> dict[str, Any]:
     """`voteInfo`: likes the profile received; `favoriteInfo`: likes its owner gave. The sandbox
     knows the likes between the bot and users only: for the bot's profile, `sandbox_send_like`
     (received) and `send_like` (given); for a user's, the reverse with that user alone.
@@ -260,8 +253,7 @@ async def get_profile_like(sandbox: SandboxBackend, p: GetProfileLike) -> dict[s
 # --- recent contacts ----------------------------------------------------------------------------
 
 
-@handler("get_recent_contact")
-async def get_recent_contact(sandbox: SandboxBackend, p: GetRecentContact) -> list[dict[str, Any]]:
+async def get_recent_contact(sandbox: Sandbox, p: GetRecentContact) -> list[dict[str, Any]]:
     """One entry per chat (friend or group) with its latest not recalled message, most recent
     chat first, in NapCat's shape (`lastestMsg` is the message as `get_msg` returns it)."""
 
@@ -303,8 +295,7 @@ def _contact(db: sqlite3.Connection, message: dict[str, Any], self_id: int) -> d
 # --- keys ---------------------------------------------------------------------------------------
 
 
-@handler("get_robot_uin_range")
-async def get_robot_uin_range(_sandbox: SandboxBackend, _: NoParams) -> list[dict[str, str]]:
+async def get_robot_uin_range(_sandbox: Sandbox, _: NoParams) -> list[dict[str, str]]:
     """The fixed ranges of QQ's official bot accounts that NapCat and LLOneBot report (the
     sandbox has no QQ server to ask)."""
     return [{"minUin": low, "maxUin": high} for low, high in _ROBOT_UIN_RANGES]
@@ -316,8 +307,7 @@ def _derive(db: sqlite3.Connection, purpose: str) -> bytes:
     return hmac.new(seed.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
-@handler("get_clientkey")
-async def get_clientkey(sandbox: SandboxBackend, _: NoParams) -> dict[str, str]:
+async def get_clientkey(sandbox: Sandbox, _: NoParams) -> dict[str, str]:
     """`{clientkey}`: 64 hex digits, the same for every call within a login."""
     key = await sandbox.store.run(lambda db: _derive(db, f"clientkey:{sandbox.self_id}"))
     return {"clientkey": key.hex().upper()}
@@ -336,8 +326,7 @@ def current_rkeys(db: sqlite3.Connection, self_id: int) -> dict[str, Any]:
     return state
 
 
-@handler("get_rkey")
-async def get_rkey(sandbox: SandboxBackend, _: NoParams) -> list[dict[str, Any]]:
+async def get_rkey(sandbox: Sandbox, _: NoParams) -> list[dict[str, Any]]:
     """`[{type, rkey, created_at, ttl}]` for `private` and `group`."""
     state = await sandbox.store.run(lambda db: current_rkeys(db, sandbox.self_id))
     return [
@@ -346,8 +335,7 @@ async def get_rkey(sandbox: SandboxBackend, _: NoParams) -> list[dict[str, Any]]
     ]
 
 
-@handler("nc_get_rkey")
-async def nc_get_rkey(sandbox: SandboxBackend, _: NoParams) -> list[dict[str, Any]]:
+async def nc_get_rkey(sandbox: Sandbox, _: NoParams) -> list[dict[str, Any]]:
     """NT's raw list: `type` 10 private, 20 group; `ttl` and `time` as strings."""
     state = await sandbox.store.run(lambda db: current_rkeys(db, sandbox.self_id))
     return [
@@ -361,8 +349,7 @@ async def nc_get_rkey(sandbox: SandboxBackend, _: NoParams) -> list[dict[str, An
     ]
 
 
-@handler("get_rkey_server")
-async def get_rkey_server(sandbox: SandboxBackend, _: NoParams) -> dict[str, Any]:
+async def get_rkey_server(sandbox: Sandbox, _: NoParams) -> dict[str, Any]:
     """`{private_rkey, group_rkey, expired_time, name}`, the shape of NapCat's rkey server."""
     state = await sandbox.store.run(lambda db: current_rkeys(db, sandbox.self_id))
     return {
@@ -371,3 +358,19 @@ async def get_rkey_server(sandbox: SandboxBackend, _: NoParams) -> dict[str, Any
         "expired_time": state["created_at"] + RKEY_TTL,
         "name": "onebot-gateway sandbox",
     }
+
+
+HANDLERS: HandlerTable = {
+    "set_online_status": set_online_status,
+    "set_diy_online_status": set_diy_online_status,
+    "nc_get_user_status": nc_get_user_status,
+    "set_self_longnick": set_self_longnick,
+    "set_qq_avatar": set_qq_avatar,
+    "get_profile_like": get_profile_like,
+    "get_recent_contact": get_recent_contact,
+    "get_robot_uin_range": get_robot_uin_range,
+    "get_clientkey": get_clientkey,
+    "get_rkey": get_rkey,
+    "nc_get_rkey": nc_get_rkey,
+    "get_rkey_server": get_rkey_server,
+}

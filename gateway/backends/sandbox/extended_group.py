@@ -44,13 +44,12 @@ from gateway.backends.sandbox.membership import (
     require_role,
 )
 from gateway.backends.sandbox.messages import ensure_user
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.requests import _notify
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "add_option": {"add_type": 1, "group_question": "", "group_answer": ""},
@@ -85,9 +84,7 @@ def group_settings(group: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-async def _store_option(
-    sandbox: SandboxBackend, group_id: int, doing: str, key: str, value: Any
-) -> None:
+async def _store_option(sandbox: Sandbox, group_id: int, doing: str, key: str, value: Any) -> None:
     """Merge `value` into the option `key` (dict fields that are None are left unchanged);
     1200 unless the bot is an admin or the owner of the group."""
 
@@ -108,8 +105,7 @@ async def _store_option(
     await sandbox.store.run(write)
 
 
-@handler("get_group_info_ex")
-async def get_group_info_ex(sandbox: SandboxBackend, p: GroupId) -> dict[str, Any]:
+async def get_group_info_ex(sandbox: Sandbox, p: GroupId) -> dict[str, Any]:
     """`get_group_info`'s object plus NT's `groupCode`, the owner, the admins and every option
     (DEFAULT_SETTINGS' keys) as last set."""
 
@@ -131,15 +127,13 @@ async def get_group_info_ex(sandbox: SandboxBackend, p: GroupId) -> dict[str, An
     return await sandbox.store.read(read)
 
 
-@handler("get_group_detail_info")
-async def get_group_detail_info(sandbox: SandboxBackend, p: GroupId) -> dict[str, Any]:
+async def get_group_detail_info(sandbox: Sandbox, p: GroupId) -> dict[str, Any]:
     """The same answer as `get_group_info` (NapCat keeps both names)."""
     info: dict[str, Any] = await groups.get_group_info(sandbox, p)
     return info
 
 
-@handler("set_group_remark")
-async def set_group_remark(sandbox: SandboxBackend, p: SetGroupRemark) -> None:
+async def set_group_remark(sandbox: Sandbox, p: SetGroupRemark) -> None:
     """The bot's remark, shown as `group_remark` by get_group_info and get_group_list."""
 
     def write(db: sqlite3.Connection) -> None:
@@ -149,22 +143,19 @@ async def set_group_remark(sandbox: SandboxBackend, p: SetGroupRemark) -> None:
     await sandbox.store.run(write)
 
 
-@handler("set_group_add_option")
-async def set_group_add_option(sandbox: SandboxBackend, p: SetGroupAddOption) -> None:
+async def set_group_add_option(sandbox: Sandbox, p: SetGroupAddOption) -> None:
     option = {"add_type": p.add_type, "group_question": p.group_question}
     option["group_answer"] = p.group_answer
     await _store_option(sandbox, p.group_id, "change the join option", "add_option", option)
 
 
-@handler("set_group_search")
-async def set_group_search(sandbox: SandboxBackend, p: SetGroupSearch) -> None:
+async def set_group_search(sandbox: Sandbox, p: SetGroupSearch) -> None:
     switches = {"enable": p.enable, "no_code_finger_open": p.no_code_finger_open}
     switches["no_finger_open"] = p.no_finger_open
     await _store_option(sandbox, p.group_id, "change the search option", "search", switches)
 
 
-@handler("set_group_robot_add_option")
-async def set_group_robot_add_option(sandbox: SandboxBackend, p: SetGroupRobotAddOption) -> None:
+async def set_group_robot_add_option(sandbox: Sandbox, p: SetGroupRobotAddOption) -> None:
     switches = {
         "robot_member_switch": p.robot_member_switch,
         "robot_member_examine": p.robot_member_examine,
@@ -172,18 +163,12 @@ async def set_group_robot_add_option(sandbox: SandboxBackend, p: SetGroupRobotAd
     await _store_option(sandbox, p.group_id, "change the bot option", "robot_add_option", switches)
 
 
-@handler("set_group_member_invite_policy")
-async def set_group_member_invite_policy(
-    sandbox: SandboxBackend, p: SetGroupMemberInvitePolicy
-) -> None:
+async def set_group_member_invite_policy(sandbox: Sandbox, p: SetGroupMemberInvitePolicy) -> None:
     doing = "change the invite policy"
     await _store_option(sandbox, p.group_id, doing, "member_invite_policy", p.policy)
 
 
-@handler("set_group_member_permissions")
-async def set_group_member_permissions(
-    sandbox: SandboxBackend, p: SetGroupMemberPermissions
-) -> None:
+async def set_group_member_permissions(sandbox: Sandbox, p: SetGroupMemberPermissions) -> None:
     permissions = {
         "allow_member_upload_album": p.allow_member_upload_album,
         "allow_member_temporary_session": p.allow_member_temporary_session,
@@ -193,9 +178,8 @@ async def set_group_member_permissions(
     await _store_option(sandbox, p.group_id, doing, "member_permissions", permissions)
 
 
-@handler("set_group_new_member_history_visibility")
 async def set_group_new_member_history_visibility(
-    sandbox: SandboxBackend, p: SetGroupNewMemberHistoryVisibility
+    sandbox: Sandbox, p: SetGroupNewMemberHistoryVisibility
 ) -> None:
     doing = "change the history visibility"
     await _store_option(sandbox, p.group_id, doing, "new_member_history_visible", p.visible)
@@ -217,10 +201,7 @@ def _pending_requests(db: sqlite3.Connection, group_id: int | None) -> list[sqli
     return rows
 
 
-@handler("get_group_ignore_add_request")
-async def get_group_ignore_add_request(
-    sandbox: SandboxBackend, p: GroupFilter
-) -> list[dict[str, Any]]:
+async def get_group_ignore_add_request(sandbox: Sandbox, p: GroupFilter) -> list[dict[str, Any]]:
     """Pending join requests in `get_group_system_msg`'s `join_requests` shape. The sandbox
     filters nothing as QQ's risk control does, so the pending ones are what a bot must answer."""
     rows = await sandbox.store.read(lambda db: _pending_requests(db, p.group_id))
@@ -231,8 +212,7 @@ async def get_group_ignore_add_request(
     ]
 
 
-@handler("get_group_ignored_notifies")
-async def get_group_ignored_notifies(sandbox: SandboxBackend, p: GroupFilter) -> dict[str, Any]:
+async def get_group_ignored_notifies(sandbox: Sandbox, p: GroupFilter) -> dict[str, Any]:
     """`get_group_system_msg`'s shape, pending requests only."""
     rows = await sandbox.store.read(lambda db: _pending_requests(db, p.group_id))
     invited = [_notify(row, sandbox.self_id) for row in rows if row["sub_type"] == "invite"]
@@ -243,8 +223,7 @@ async def get_group_ignored_notifies(sandbox: SandboxBackend, p: GroupFilter) ->
 # --- members ------------------------------------------------------------------------------------
 
 
-@handler("set_group_kick_members")
-async def set_group_kick_members(sandbox: SandboxBackend, p: SetGroupKickMembers) -> None:
+async def set_group_kick_members(sandbox: Sandbox, p: SetGroupKickMembers) -> None:
     """Remove every listed member or none: each must rank below the bot. One `group_decrease`
     kick per member, in the order given; `reject_add_request` blocks their rejoining."""
     targets = list(dict.fromkeys(p.user_ids))
@@ -276,8 +255,7 @@ def _sign_key(group_id: int) -> str:
     return f"group_sign:{group_id}:{time.strftime('%Y-%m-%d')}"
 
 
-@handler("set_group_sign")
-async def set_group_sign(sandbox: SandboxBackend, p: GroupId) -> None:
+async def set_group_sign(sandbox: Sandbox, p: GroupId) -> None:
     """Sign the bot in for today; signing in again the same day changes nothing."""
 
     def write(db: sqlite3.Connection) -> None:
@@ -295,8 +273,7 @@ def _nickname(db: sqlite3.Connection, user_id: int) -> str:
     return str(row["nickname"]) if row else ""
 
 
-@handler("get_group_signed_list")
-async def get_group_signed_list(sandbox: SandboxBackend, p: GroupId) -> list[dict[str, Any]]:
+async def get_group_signed_list(sandbox: Sandbox, p: GroupId) -> list[dict[str, Any]]:
     """Today's sign-ins: `[{user_id, nick, time, rank}]`, rank 1 first."""
 
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -314,8 +291,7 @@ async def get_group_signed_list(sandbox: SandboxBackend, p: GroupId) -> list[dic
 # --- typing and pokes ---------------------------------------------------------------------------
 
 
-@handler("set_input_status")
-async def set_input_status(sandbox: SandboxBackend, p: SetInputStatus) -> None:
+async def set_input_status(sandbox: Sandbox, p: SetInputStatus) -> None:
     """A `notify` input_status notice from the bot: `user_id` the bot, `group_id` the group (0
     in a private chat), `target_id` the private chat's user (0 in a group), `event_type` and
     `status_text`. NapCat's event_type 0 speaking / 1 typing is used as given; the spec's status
@@ -343,8 +319,7 @@ async def set_input_status(sandbox: SandboxBackend, p: SetInputStatus) -> None:
     )
 
 
-@handler("send_poke")
-async def send_poke(sandbox: SandboxBackend, p: SendPoke) -> None:
+async def send_poke(sandbox: Sandbox, p: SendPoke) -> None:
     """The bot pokes `target_id` (default `user_id`): in the group when `group_id` is given (the
     target must be a member; `notify` poke with group_id, user_id = the bot), else privately a
     friend or itself (`notify` poke with user_id = the friend and sender_id = the bot)."""
@@ -374,19 +349,15 @@ async def send_poke(sandbox: SandboxBackend, p: SendPoke) -> None:
 # --- doubtful friend requests -------------------------------------------------------------------
 
 
-@handler("get_doubt_friends_add_request")
 async def get_doubt_friends_add_request(
-    sandbox: SandboxBackend, p: GetDoubtFriendsAddRequest
+    sandbox: Sandbox, p: GetDoubtFriendsAddRequest
 ) -> list[dict[str, Any]]:
     """The stored doubtful requests, newest first (`[{flag, uin, nick, msg, time, …}]`)."""
     requests = await sandbox.store.read(lambda db: load_json(db, DOUBT_KEY, []))
     return list(reversed(requests))[: p.count]
 
 
-@handler("set_doubt_friends_add_request")
-async def set_doubt_friends_add_request(
-    sandbox: SandboxBackend, p: SetDoubtFriendsAddRequest
-) -> None:
+async def set_doubt_friends_add_request(sandbox: Sandbox, p: SetDoubtFriendsAddRequest) -> None:
     """Accept the request (`friend_add`); 1200 for a flag that is not a doubtful request."""
 
     def write(db: sqlite3.Connection) -> int:
@@ -401,3 +372,25 @@ async def set_doubt_friends_add_request(
         return user_id
 
     sandbox.notice("friend_add", user_id=await sandbox.store.run(write))
+
+
+HANDLERS: HandlerTable = {
+    "get_group_info_ex": get_group_info_ex,
+    "get_group_detail_info": get_group_detail_info,
+    "set_group_remark": set_group_remark,
+    "set_group_add_option": set_group_add_option,
+    "set_group_search": set_group_search,
+    "set_group_robot_add_option": set_group_robot_add_option,
+    "set_group_member_invite_policy": set_group_member_invite_policy,
+    "set_group_member_permissions": set_group_member_permissions,
+    "set_group_new_member_history_visibility": set_group_new_member_history_visibility,
+    "get_group_ignore_add_request": get_group_ignore_add_request,
+    "get_group_ignored_notifies": get_group_ignored_notifies,
+    "set_group_kick_members": set_group_kick_members,
+    "set_group_sign": set_group_sign,
+    "get_group_signed_list": get_group_signed_list,
+    "set_input_status": set_input_status,
+    "send_poke": send_poke,
+    "get_doubt_friends_add_request": get_doubt_friends_add_request,
+    "set_doubt_friends_add_request": set_doubt_friends_add_request,
+}

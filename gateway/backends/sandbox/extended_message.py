@@ -7,7 +7,7 @@ forward sends a copy of the stored message as a new message. Favourites are stor
 read marks of `_mark_all_as_read` are the `kv` keys `mark_msg_as_read` writes.
 
 Custom faces, inline keyboards and ark cards, albums and the system actions are in `faces`,
-`cards`, `albums` and `extended_system`, imported here so they register.
+`cards`, `albums` and `extended_system`.
 """
 
 from __future__ import annotations
@@ -27,18 +27,14 @@ from gateway.actions.extended_message import (
     SandboxSetMsgEmojiLike,
     SetMsgEmojiLike,
 )
-from gateway.backends.sandbox import albums, cards, extended_system, faces
 from gateway.backends.sandbox.membership import find_member
 from gateway.backends.sandbox.messages import load_message, send_to_friend, send_to_group
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
-
-__all__ = ["albums", "cards", "extended_system", "faces"]
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 _OK = {"result": 0, "errMsg": ""}
 
@@ -51,9 +47,7 @@ def emoji_type(emoji_id: str) -> str:
     return "2" if len(emoji_id) > 3 else "1"
 
 
-async def react(
-    sandbox: SandboxBackend, message_id: int, emoji_id: str, user_id: int, add: bool
-) -> None:
+async def react(sandbox: Sandbox, message_id: int, emoji_id: str, user_id: int, add: bool) -> None:
     """Add or take back `user_id`'s reaction; a change emits `group_msg_emoji_like`."""
 
     def write(db: sqlite3.Connection) -> tuple[int, bool, int]:
@@ -107,19 +101,16 @@ def _likers(db: sqlite3.Connection, message_id: int, emoji_id: str, kind: str) -
     return rows
 
 
-@handler("set_msg_emoji_like")
-async def set_msg_emoji_like(sandbox: SandboxBackend, p: SetMsgEmojiLike) -> dict[str, Any]:
+async def set_msg_emoji_like(sandbox: Sandbox, p: SetMsgEmojiLike) -> dict[str, Any]:
     await react(sandbox, p.message_id, p.emoji_id, sandbox.self_id, p.set)
     return dict(_OK)
 
 
-@handler("sandbox_set_msg_emoji_like")
-async def sandbox_set_msg_emoji_like(sandbox: SandboxBackend, p: SandboxSetMsgEmojiLike) -> None:
+async def sandbox_set_msg_emoji_like(sandbox: Sandbox, p: SandboxSetMsgEmojiLike) -> None:
     await react(sandbox, p.message_id, p.emoji_id, p.user_id, p.set)
 
 
-@handler("fetch_emoji_like")
-async def fetch_emoji_like(sandbox: SandboxBackend, p: FetchEmojiLike) -> dict[str, Any]:
+async def fetch_emoji_like(sandbox: Sandbox, p: FetchEmojiLike) -> dict[str, Any]:
     if p.cookie and not p.cookie.isdigit():
         raise BadRequest(f"cookie: {p.cookie!r} is not a cookie this sandbox issued")
     start = int(p.cookie or 0)
@@ -137,8 +128,7 @@ async def fetch_emoji_like(sandbox: SandboxBackend, p: FetchEmojiLike) -> dict[s
     }
 
 
-@handler("get_emoji_likes")
-async def get_emoji_likes(sandbox: SandboxBackend, p: GetEmojiLikes) -> dict[str, Any]:
+async def get_emoji_likes(sandbox: Sandbox, p: GetEmojiLikes) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> list[sqlite3.Row]:
         message = load_message(db, p.message_id)
         if p.group_id is not None and (
@@ -160,7 +150,7 @@ async def get_emoji_likes(sandbox: SandboxBackend, p: GetEmojiLikes) -> dict[str
 # --- forwarding and reading ---------------------------------------------------------------------
 
 
-async def _forward(sandbox: SandboxBackend, p: ForwardSingleMsg, expected: str) -> None:
+async def _forward(sandbox: Sandbox, p: ForwardSingleMsg, expected: str) -> None:
     message = await sandbox.store.read(lambda db: load_message(db, p.message_id))
     segments: Message = [{"type": s["type"], "data": dict(s["data"])} for s in message["segments"]]
     if p.group_id is not None:
@@ -171,18 +161,15 @@ async def _forward(sandbox: SandboxBackend, p: ForwardSingleMsg, expected: str) 
         raise BadRequest(f"missing required parameter '{expected}'")
 
 
-@handler("forward_friend_single_msg")
-async def forward_friend_single_msg(sandbox: SandboxBackend, p: ForwardSingleMsg) -> None:
+async def forward_friend_single_msg(sandbox: Sandbox, p: ForwardSingleMsg) -> None:
     await _forward(sandbox, p, "user_id")
 
 
-@handler("forward_group_single_msg")
-async def forward_group_single_msg(sandbox: SandboxBackend, p: ForwardSingleMsg) -> None:
+async def forward_group_single_msg(sandbox: Sandbox, p: ForwardSingleMsg) -> None:
     await _forward(sandbox, p, "group_id")
 
 
-@handler("_mark_all_as_read")
-async def mark_all_as_read(sandbox: SandboxBackend, _: NoParams) -> None:
+async def mark_all_as_read(sandbox: Sandbox, _: NoParams) -> None:
     """Every chat's read mark moves to its newest message (the keys `mark_msg_as_read` uses)."""
     await sandbox.store.run(
         lambda db: db.execute(
@@ -192,8 +179,7 @@ async def mark_all_as_read(sandbox: SandboxBackend, _: NoParams) -> None:
     )
 
 
-@handler("fetch_ptt_text")
-async def fetch_ptt_text(sandbox: SandboxBackend, p: FetchPttText) -> dict[str, str]:
+async def fetch_ptt_text(sandbox: Sandbox, p: FetchPttText) -> dict[str, str]:
     message = await sandbox.store.read(lambda db: load_message(db, p.message_id))
     if not any(s["type"] == "record" for s in message["segments"]):
         raise ActionFailed(f"message {p.message_id} has no voice record")
@@ -222,8 +208,7 @@ def _brief(segments: Message) -> str:
     return text[:100]
 
 
-@handler("create_collection")
-async def create_collection(sandbox: SandboxBackend, p: CreateCollection) -> dict[str, Any]:
+async def create_collection(sandbox: Sandbox, p: CreateCollection) -> dict[str, Any]:
     def write(db: sqlite3.Connection) -> int:
         row: tuple[int, str, str, int | None, int, int]
         if p.message_id is not None:
@@ -252,8 +237,7 @@ async def create_collection(sandbox: SandboxBackend, p: CreateCollection) -> dic
     return {**_OK, "cid": str(collection_id)}
 
 
-@handler("get_collection_list")
-async def get_collection_list(sandbox: SandboxBackend, p: GetCollectionList) -> dict[str, Any]:
+async def get_collection_list(sandbox: Sandbox, p: GetCollectionList) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> list[sqlite3.Row]:
         rows: list[sqlite3.Row] = db.execute(
             "SELECT * FROM collections WHERE ? = 0 OR category = ? "
@@ -284,3 +268,17 @@ async def get_collection_list(sandbox: SandboxBackend, p: GetCollectionList) -> 
             "bottomTimeStamp": str(items[-1]["collectTime"]) if items else "0",
         },
     }
+
+
+HANDLERS: HandlerTable = {
+    "set_msg_emoji_like": set_msg_emoji_like,
+    "sandbox_set_msg_emoji_like": sandbox_set_msg_emoji_like,
+    "fetch_emoji_like": fetch_emoji_like,
+    "get_emoji_likes": get_emoji_likes,
+    "forward_friend_single_msg": forward_friend_single_msg,
+    "forward_group_single_msg": forward_group_single_msg,
+    "_mark_all_as_read": mark_all_as_read,
+    "fetch_ptt_text": fetch_ptt_text,
+    "create_collection": create_collection,
+    "get_collection_list": get_collection_list,
+}

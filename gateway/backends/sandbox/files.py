@@ -36,11 +36,10 @@ from gateway.backends.sandbox.messages import (
     store_message,
 )
 from gateway.backends.sandbox.notices import require_manager
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 ROOT = "/"
 LIMIT_COUNT = 10_000
@@ -52,7 +51,7 @@ _OK = {"retCode": 0, "retMsg": "ok", "clientWording": ""}
 
 
 async def upload(
-    sandbox: SandboxBackend,
+    sandbox: Sandbox,
     group_id: int,
     user_id: int,
     p: UploadGroupFile | SandboxUploadGroupFile,
@@ -129,22 +128,17 @@ def _file_segment(name: str, file_id: str, info: dict[str, Any]) -> dict[str, An
     }
 
 
-@handler("upload_group_file")
-async def upload_group_file(sandbox: SandboxBackend, p: UploadGroupFile) -> dict[str, Any]:
+async def upload_group_file(sandbox: Sandbox, p: UploadGroupFile) -> dict[str, Any]:
     return await upload(sandbox, p.group_id, sandbox.self_id, p)
 
 
-@handler("sandbox_upload_group_file")
-async def sandbox_upload_group_file(
-    sandbox: SandboxBackend, p: SandboxUploadGroupFile
-) -> dict[str, Any]:
+async def sandbox_upload_group_file(sandbox: Sandbox, p: SandboxUploadGroupFile) -> dict[str, Any]:
     if p.user_id == sandbox.self_id:
         raise ActionFailed("sandbox_upload_group_file simulates a member; use upload_group_file")
     return await upload(sandbox, p.group_id, p.user_id, p)
 
 
-@handler("upload_private_file")
-async def upload_private_file(sandbox: SandboxBackend, p: UploadPrivateFile) -> dict[str, Any]:
+async def upload_private_file(sandbox: Sandbox, p: UploadPrivateFile) -> dict[str, Any]:
     """The file message goes into the friend's history; its `file_id` is the media id."""
     self_id = sandbox.self_id
     source = await media.prepare(sandbox, p.file)
@@ -163,8 +157,7 @@ async def upload_private_file(sandbox: SandboxBackend, p: UploadPrivateFile) -> 
     return {"file_id": message["segments"][0]["data"]["file_id"]}
 
 
-@handler("get_private_file_url")
-async def get_private_file_url(sandbox: SandboxBackend, p: GetPrivateFileUrl) -> dict[str, str]:
+async def get_private_file_url(sandbox: Sandbox, p: GetPrivateFileUrl) -> dict[str, str]:
     def read(db: sqlite3.Connection) -> str:
         row = media.media_row(db, p.file_id)
         if row is None:
@@ -189,10 +182,7 @@ def _folder_id(db: sqlite3.Connection, group_id: int, folder: str | None) -> str
     return folder
 
 
-@handler("create_group_file_folder")
-async def create_group_file_folder(
-    sandbox: SandboxBackend, p: CreateGroupFileFolder
-) -> dict[str, Any]:
+async def create_group_file_folder(sandbox: Sandbox, p: CreateGroupFileFolder) -> dict[str, Any]:
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         require_manager(db, p.group_id, sandbox.self_id, "creating a folder")
         taken = db.execute(
@@ -231,8 +221,7 @@ def _folder_item(db: sqlite3.Connection, group_id: int, folder_id: str) -> dict[
     }
 
 
-@handler("delete_group_folder")
-async def delete_group_folder(sandbox: SandboxBackend, p: DeleteGroupFolder) -> None:
+async def delete_group_folder(sandbox: Sandbox, p: DeleteGroupFolder) -> None:
     def write(db: sqlite3.Connection) -> None:
         require_manager(db, p.group_id, sandbox.self_id, "deleting a folder")
         folder = _folder_id(db, p.group_id, p.folder_id)
@@ -308,8 +297,7 @@ def _listing(db: sqlite3.Connection, group_id: int, folder: str, count: int) -> 
     return {"files": _files(db, group_id, folder, count - len(folders)), "folders": folders}
 
 
-@handler("get_group_root_files")
-async def get_group_root_files(sandbox: SandboxBackend, p: GetGroupRootFiles) -> dict[str, Any]:
+async def get_group_root_files(sandbox: Sandbox, p: GetGroupRootFiles) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> dict[str, Any]:
         require_group(db, p.group_id, sandbox.self_id)
         return _listing(db, p.group_id, ROOT, p.file_count)
@@ -317,10 +305,7 @@ async def get_group_root_files(sandbox: SandboxBackend, p: GetGroupRootFiles) ->
     return await sandbox.store.read(read)
 
 
-@handler("get_group_files_by_folder")
-async def get_group_files_by_folder(
-    sandbox: SandboxBackend, p: GetGroupFilesByFolder
-) -> dict[str, Any]:
+async def get_group_files_by_folder(sandbox: Sandbox, p: GetGroupFilesByFolder) -> dict[str, Any]:
     """Folders are one level deep, so `folders` is empty below the root."""
 
     def read(db: sqlite3.Connection) -> dict[str, Any]:
@@ -330,8 +315,7 @@ async def get_group_files_by_folder(
     return await sandbox.store.read(read)
 
 
-@handler("get_group_file_system_info")
-async def get_group_file_system_info(sandbox: SandboxBackend, p: GroupId) -> dict[str, Any]:
+async def get_group_file_system_info(sandbox: Sandbox, p: GroupId) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> dict[str, Any]:
         require_group(db, p.group_id, sandbox.self_id)
         count, used = db.execute(
@@ -372,8 +356,7 @@ def _editable_file(
     return row
 
 
-@handler("get_group_file_url")
-async def get_group_file_url(sandbox: SandboxBackend, p: GroupFileRef) -> dict[str, str]:
+async def get_group_file_url(sandbox: Sandbox, p: GroupFileRef) -> dict[str, str]:
     def read(db: sqlite3.Connection) -> str:
         row = _group_file(db, p.group_id, p.file_id, sandbox.self_id)
         stored = media.media_row(db, row["media_id"])
@@ -384,8 +367,7 @@ async def get_group_file_url(sandbox: SandboxBackend, p: GroupFileRef) -> dict[s
     return {"url": await sandbox.store.run(read)}
 
 
-@handler("delete_group_file")
-async def delete_group_file(sandbox: SandboxBackend, p: GroupFileRef) -> None:
+async def delete_group_file(sandbox: Sandbox, p: GroupFileRef) -> None:
     def write(db: sqlite3.Connection) -> None:
         _editable_file(db, p.group_id, p.file_id, sandbox.self_id, "deleting")
         db.execute("DELETE FROM group_files WHERE file_id = ?", (p.file_id,))
@@ -393,8 +375,7 @@ async def delete_group_file(sandbox: SandboxBackend, p: GroupFileRef) -> None:
     await sandbox.store.run(write)
 
 
-@handler("move_group_file")
-async def move_group_file(sandbox: SandboxBackend, p: MoveGroupFile) -> dict[str, bool]:
+async def move_group_file(sandbox: Sandbox, p: MoveGroupFile) -> dict[str, bool]:
     def write(db: sqlite3.Connection) -> None:
         row = _editable_file(db, p.group_id, p.file_id, sandbox.self_id, "moving")
         _check_parent(row, p.current_parent_directory)
@@ -405,8 +386,7 @@ async def move_group_file(sandbox: SandboxBackend, p: MoveGroupFile) -> dict[str
     return {"ok": True}
 
 
-@handler("rename_group_file")
-async def rename_group_file(sandbox: SandboxBackend, p: RenameGroupFile) -> dict[str, bool]:
+async def rename_group_file(sandbox: Sandbox, p: RenameGroupFile) -> dict[str, bool]:
     def write(db: sqlite3.Connection) -> None:
         row = _editable_file(db, p.group_id, p.file_id, sandbox.self_id, "renaming")
         _check_parent(row, p.current_parent_directory)
@@ -423,3 +403,20 @@ def _check_parent(row: sqlite3.Row, parent: str) -> None:
         raise ActionFailed(
             f"file {row['file_id']!r} is in folder {row['folder_id']!r}, not {parent!r}"
         )
+
+
+HANDLERS: HandlerTable = {
+    "upload_group_file": upload_group_file,
+    "sandbox_upload_group_file": sandbox_upload_group_file,
+    "upload_private_file": upload_private_file,
+    "get_private_file_url": get_private_file_url,
+    "create_group_file_folder": create_group_file_folder,
+    "delete_group_folder": delete_group_folder,
+    "get_group_root_files": get_group_root_files,
+    "get_group_files_by_folder": get_group_files_by_folder,
+    "get_group_file_system_info": get_group_file_system_info,
+    "get_group_file_url": get_group_file_url,
+    "delete_group_file": delete_group_file,
+    "move_group_file": move_group_file,
+    "rename_group_file": rename_group_file,
+}

@@ -24,12 +24,11 @@ from gateway.actions.friend import (
 )
 from gateway.backends.sandbox.membership import bot_in_group, member
 from gateway.backends.sandbox.messages import ensure_user
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 DEFAULT_CATEGORY = "Friends"
 """The category new friends go to; it always has id 0, like QQ's "My friends"."""
@@ -58,8 +57,7 @@ def friend(db: sqlite3.Connection, user_id: int) -> sqlite3.Row:
 # --- profiles and friend lists ------------------------------------------------------------------
 
 
-@handler("get_stranger_info")
-async def get_stranger_info(sandbox: SandboxBackend, p: GetStrangerInfo) -> dict[str, Any]:
+async def get_stranger_info(sandbox: Sandbox, p: GetStrangerInfo) -> dict[str, Any]:
     """NapCat's profile object (plus OneBot's `level`); 1200 for a user the sandbox lacks."""
 
     def read(db: sqlite3.Connection) -> dict[str, Any] | None:
@@ -133,14 +131,12 @@ def _friends(db: sqlite3.Connection) -> tuple[dict[str, int], list[dict[str, Any
     return ids, [_friend_entry(row, ids[row["category"]]) for row in rows]
 
 
-@handler("get_friend_list")
-async def get_friend_list(sandbox: SandboxBackend, _: Params) -> list[dict[str, Any]]:
+async def get_friend_list(sandbox: Sandbox, _: Params) -> list[dict[str, Any]]:
     _ids, friends = await sandbox.store.read(_friends)
     return friends
 
 
-@handler("get_friends_with_category")
-async def get_friends_with_category(sandbox: SandboxBackend, _: Params) -> list[dict[str, Any]]:
+async def get_friends_with_category(sandbox: Sandbox, _: Params) -> list[dict[str, Any]]:
     """Every category, empty ones included, in id order."""
     ids, friends = await sandbox.store.read(_friends)
     return [
@@ -156,14 +152,12 @@ async def get_friends_with_category(sandbox: SandboxBackend, _: Params) -> list[
     ]
 
 
-@handler("get_unidirectional_friend_list")
-async def get_unidirectional_friend_list(_sandbox: SandboxBackend, _: Params) -> list[Any]:
+async def get_unidirectional_friend_list(_sandbox: Sandbox, _: Params) -> list[Any]:
     """Empty: simulated users only become friends both ways."""
     return []
 
 
-@handler("get_online_clients")
-async def get_online_clients(_sandbox: SandboxBackend, _: Params) -> list[Any]:
+async def get_online_clients(_sandbox: Sandbox, _: Params) -> list[Any]:
     """Empty: the simulated account is logged in on no other device."""
     return []
 
@@ -171,8 +165,7 @@ async def get_online_clients(_sandbox: SandboxBackend, _: Params) -> list[Any]:
 # --- changing friends ---------------------------------------------------------------------------
 
 
-@handler("delete_friend")
-async def delete_friend(sandbox: SandboxBackend, p: DeleteFriend) -> None:
+async def delete_friend(sandbox: Sandbox, p: DeleteFriend) -> None:
     """The user stays known (as a stranger) without remark; `temp_block` refuses their later
     friend requests. QQ reports no event for this."""
 
@@ -187,8 +180,7 @@ async def delete_friend(sandbox: SandboxBackend, p: DeleteFriend) -> None:
     await sandbox.store.run(write)
 
 
-@handler("set_friend_remark")
-async def set_friend_remark(sandbox: SandboxBackend, p: SetFriendRemark) -> None:
+async def set_friend_remark(sandbox: Sandbox, p: SetFriendRemark) -> None:
     def write(db: sqlite3.Connection) -> None:
         friend(db, p.user_id)
         db.execute("UPDATE users SET remark = ? WHERE user_id = ?", (p.remark, p.user_id))
@@ -223,8 +215,7 @@ def count_likes(db: sqlite3.Connection, key: str, user: sqlite3.Row, times: int)
     )
 
 
-@handler("send_like")
-async def send_like(sandbox: SandboxBackend, p: SendLike) -> None:
+async def send_like(sandbox: Sandbox, p: SendLike) -> None:
     """The bot likes a known user's profile; QQ reports no event to the sender."""
 
     def write(db: sqlite3.Connection) -> None:
@@ -239,8 +230,7 @@ async def send_like(sandbox: SandboxBackend, p: SendLike) -> None:
     await sandbox.store.run(write)
 
 
-@handler("sandbox_send_like")
-async def sandbox_send_like(sandbox: SandboxBackend, p: SandboxSendLike) -> None:
+async def sandbox_send_like(sandbox: Sandbox, p: SandboxSendLike) -> None:
     """A user likes the bot (`notify` profile_like)."""
 
     def write(db: sqlite3.Connection) -> str:
@@ -276,8 +266,7 @@ def _poke_raw_info(poker: int, target: int) -> list[dict[str, str]]:
     ]
 
 
-@handler("sandbox_poke")
-async def sandbox_poke(sandbox: SandboxBackend, p: SandboxPoke) -> None:
+async def sandbox_poke(sandbox: Sandbox, p: SandboxPoke) -> None:
     """A user pokes the bot or a member of a shared group, or (privately) the bot or themselves.
     A friend poke carries `sender_id` and no `group_id`, as NapCat reports it."""
     target = p.target_id if p.target_id is not None else sandbox.self_id
@@ -305,3 +294,17 @@ async def sandbox_poke(sandbox: SandboxBackend, p: SandboxPoke) -> None:
         target_id=target,
         raw_info=_poke_raw_info(p.user_id, target),
     )
+
+
+HANDLERS: HandlerTable = {
+    "get_stranger_info": get_stranger_info,
+    "get_friend_list": get_friend_list,
+    "get_friends_with_category": get_friends_with_category,
+    "get_unidirectional_friend_list": get_unidirectional_friend_list,
+    "get_online_clients": get_online_clients,
+    "delete_friend": delete_friend,
+    "set_friend_remark": set_friend_remark,
+    "send_like": send_like,
+    "sandbox_send_like": sandbox_send_like,
+    "sandbox_poke": sandbox_poke,
+}

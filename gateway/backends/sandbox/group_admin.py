@@ -32,23 +32,21 @@ from gateway.backends.sandbox.membership import (
     require_role,
     update_member,
 )
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 # Tables keyed by group whose rows go away with a dismissed group (members cascade).
 _GROUP_TABLES = ("group_blocklist", "group_files", "group_folders", "essence", "notices")
 
 
-def publish_card(sandbox: SandboxBackend, group_id: int, user_id: int, new: str, old: str) -> None:
+def publish_card(sandbox: Sandbox, group_id: int, user_id: int, new: str, old: str) -> None:
     """A `group_card` notice."""
     sandbox.notice("group_card", group_id=group_id, user_id=user_id, card_new=new, card_old=old)
 
 
-@handler("set_group_kick")
-async def set_group_kick(sandbox: SandboxBackend, p: SetGroupKick) -> None:
+async def set_group_kick(sandbox: Sandbox, p: SetGroupKick) -> None:
     """Remove a member ranked below the bot (`group_decrease` kick, operator = the bot)."""
 
     def write(db: sqlite3.Connection) -> None:
@@ -71,8 +69,7 @@ async def set_group_kick(sandbox: SandboxBackend, p: SetGroupKick) -> None:
     )
 
 
-@handler("set_group_ban")
-async def set_group_ban(sandbox: SandboxBackend, p: SetGroupBan) -> None:
+async def set_group_ban(sandbox: Sandbox, p: SetGroupBan) -> None:
     """Mute a member ranked below the bot until now + duration; 0 lifts a running mute."""
 
     def write(db: sqlite3.Connection) -> bool:
@@ -96,8 +93,7 @@ async def set_group_ban(sandbox: SandboxBackend, p: SetGroupBan) -> None:
         )
 
 
-@handler("set_group_whole_ban")
-async def set_group_whole_ban(sandbox: SandboxBackend, p: SetGroupWholeBan) -> None:
+async def set_group_whole_ban(sandbox: Sandbox, p: SetGroupWholeBan) -> None:
     """Mute every member below admin (`group_ban` with user_id 0, duration -1; lift: 0)."""
 
     def write(db: sqlite3.Connection) -> bool:
@@ -121,8 +117,7 @@ async def set_group_whole_ban(sandbox: SandboxBackend, p: SetGroupWholeBan) -> N
         )
 
 
-@handler("set_group_admin")
-async def set_group_admin(sandbox: SandboxBackend, p: SetGroupAdmin) -> None:
+async def set_group_admin(sandbox: Sandbox, p: SetGroupAdmin) -> None:
     """The owner bot makes a member an admin or a member again (`group_admin` set / unset)."""
 
     def write(db: sqlite3.Connection) -> bool:
@@ -146,8 +141,7 @@ async def set_group_admin(sandbox: SandboxBackend, p: SetGroupAdmin) -> None:
         )
 
 
-@handler("set_group_card")
-async def set_group_card(sandbox: SandboxBackend, p: SetGroupCard) -> None:
+async def set_group_card(sandbox: Sandbox, p: SetGroupCard) -> None:
     """The bot's own card, or the card of a member ranked below it (`group_card`)."""
 
     def write(db: sqlite3.Connection) -> str | None:
@@ -165,8 +159,7 @@ async def set_group_card(sandbox: SandboxBackend, p: SetGroupCard) -> None:
         publish_card(sandbox, p.group_id, p.user_id, p.card, old_card)
 
 
-@handler("set_group_name")
-async def set_group_name(sandbox: SandboxBackend, p: SetGroupName) -> None:
+async def set_group_name(sandbox: Sandbox, p: SetGroupName) -> None:
     """Rename the group (`notify` group_name, user_id = the bot)."""
 
     def write(db: sqlite3.Connection) -> bool:
@@ -194,8 +187,7 @@ def portrait_key(group_id: int) -> str:
     return f"group:{group_id}:portrait"
 
 
-@handler("set_group_portrait")
-async def set_group_portrait(sandbox: SandboxBackend, p: SetGroupPortrait) -> dict[str, object]:
+async def set_group_portrait(sandbox: Sandbox, p: SetGroupPortrait) -> dict[str, object]:
     """Store the image as media and remember it as the group's avatar (admin or owner only)."""
     source = await media.prepare(sandbox, p.file)
 
@@ -211,8 +203,7 @@ async def set_group_portrait(sandbox: SandboxBackend, p: SetGroupPortrait) -> di
     return {"result": 0, "errMsg": ""}
 
 
-@handler("set_group_leave")
-async def set_group_leave(sandbox: SandboxBackend, p: SetGroupLeave) -> None:
+async def set_group_leave(sandbox: Sandbox, p: SetGroupLeave) -> None:
     """The bot leaves (`group_decrease` leave); as owner it can only dismiss the group, which
     deletes it with its members, files, essence and notices (`group_decrease` disband)."""
 
@@ -241,8 +232,7 @@ async def set_group_leave(sandbox: SandboxBackend, p: SetGroupLeave) -> None:
     )
 
 
-@handler("set_group_special_title")
-async def set_group_special_title(sandbox: SandboxBackend, p: SetGroupSpecialTitle) -> None:
+async def set_group_special_title(sandbox: Sandbox, p: SetGroupSpecialTitle) -> None:
     """The owner bot gives a member (or itself) a title (`notify` title); empty removes it."""
 
     def write(db: sqlite3.Connection) -> bool:
@@ -267,3 +257,16 @@ async def set_group_special_title(sandbox: SandboxBackend, p: SetGroupSpecialTit
             user_id=p.user_id,
             title=p.special_title,
         )
+
+
+HANDLERS: HandlerTable = {
+    "set_group_kick": set_group_kick,
+    "set_group_ban": set_group_ban,
+    "set_group_whole_ban": set_group_whole_ban,
+    "set_group_admin": set_group_admin,
+    "set_group_card": set_group_card,
+    "set_group_name": set_group_name,
+    "set_group_portrait": set_group_portrait,
+    "set_group_leave": set_group_leave,
+    "set_group_special_title": set_group_special_title,
+}

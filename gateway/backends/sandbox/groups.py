@@ -1,7 +1,6 @@
 """Sandbox actions: reading groups and members, and simulated users joining, leaving, renaming.
 
-Management by the bot (kick, ban, admin, card, title, name, leave) lives in `group_admin`; importing
-this module imports that one, so its handlers register with the rest.
+Management by the bot (kick, ban, admin, card, title, name, leave) lives in `group_admin`.
 """
 
 from __future__ import annotations
@@ -33,12 +32,11 @@ from gateway.backends.sandbox.membership import (
     update_member,
 )
 from gateway.backends.sandbox.messages import ensure_user
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 AT_ALL_PER_DAY = 10
 """@all messages allowed per group per day, and per sender per group per day."""
@@ -58,8 +56,7 @@ def today_start() -> int:
 # --- reading ------------------------------------------------------------------------------------
 
 
-@handler("get_group_list")
-async def get_group_list(sandbox: SandboxBackend, _: Params) -> list[dict[str, Any]]:
+async def get_group_list(sandbox: Sandbox, _: Params) -> list[dict[str, Any]]:
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
         rows = db.execute(
             "SELECT g.* FROM groups g JOIN members m USING (group_id) "
@@ -71,8 +68,7 @@ async def get_group_list(sandbox: SandboxBackend, _: Params) -> list[dict[str, A
     return await sandbox.store.read(read)
 
 
-@handler("get_group_info")
-async def get_group_info(sandbox: SandboxBackend, p: GetGroupInfo) -> dict[str, Any]:
+async def get_group_info(sandbox: Sandbox, p: GroupId) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> dict[str, Any]:
         group, _me = bot_in_group(db, p.group_id, sandbox.self_id)
         return group_info(db, group)
@@ -80,8 +76,7 @@ async def get_group_info(sandbox: SandboxBackend, p: GetGroupInfo) -> dict[str, 
     return await sandbox.store.read(read)
 
 
-@handler("get_group_member_list")
-async def get_group_member_list(sandbox: SandboxBackend, p: GetGroupInfo) -> list[dict[str, Any]]:
+async def get_group_member_list(sandbox: Sandbox, p: GetGroupInfo) -> list[dict[str, Any]]:
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
         _group, me = bot_in_group(db, p.group_id, sandbox.self_id)
         rows = db.execute(
@@ -95,8 +90,7 @@ async def get_group_member_list(sandbox: SandboxBackend, p: GetGroupInfo) -> lis
     return await sandbox.store.read(read)
 
 
-@handler("get_group_member_info")
-async def get_group_member_info(sandbox: SandboxBackend, p: GetGroupMemberInfo) -> dict[str, Any]:
+async def get_group_member_info(sandbox: Sandbox, p: GetGroupMemberInfo) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> dict[str, Any]:
         _group, me = bot_in_group(db, p.group_id, sandbox.self_id)
         return member_info(member(db, p.group_id, p.user_id), me, time.time())
@@ -104,8 +98,7 @@ async def get_group_member_info(sandbox: SandboxBackend, p: GetGroupMemberInfo) 
     return await sandbox.store.read(read)
 
 
-@handler("get_group_shut_list")
-async def get_group_shut_list(sandbox: SandboxBackend, p: GroupId) -> list[dict[str, Any]]:
+async def get_group_shut_list(sandbox: Sandbox, p: GroupId) -> list[dict[str, Any]]:
     """Muted members in the documented shape, plus NapCat's raw NT field names."""
 
     def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -133,8 +126,7 @@ async def get_group_shut_list(sandbox: SandboxBackend, p: GroupId) -> list[dict[
     return await sandbox.store.read(read)
 
 
-@handler("get_group_honor_info")
-async def get_group_honor_info(sandbox: SandboxBackend, p: GetGroupHonorInfo) -> dict[str, Any]:
+async def get_group_honor_info(sandbox: Sandbox, p: GetGroupHonorInfo) -> dict[str, Any]:
     """Every list is always present (NapCat's shape). Only `talkative` is derived: today's most
     active senders by message count; the other honors are awarded by QQ's servers and stay empty.
     """
@@ -179,8 +171,7 @@ def _honor(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-@handler("get_group_at_all_remain")
-async def get_group_at_all_remain(sandbox: SandboxBackend, p: GroupId) -> dict[str, Any]:
+async def get_group_at_all_remain(sandbox: Sandbox, p: GroupId) -> dict[str, Any]:
     """Counts today's stored @all messages: AT_ALL_PER_DAY per group and per sender."""
 
     def read(db: sqlite3.Connection) -> tuple[str, int, int]:
@@ -219,8 +210,7 @@ def _mentions_all(segments: str) -> bool:
 # --- the simulated members' side ----------------------------------------------------------------
 
 
-@handler("sandbox_join_group")
-async def sandbox_join_group(sandbox: SandboxBackend, p: SandboxJoinGroup) -> None:
+async def sandbox_join_group(sandbox: Sandbox, p: SandboxJoinGroup) -> None:
     """The user joins a group the bot is in (`group_increase` approve, operator 0)."""
 
     def write(db: sqlite3.Connection) -> None:
@@ -238,8 +228,7 @@ async def sandbox_join_group(sandbox: SandboxBackend, p: SandboxJoinGroup) -> No
     )
 
 
-@handler("sandbox_leave_group")
-async def sandbox_leave_group(sandbox: SandboxBackend, p: GroupMember) -> None:
+async def sandbox_leave_group(sandbox: Sandbox, p: GroupMember) -> None:
     """The member leaves (`group_decrease` leave, operator = the member)."""
 
     def write(db: sqlite3.Connection) -> None:
@@ -261,8 +250,7 @@ async def sandbox_leave_group(sandbox: SandboxBackend, p: GroupMember) -> None:
     )
 
 
-@handler("sandbox_set_card")
-async def sandbox_set_card(sandbox: SandboxBackend, p: SandboxSetCard) -> None:
+async def sandbox_set_card(sandbox: Sandbox, p: SandboxSetCard) -> None:
     """The member changes their own card (`group_card` when it differs)."""
 
     def write(db: sqlite3.Connection) -> str | None:
@@ -280,3 +268,17 @@ async def sandbox_set_card(sandbox: SandboxBackend, p: SandboxSetCard) -> None:
     old_card = await sandbox.store.run(write)
     if old_card is not None:
         publish_card(sandbox, p.group_id, p.user_id, p.card, old_card)
+
+
+HANDLERS: HandlerTable = {
+    "get_group_list": get_group_list,
+    "get_group_info": get_group_info,
+    "get_group_member_list": get_group_member_list,
+    "get_group_member_info": get_group_member_info,
+    "get_group_shut_list": get_group_shut_list,
+    "get_group_honor_info": get_group_honor_info,
+    "get_group_at_all_remain": get_group_at_all_remain,
+    "sandbox_join_group": sandbox_join_group,
+    "sandbox_leave_group": sandbox_leave_group,
+    "sandbox_set_card": sandbox_set_card,
+}

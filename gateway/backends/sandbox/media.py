@@ -37,12 +37,11 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from gateway.actions.catalog import NoParams
 from gateway.actions.media import DownloadFile, GetMedia, GetRecord
-from gateway.backends.sandbox.registry import handler
 from gateway.fetcher import Fetched, short
 from gateway.protocol.envelope import ActionFailed, BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 _CACHE_KEY = "media:cache_dir"
 IMAGE_TYPES = (".png", ".jpg", ".gif", ".bmp", ".webp")
@@ -96,19 +95,19 @@ def is_url(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-async def prepare(sandbox: SandboxBackend, uri: str) -> Source:
+async def prepare(sandbox: Sandbox, uri: str) -> Source:
     """The Source for `uri`, fetched now (on the event loop) when it is an http(s) URL.
 
     Call it before `store.run`: `ingest` never fetches. ActionFailed/BadRequest as the fetcher
     raises them (a refused host, an HTTP error, a timeout, a file over the size limit).
     """
-    limit = sandbox.config.media_max_size
+    limit = sandbox.media_max_size
     if not is_url(uri):
         return Source(uri, limit)
     return Source(uri, limit, Blob.of(await sandbox.fetcher.fetch(uri)))
 
 
-async def prepare_all(sandbox: SandboxBackend, uris: Iterable[str]) -> dict[str, Source]:
+async def prepare_all(sandbox: Sandbox, uris: Iterable[str]) -> dict[str, Source]:
     """`prepare` of each distinct URI (one fetch per URL however often it appears), by URI."""
     sources: dict[str, Source] = {}
     for uri in uris:
@@ -291,7 +290,7 @@ def lookup(db: sqlite3.Connection, key: str) -> tuple[sqlite3.Row, str]:
     return row, file["file_name"]
 
 
-async def _get(sandbox: SandboxBackend, p: GetMedia) -> dict[str, Any]:
+async def _get(sandbox: Sandbox, p: GetMedia) -> dict[str, Any]:
     key = p.file_id or p.file or ""
 
     def read(db: sqlite3.Connection) -> dict[str, Any]:
@@ -310,23 +309,19 @@ async def _get(sandbox: SandboxBackend, p: GetMedia) -> dict[str, Any]:
     return await sandbox.store.run(read)
 
 
-@handler("get_image")
-async def get_image(sandbox: SandboxBackend, p: GetMedia) -> dict[str, Any]:
+async def get_image(sandbox: Sandbox, p: GetMedia) -> dict[str, Any]:
     return await _get(sandbox, p)
 
 
-@handler("get_record")
-async def get_record(sandbox: SandboxBackend, p: GetRecord) -> dict[str, Any]:
+async def get_record(sandbox: Sandbox, p: GetRecord) -> dict[str, Any]:
     return await _get(sandbox, p)
 
 
-@handler("get_file")
-async def get_file(sandbox: SandboxBackend, p: GetMedia) -> dict[str, Any]:
+async def get_file(sandbox: Sandbox, p: GetMedia) -> dict[str, Any]:
     return await _get(sandbox, p)
 
 
-@handler("download_file")
-async def download_file(sandbox: SandboxBackend, p: DownloadFile) -> dict[str, str]:
+async def download_file(sandbox: Sandbox, p: DownloadFile) -> dict[str, str]:
     name = Path(p.name or "").name
     if p.name is not None and name in ("", ".", ".."):
         raise BadRequest(f"name: {p.name!r} is not a file name")
@@ -336,7 +331,7 @@ async def download_file(sandbox: SandboxBackend, p: DownloadFile) -> dict[str, s
         blob = Blob(decode_base64((p.base64 or "").removeprefix("base64://")))
 
     def save(db: sqlite3.Connection) -> str:
-        row = store_blob(db, "file", blob, name, sandbox.config.media_max_size)
+        row = store_blob(db, "file", blob, name, sandbox.media_max_size)
         target = cache_dir(db) / "downloads" / name if name else None
         return str(materialize(db, row, target))
 
@@ -354,8 +349,7 @@ def _parse_headers(headers: str | list[str] | None) -> dict[str, str]:
     return parsed
 
 
-@handler("clean_cache")
-async def clean_cache(sandbox: SandboxBackend, _: NoParams) -> None:
+async def clean_cache(sandbox: Sandbox, _: NoParams) -> None:
     def clean(db: sqlite3.Connection) -> None:
         directory = cache_dir(db)
         if directory.is_dir():
@@ -366,3 +360,12 @@ async def clean_cache(sandbox: SandboxBackend, _: NoParams) -> None:
                     entry.unlink()
 
     await sandbox.store.run(clean)
+
+
+HANDLERS: HandlerTable = {
+    "get_image": get_image,
+    "get_record": get_record,
+    "get_file": get_file,
+    "download_file": download_file,
+    "clean_cache": clean_cache,
+}

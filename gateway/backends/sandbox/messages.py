@@ -38,7 +38,6 @@ from gateway.actions.message import (
 )
 from gateway.backends.sandbox.membership import ROLE_RANK, bot_in_group, bot_speaks_in, speaker
 from gateway.backends.sandbox.membership import find_member as member_row
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json, encode_json, kept_row, statement
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import (
@@ -51,7 +50,7 @@ from gateway.protocol.message import (
 )
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
     from gateway.backends.sandbox.media import Source
 
 log = structlog.get_logger("gateway.sandbox")
@@ -245,7 +244,7 @@ def has_media(segments: Message) -> bool:
     return False
 
 
-async def prepare_media(sandbox: SandboxBackend, segments: Message) -> Mapping[str, Source]:
+async def prepare_media(sandbox: Sandbox, segments: Message) -> Mapping[str, Source]:
     """Each media segment's Source, media URLs fetched: call before the transaction."""
     # Most messages carry no media: they skip the import and the scan of every segment's data.
     if not has_media(segments):
@@ -302,7 +301,7 @@ def _check_replies(db: sqlite3.Connection, segments: Message) -> None:
 
 def write_private(
     db: sqlite3.Connection,
-    sandbox: SandboxBackend,
+    sandbox: Sandbox,
     user_id: int,
     segments: Message,
     sources: Mapping[str, Source],
@@ -332,7 +331,7 @@ def write_private(
 
 def write_group(
     db: sqlite3.Connection,
-    sandbox: SandboxBackend,
+    sandbox: Sandbox,
     group_id: int,
     segments: Message,
     sources: Mapping[str, Source],
@@ -358,7 +357,7 @@ def write_group(
 
 
 async def send_to_friend(
-    sandbox: SandboxBackend, user_id: int, segments: Message, via_group: int | None = None
+    sandbox: Sandbox, user_id: int, segments: Message, via_group: int | None = None
 ) -> dict[str, Any]:
     """Store and publish a private message from the bot; returns the event."""
     sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
@@ -370,9 +369,7 @@ async def send_to_friend(
     return event
 
 
-async def send_to_group(
-    sandbox: SandboxBackend, group_id: int, segments: Message
-) -> dict[str, Any]:
+async def send_to_group(sandbox: Sandbox, group_id: int, segments: Message) -> dict[str, Any]:
     """Store and publish a group message from the bot; returns the event."""
     sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
     message, name = await sandbox.store.run(
@@ -384,7 +381,7 @@ async def send_to_group(
 
 
 async def _send(
-    sandbox: SandboxBackend,
+    sandbox: Sandbox,
     message_type: str,
     target: int,
     segments: Message,
@@ -399,8 +396,7 @@ async def _send(
     return {"message_id": event["message_id"]}
 
 
-@handler("send_private_msg")
-async def send_private_msg(sandbox: SandboxBackend, p: SendPrivateMsg) -> dict[str, Any]:
+async def send_private_msg(sandbox: Sandbox, p: SendPrivateMsg) -> dict[str, Any]:
     segments = parse_message(p.message, p.auto_escape)
     if segments[0]["type"] == "node":
         return await send_forward(sandbox, "private", p.user_id, segments)
@@ -409,13 +405,11 @@ async def send_private_msg(sandbox: SandboxBackend, p: SendPrivateMsg) -> dict[s
     return {"message_id": event["message_id"]}
 
 
-@handler("send_group_msg")
-async def send_group_msg(sandbox: SandboxBackend, p: SendGroupMsg) -> dict[str, Any]:
+async def send_group_msg(sandbox: Sandbox, p: SendGroupMsg) -> dict[str, Any]:
     return await _send(sandbox, "group", p.group_id, parse_message(p.message, p.auto_escape))
 
 
-@handler("send_msg")
-async def send_msg(sandbox: SandboxBackend, p: SendMsg) -> dict[str, Any]:
+async def send_msg(sandbox: Sandbox, p: SendMsg) -> dict[str, Any]:
     message_type, target = route(p.message_type, p.user_id, p.group_id)
     return await _send(sandbox, message_type, target, parse_message(p.message, p.auto_escape))
 
@@ -435,7 +429,7 @@ def route(message_type: str | None, user_id: int | None, group_id: int | None) -
 
 
 async def send_forward(
-    sandbox: SandboxBackend, message_type: str, target: int, nodes: list[Any]
+    sandbox: Sandbox, message_type: str, target: int, nodes: list[Any]
 ) -> dict[str, Any]:
     """Store a bundle of nodes and send a `forward` segment pointing at it, in one transaction
     (a bundle whose message cannot be sent is not kept)."""
@@ -489,24 +483,20 @@ def _resolve_nodes(db: sqlite3.Connection, nodes: list[Any]) -> list[dict[str, A
     return bundle
 
 
-@handler("send_group_forward_msg")
-async def send_group_forward_msg(sandbox: SandboxBackend, p: SendGroupForwardMsg) -> Any:
+async def send_group_forward_msg(sandbox: Sandbox, p: SendGroupForwardMsg) -> Any:
     return await send_forward(sandbox, "group", p.group_id, p.messages)
 
 
-@handler("send_private_forward_msg")
-async def send_private_forward_msg(sandbox: SandboxBackend, p: SendPrivateForwardMsg) -> Any:
+async def send_private_forward_msg(sandbox: Sandbox, p: SendPrivateForwardMsg) -> Any:
     return await send_forward(sandbox, "private", p.user_id, p.messages)
 
 
-@handler("send_forward_msg")
-async def send_forward_msg(sandbox: SandboxBackend, p: SendForwardMsg) -> Any:
+async def send_forward_msg(sandbox: Sandbox, p: SendForwardMsg) -> Any:
     message_type, target = route(p.message_type, p.user_id, p.group_id)
     return await send_forward(sandbox, message_type, target, p.messages)
 
 
-@handler("get_forward_msg")
-async def get_forward_msg(sandbox: SandboxBackend, p: GetForwardMsg) -> dict[str, Any]:
+async def get_forward_msg(sandbox: Sandbox, p: GetForwardMsg) -> dict[str, Any]:
     forward_id = p.message_id or p.id
     row = await sandbox.store.read(
         lambda db: db.execute(
@@ -532,8 +522,7 @@ async def get_forward_msg(sandbox: SandboxBackend, p: GetForwardMsg) -> dict[str
 # --- reading and recalling ----------------------------------------------------------------------
 
 
-@handler("get_msg")
-async def get_msg(sandbox: SandboxBackend, p: MessageId) -> dict[str, Any]:
+async def get_msg(sandbox: Sandbox, p: MessageId) -> dict[str, Any]:
     def read(db: sqlite3.Connection) -> dict[str, Any]:
         message = load_message(db, p.message_id)
         name = _group_name(db, message["peer_id"]) if message["message_type"] == "group" else ""
@@ -543,7 +532,7 @@ async def get_msg(sandbox: SandboxBackend, p: MessageId) -> dict[str, Any]:
 
 
 async def _history(
-    sandbox: SandboxBackend,
+    sandbox: Sandbox,
     message_type: str,
     peer: int,
     anchor: int | None,
@@ -565,18 +554,15 @@ async def _history(
     return {"messages": events if reverse else events[::-1]}
 
 
-@handler("get_group_msg_history")
-async def get_group_msg_history(sandbox: SandboxBackend, p: GetGroupMsgHistory) -> Any:
+async def get_group_msg_history(sandbox: Sandbox, p: GetGroupMsgHistory) -> Any:
     return await _history(sandbox, "group", p.group_id, p.message_seq, p.count, p.reverse_order)
 
 
-@handler("get_friend_msg_history")
-async def get_friend_msg_history(sandbox: SandboxBackend, p: GetFriendMsgHistory) -> Any:
+async def get_friend_msg_history(sandbox: Sandbox, p: GetFriendMsgHistory) -> Any:
     return await _history(sandbox, "private", p.user_id, p.message_seq, p.count, p.reverse_order)
 
 
-@handler("delete_msg")
-async def delete_msg(sandbox: SandboxBackend, p: MessageId) -> None:
+async def delete_msg(sandbox: Sandbox, p: MessageId) -> None:
     self_id = sandbox.self_id
 
     def recall(db: sqlite3.Connection) -> dict[str, Any]:
@@ -599,7 +585,7 @@ async def delete_msg(sandbox: SandboxBackend, p: MessageId) -> None:
     publish_recall(sandbox, await sandbox.store.run(recall), operator_id=self_id)
 
 
-def publish_recall(sandbox: SandboxBackend, message: dict[str, Any], operator_id: int) -> None:
+def publish_recall(sandbox: Sandbox, message: dict[str, Any], operator_id: int) -> None:
     """`group_recall` or `friend_recall` for a recalled message."""
     if message["message_type"] == "group":
         sandbox.notice(
@@ -615,8 +601,7 @@ def publish_recall(sandbox: SandboxBackend, message: dict[str, Any], operator_id
         )
 
 
-@handler("mark_msg_as_read")
-async def mark_msg_as_read(sandbox: SandboxBackend, p: MarkAsRead) -> None:
+async def mark_msg_as_read(sandbox: Sandbox, p: MarkAsRead) -> None:
     if p.user_id is None and p.group_id is None and p.message_id is None:
         raise BadRequest("mark_msg_as_read: give user_id, group_id or message_id")
 
@@ -641,8 +626,7 @@ async def mark_msg_as_read(sandbox: SandboxBackend, p: MarkAsRead) -> None:
 # --- the simulated users' side ------------------------------------------------------------------
 
 
-@handler("sandbox_receive_message")
-async def sandbox_receive_message(sandbox: SandboxBackend, p: SandboxReceiveMessage) -> Any:
+async def sandbox_receive_message(sandbox: Sandbox, p: SandboxReceiveMessage) -> Any:
     segments = parse_message(p.message, p.auto_escape)
     if p.message_type == "group":
         if p.group_id is None:
@@ -652,7 +636,7 @@ async def sandbox_receive_message(sandbox: SandboxBackend, p: SandboxReceiveMess
 
 
 async def _receive_private(
-    sandbox: SandboxBackend, p: SandboxReceiveMessage, segments: Message
+    sandbox: Sandbox, p: SandboxReceiveMessage, segments: Message
 ) -> dict[str, Any]:
     sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
 
@@ -670,7 +654,7 @@ async def _receive_private(
 
 
 async def _receive_group(
-    sandbox: SandboxBackend, p: SandboxReceiveMessage, group_id: int, segments: Message
+    sandbox: Sandbox, p: SandboxReceiveMessage, group_id: int, segments: Message
 ) -> dict[str, Any]:
     sources = await prepare_media(sandbox, segments) if has_media(segments) else NO_SOURCES
 
@@ -742,8 +726,7 @@ def ensure_user(db: sqlite3.Connection, user_id: int, nickname: str | None) -> s
     return row
 
 
-@handler("sandbox_recall_message")
-async def sandbox_recall_message(sandbox: SandboxBackend, p: MessageId) -> None:
+async def sandbox_recall_message(sandbox: Sandbox, p: MessageId) -> None:
     def recall(db: sqlite3.Connection) -> dict[str, Any]:
         message = load_message(db, p.message_id)
         if message["sender_id"] == sandbox.self_id:
@@ -758,8 +741,7 @@ async def sandbox_recall_message(sandbox: SandboxBackend, p: MessageId) -> None:
     publish_recall(sandbox, message, operator_id=message["sender_id"])
 
 
-@handler("sandbox_emit")
-async def sandbox_emit(sandbox: SandboxBackend, p: SandboxEmit) -> None:
+async def sandbox_emit(sandbox: Sandbox, p: SandboxEmit) -> None:
     """1400 for an event that could not be encoded (checked as a stored value is): what is
     published must reach every subscriber."""
     if not isinstance(p.event.get("post_type"), str):
@@ -767,3 +749,22 @@ async def sandbox_emit(sandbox: SandboxBackend, p: SandboxEmit) -> None:
     event = {"time": int(time.time()), "self_id": sandbox.self_id, **p.event}
     encode_json(event, "event")
     sandbox.publish(event)
+
+
+HANDLERS: HandlerTable = {
+    "send_private_msg": send_private_msg,
+    "send_group_msg": send_group_msg,
+    "send_msg": send_msg,
+    "send_group_forward_msg": send_group_forward_msg,
+    "send_private_forward_msg": send_private_forward_msg,
+    "send_forward_msg": send_forward_msg,
+    "get_forward_msg": get_forward_msg,
+    "get_msg": get_msg,
+    "get_group_msg_history": get_group_msg_history,
+    "get_friend_msg_history": get_friend_msg_history,
+    "delete_msg": delete_msg,
+    "mark_msg_as_read": mark_msg_as_read,
+    "sandbox_receive_message": sandbox_receive_message,
+    "sandbox_recall_message": sandbox_recall_message,
+    "sandbox_emit": sandbox_emit,
+}

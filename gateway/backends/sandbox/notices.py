@@ -15,12 +15,11 @@ from gateway.actions.notice import DelGroupNotice, GetGroupNotice, SendGroupNoti
 from gateway.backends.sandbox import media
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.messages import require_group
-from gateway.backends.sandbox.registry import handler
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 
 def require_manager(db: sqlite3.Connection, group_id: int, self_id: int, what: str) -> None:
@@ -31,8 +30,7 @@ def require_manager(db: sqlite3.Connection, group_id: int, self_id: int, what: s
         raise ActionFailed(f"{what} in group {group_id} needs the bot to be admin or owner")
 
 
-@handler("_send_group_notice")
-async def send_group_notice(sandbox: SandboxBackend, p: SendGroupNotice) -> None:
+async def send_group_notice(sandbox: Sandbox, p: SendGroupNotice) -> None:
     """`image` is stored as media; `_get_group_notice` lists it by media id."""
     settings = {
         "type": p.type,
@@ -65,8 +63,7 @@ async def send_group_notice(sandbox: SandboxBackend, p: SendGroupNotice) -> None
     await sandbox.store.run(write)
 
 
-@handler("_get_group_notice")
-async def get_group_notice(sandbox: SandboxBackend, p: GetGroupNotice) -> list[dict[str, Any]]:
+async def get_group_notice(sandbox: Sandbox, p: GetGroupNotice) -> list[dict[str, Any]]:
     """NapCat's shape; each image is `{id, url}` (a media id and a file:// URL): the sandbox
     does not decode images, so NapCat's `height`/`width` are absent. `read_num` is 0: there are
     no simulated readers."""
@@ -99,8 +96,7 @@ def _notice(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-@handler("_del_group_notice")
-async def del_group_notice(sandbox: SandboxBackend, p: DelGroupNotice) -> None:
+async def del_group_notice(sandbox: Sandbox, p: DelGroupNotice) -> None:
     def write(db: sqlite3.Connection) -> None:
         require_manager(db, p.group_id, sandbox.self_id, "deleting an announcement")
         deleted = db.execute(
@@ -110,3 +106,10 @@ async def del_group_notice(sandbox: SandboxBackend, p: DelGroupNotice) -> None:
             raise ActionFailed(f"group {p.group_id} has no announcement {p.notice_id!r}")
 
     await sandbox.store.run(write)
+
+
+HANDLERS: HandlerTable = {
+    "_send_group_notice": send_group_notice,
+    "_get_group_notice": get_group_notice,
+    "_del_group_notice": del_group_notice,
+}

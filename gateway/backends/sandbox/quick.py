@@ -11,17 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.actions.message import QuickOperation
 from gateway.backends.sandbox.messages import parse_message
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import BadRequest
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 DEFAULT_BAN_SECONDS = 30 * 60
 
 
-@handler(".handle_quick_operation")
-async def handle_quick_operation(sandbox: SandboxBackend, p: QuickOperation) -> None:
+async def handle_quick_operation(sandbox: Sandbox, p: QuickOperation) -> None:
     post_type = p.context.get("post_type")
     if post_type == "message":
         await _on_message(sandbox, p.context, p.operation)
@@ -31,7 +29,7 @@ async def handle_quick_operation(sandbox: SandboxBackend, p: QuickOperation) -> 
         raise BadRequest(f"context: {post_type!r} events take no quick operation")
 
 
-async def _on_message(sandbox: SandboxBackend, event: dict[str, Any], op: dict[str, Any]) -> None:
+async def _on_message(sandbox: Sandbox, event: dict[str, Any], op: dict[str, Any]) -> None:
     group_id = event.get("group_id") if event.get("message_type") == "group" else None
     user_id = event.get("user_id")
     reply = op.get("reply")
@@ -67,7 +65,7 @@ async def _on_message(sandbox: SandboxBackend, event: dict[str, Any], op: dict[s
         )
 
 
-async def _on_request(sandbox: SandboxBackend, event: dict[str, Any], op: dict[str, Any]) -> None:
+async def _on_request(sandbox: Sandbox, event: dict[str, Any], op: dict[str, Any]) -> None:
     if "approve" not in op:
         return
     params: dict[str, Any] = {"flag": event.get("flag"), "approve": op["approve"]}
@@ -80,3 +78,8 @@ async def _on_request(sandbox: SandboxBackend, event: dict[str, Any], op: dict[s
     if op.get("reason"):
         params["reason"] = op["reason"]
     await sandbox.invoke("set_group_add_request", params)
+
+
+HANDLERS: HandlerTable = {
+    ".handle_quick_operation": handle_quick_operation,
+}

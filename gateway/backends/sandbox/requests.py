@@ -29,11 +29,10 @@ from gateway.backends.sandbox.membership import (
     require_role,
 )
 from gateway.backends.sandbox.messages import ensure_user
-from gateway.backends.sandbox.registry import handler
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
-    from gateway.backends.sandbox.backend import SandboxBackend
+    from gateway.backends.sandbox.context import HandlerTable, Sandbox
 
 
 def _new_flag(db: sqlite3.Connection) -> str:
@@ -83,8 +82,7 @@ def _answer(db: sqlite3.Connection, flag: str, approve: bool) -> None:
 # --- the simulated users ask --------------------------------------------------------------------
 
 
-@handler("sandbox_friend_request")
-async def sandbox_friend_request(sandbox: SandboxBackend, p: SandboxFriendRequest) -> Any:
+async def sandbox_friend_request(sandbox: Sandbox, p: SandboxFriendRequest) -> Any:
     """Publish a `request` friend event; returns `{flag}`."""
 
     def write(db: sqlite3.Connection) -> str:
@@ -105,8 +103,7 @@ async def sandbox_friend_request(sandbox: SandboxBackend, p: SandboxFriendReques
     return {"flag": flag}
 
 
-@handler("sandbox_group_request")
-async def sandbox_group_request(sandbox: SandboxBackend, p: SandboxGroupRequest) -> Any:
+async def sandbox_group_request(sandbox: Sandbox, p: SandboxGroupRequest) -> Any:
     """Publish a `request` group event (`add` or `invite`); returns `{flag}`."""
 
     def write(db: sqlite3.Connection) -> str:
@@ -161,8 +158,7 @@ def _check_invitation(db: sqlite3.Connection, p: SandboxGroupRequest, self_id: i
 # --- the bot answers ----------------------------------------------------------------------------
 
 
-@handler("set_friend_add_request")
-async def set_friend_add_request(sandbox: SandboxBackend, p: SetFriendAddRequest) -> None:
+async def set_friend_add_request(sandbox: Sandbox, p: SetFriendAddRequest) -> None:
     """Approving makes the user a friend with `remark` (`friend_add`); refusing changes nothing
     else."""
 
@@ -182,8 +178,7 @@ async def set_friend_add_request(sandbox: SandboxBackend, p: SetFriendAddRequest
         sandbox.notice("friend_add", user_id=user_id)
 
 
-@handler("set_group_add_request")
-async def set_group_add_request(sandbox: SandboxBackend, p: SetGroupAddRequest) -> None:
+async def set_group_add_request(sandbox: Sandbox, p: SetGroupAddRequest) -> None:
     """Approving a join request adds the member (`group_increase` approve, operator = the bot);
     approving an invitation adds the bot (`group_increase` invite, operator = the inviter)."""
 
@@ -237,8 +232,7 @@ def _answer_invitation(
 # --- listing ------------------------------------------------------------------------------------
 
 
-@handler("get_group_system_msg")
-async def get_group_system_msg(sandbox: SandboxBackend, p: GetGroupSystemMsg) -> dict[str, Any]:
+async def get_group_system_msg(sandbox: Sandbox, p: GetGroupSystemMsg) -> dict[str, Any]:
     """NapCat's `{invited_requests, InvitedRequest, join_requests}`, newest first; join requests
     also carry go-cqhttp's `requester_uin`."""
 
@@ -275,3 +269,12 @@ def _notify(row: sqlite3.Row, self_id: int) -> dict[str, Any]:
         "actor": self_id if checked else 0,
         "requester_nick": row["nickname"] or "",
     }
+
+
+HANDLERS: HandlerTable = {
+    "sandbox_friend_request": sandbox_friend_request,
+    "sandbox_group_request": sandbox_group_request,
+    "set_friend_add_request": set_friend_add_request,
+    "set_group_add_request": set_group_add_request,
+    "get_group_system_msg": get_group_system_msg,
+}
