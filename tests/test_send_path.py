@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.backends.sandbox.messages import _raw, parse_message
+from gateway.backends.sandbox.message_store import _raw, parse_message
 from gateway.protocol.message import raw_message
 
 

@@ -25,11 +25,14 @@ from gateway.backends.sandbox import (
     friends,
     group_admin,
     groups,
+    history,
     media,
-    messages,
     notices,
     quick,
     requests,
+    sending,
+    simulated,
+    streams,
     system,
 )
 from gateway.backends.sandbox.context import Handler, compose
@@ -44,7 +47,9 @@ BENCH_HOOK = "sandbox_emit_bench"
 
 HANDLERS: dict[str, Handler] = compose(
     system.HANDLERS,
-    messages.HANDLERS,
+    sending.HANDLERS,
+    history.HANDLERS,
+    simulated.HANDLERS,
     extended_message.HANDLERS,
     cards.HANDLERS,
     faces.HANDLERS,
@@ -62,6 +67,7 @@ HANDLERS: dict[str, Handler] = compose(
     extended_account.HANDLERS,
     extended_system.HANDLERS,
     quick.HANDLERS,
+    streams.HANDLERS,
     bench.HANDLERS,
 )
 """Every action the sandbox serves, by canonical catalog name, composed from its modules' tables

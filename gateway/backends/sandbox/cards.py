@@ -27,7 +27,8 @@ from gateway.actions.extended_message import (
     ShareGroup,
 )
 from gateway.backends.sandbox.membership import find_member, load_group
-from gateway.backends.sandbox.messages import load_message, send_to_friend, send_to_group
+from gateway.backends.sandbox.message_store import load_message
+from gateway.backends.sandbox.sending import send_to_friend, send_to_group
 from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import Message

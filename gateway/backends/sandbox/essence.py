@@ -14,7 +14,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from gateway.actions.essence import DeleteEssenceMsg, GetEssenceMsgList, SetEssenceMsg
-from gateway.backends.sandbox.messages import load_message, require_group, row_dict
+from gateway.backends.sandbox.message_store import load_message, require_group, row_dict
 from gateway.backends.sandbox.notices import require_manager
 from gateway.protocol.envelope import ActionFailed
 

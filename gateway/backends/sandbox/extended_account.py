@@ -40,7 +40,7 @@ from gateway.actions.friend import LIKES_PER_DAY
 from gateway.backends.sandbox import media
 from gateway.backends.sandbox.credentials import _SEED, _kv
 from gateway.backends.sandbox.friends import uid_of
-from gateway.backends.sandbox.messages import message_event, row_dict
+from gateway.backends.sandbox.message_store import message_event, row_dict
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
 

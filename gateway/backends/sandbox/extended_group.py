@@ -37,13 +37,13 @@ from gateway.backends.sandbox.extended_account import load_json, save_json
 from gateway.backends.sandbox.friends import _poke_raw_info, friend
 from gateway.backends.sandbox.membership import (
     bot_in_group,
+    ensure_user,
     group_info,
     member,
     remove_member,
     require_outranks,
     require_role,
 )
-from gateway.backends.sandbox.messages import ensure_user
 from gateway.backends.sandbox.requests import _notify
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed

@@ -30,11 +30,7 @@ from gateway.actions.file import (
 )
 from gateway.backends.sandbox import media
 from gateway.backends.sandbox.membership import find_member as member_row
-from gateway.backends.sandbox.messages import (
-    message_event,
-    require_group,
-    store_message,
-)
+from gateway.backends.sandbox.message_store import message_event, require_group, store_message
 from gateway.backends.sandbox.notices import require_manager
 from gateway.protocol.envelope import ActionFailed
 

@@ -22,8 +22,7 @@ from gateway.actions.friend import (
     SendLike,
     SetFriendRemark,
 )
-from gateway.backends.sandbox.membership import bot_in_group, member
-from gateway.backends.sandbox.messages import ensure_user
+from gateway.backends.sandbox.membership import bot_in_group, ensure_user, member
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 

@@ -24,6 +24,7 @@ from gateway.backends.sandbox.membership import (
     ROLE_RANK,
     add_member,
     bot_in_group,
+    ensure_user,
     group_info,
     is_blocked,
     member,
@@ -31,7 +32,6 @@ from gateway.backends.sandbox.membership import (
     remove_member,
     update_member,
 )
-from gateway.backends.sandbox.messages import ensure_user
 from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.envelope import ActionFailed
 
@@ -198,7 +198,7 @@ def _mentions_all(segments: str) -> bool:
     try:
         decoded = decode_json(segments)
     except ValueError:
-        return False  # an unreadable row (see messages.row_dict) counts as no @all
+        return False  # an unreadable row (see message_store.row_dict) counts as no @all
     return isinstance(decoded, list) and any(
         isinstance(s, dict)
         and s.get("type") == "at"

@@ -175,3 +175,17 @@ def member_info(row: sqlite3.Row, me: sqlite3.Row | None, now: float) -> dict[st
         "title": row["title"] if title_live else "",
         "qage": 0,
     }
+
+
+def ensure_user(db: sqlite3.Connection, user_id: int, nickname: str | None) -> sqlite3.Row:
+    """The user's row (kept by the writer, see store.kept_row), creating a stranger for an
+    unknown id."""
+    row = kept_row(db, "user", user_id)
+    if row is None:
+        db.execute(
+            "INSERT OR IGNORE INTO users (user_id, nickname) VALUES (?, ?)",
+            (user_id, nickname or f"User {user_id}"),
+        )
+        row = kept_row(db, "user", user_id)
+        assert row is not None
+    return row

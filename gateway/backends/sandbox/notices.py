@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.actions.notice import DelGroupNotice, GetGroupNotice, SendGroupNotice
 from gateway.backends.sandbox import media
 from gateway.backends.sandbox.membership import find_member as member_row
-from gateway.backends.sandbox.messages import require_group
+from gateway.backends.sandbox.message_store import require_group
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
 

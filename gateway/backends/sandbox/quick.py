@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.actions.message import QuickOperation
-from gateway.backends.sandbox.messages import parse_message
+from gateway.backends.sandbox.message_store import parse_message
 from gateway.protocol.envelope import BadRequest
 
 if TYPE_CHECKING:

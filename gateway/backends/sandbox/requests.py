@@ -23,12 +23,12 @@ from gateway.backends.sandbox.friends import block_key
 from gateway.backends.sandbox.membership import (
     add_member,
     bot_in_group,
+    ensure_user,
     find_member,
     is_blocked,
     member,
     require_role,
 )
-from gateway.backends.sandbox.messages import ensure_user
 from gateway.protocol.envelope import ActionFailed
 
 if TYPE_CHECKING:
