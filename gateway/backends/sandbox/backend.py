@@ -32,7 +32,6 @@ from gateway.backends.sandbox import (
     requests,
     sending,
     simulated,
-    streams,
     system,
 )
 from gateway.backends.sandbox.context import Handler, compose
@@ -67,7 +66,6 @@ HANDLERS: dict[str, Handler] = compose(
     extended_account.HANDLERS,
     extended_system.HANDLERS,
     quick.HANDLERS,
-    streams.HANDLERS,
     bench.HANDLERS,
 )
 """Every action the sandbox serves, by canonical catalog name, composed from its modules' tables
