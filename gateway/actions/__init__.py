@@ -10,14 +10,17 @@ from gateway.actions import (
     extended_group,
     extended_message,
     file,
+    flash,
     friend,
     group,
     media,
     message,
     napcat,
     notice,
+    online_file,
     request,
     system,
+    todo,
 )
 from gateway.actions.catalog import Action, Catalog, NoParams, Params
 
@@ -40,6 +43,9 @@ def default_catalog() -> Catalog:
             *extended_account.ACTIONS,
             *extended_group.ACTIONS,
             *extended_message.ACTIONS,
+            *todo.ACTIONS,
+            *online_file.ACTIONS,
+            *flash.ACTIONS,
             *bench.ACTIONS,
         ]
     )

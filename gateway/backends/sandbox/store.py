@@ -246,6 +246,51 @@ CREATE TABLE IF NOT EXISTS album_likes (
     time INTEGER NOT NULL,
     PRIMARY KEY (lloc, user_id)
 );
+-- Group todos, online files, flash transfer (sandbox/todos.py, online_files.py, flash.py).
+-- A group has one todo at a time; cancelling it deletes the row.
+CREATE TABLE IF NOT EXISTS group_todos (
+    group_id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    operator_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    completed_by INTEGER NOT NULL DEFAULT 0,
+    completed_time INTEGER NOT NULL DEFAULT 0
+);
+-- Online file and folder offers in private chats; msg_id and element_id are the onlinefile
+-- segment's msgId and elementId. state: offered, received, refused or cancelled.
+CREATE TABLE IF NOT EXISTS online_files (
+    msg_id TEXT PRIMARY KEY,
+    element_id TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    sender_id INTEGER NOT NULL,
+    file_name TEXT NOT NULL,
+    file_path TEXT NOT NULL DEFAULT '',
+    file_size INTEGER NOT NULL,
+    is_dir INTEGER NOT NULL DEFAULT 0,
+    media_id TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'offered',
+    time INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS online_files_by_friend ON online_files (user_id, time);
+CREATE TABLE IF NOT EXISTS flash_filesets (
+    fileset_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    share_code TEXT NOT NULL UNIQUE,
+    uploader INTEGER NOT NULL,
+    thumb_path TEXT NOT NULL DEFAULT '',
+    create_time INTEGER NOT NULL,
+    expire_time INTEGER NOT NULL,
+    downloaded INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS flash_files (
+    fileset_id TEXT NOT NULL,
+    file_index INTEGER NOT NULL,
+    file_name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    media_id TEXT NOT NULL,
+    PRIMARY KEY (fileset_id, file_index)
+);
 """
 
 

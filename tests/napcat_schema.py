@@ -1,0 +1,116 @@
+"""NapCat's response schemas, for tests that check what `data` of an action looks like.
+
+They come from NapCat's OpenAPI document (napcat-openapi-4.18.13.json), which is not shipped:
+`tests/data/napcat-response-schemas.json` keeps what tests need of it, per action the schema of
+the envelope's `data` and the component schemas those refer to (message segments, users,
+groups…). Regenerate it from the document with
+`python -m tests.napcat_schema path/to/napcat-openapi-4.18.13.json`.
+
+Where NapCat's own code answers something its document does not describe, `ERRATA` holds the
+schema of what the code returns, with the reason; `data_schema` and `validate_data` use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+SCHEMAS = Path(__file__).parent / "data" / "napcat-response-schemas.json"
+_ROOT = "urn:napcat-responses"
+
+_NULL = {"type": "null"}
+ERRATA: dict[str, tuple[dict[str, Any], str]] = {
+    "cancel_online_file": (
+        _NULL,
+        "the document says object; the code awaits msgService.cancelSendMsg, which returns "
+        "nothing, so data is null",
+    ),
+    "refuse_online_file": (
+        _NULL,
+        "the document says object; the code awaits msgService.refuseGetRichMediaElement, which "
+        "returns nothing, so data is null",
+    ),
+}
+"""Action -> (the schema of the `data` NapCat's code really answers, why the document is wrong)."""
+
+
+def extract(document: dict[str, Any]) -> dict[str, Any]:
+    """`{"actions": {name: data schema}, "components": {"schemas": {…}}}` of an OpenAPI document
+    in the form NapCat generates (each response an allOf of BaseResponse and `{data: …}`); an
+    action whose response names no `data` gets `{}` (anything)."""
+    actions: dict[str, Any] = {}
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            response = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            parts = response.get("allOf", [response])
+            data = next(
+                (p["properties"]["data"] for p in parts if "data" in p.get("properties", {})), {}
+            )
+            actions[path.lstrip("/")] = data
+    components = document.get("components", {}).get("schemas", {})
+    return {"actions": actions, "components": {"schemas": components}}
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(SCHEMAS.read_text(encoding="utf-8"))
+    return loaded
+
+
+@functools.cache
+def _registry() -> Registry:
+    root = {"$id": _ROOT, **_document()}
+    return Registry().with_resource(_ROOT, DRAFT202012.create_resource(root))
+
+
+def actions() -> list[str]:
+    """Every action NapCat's document describes."""
+    return sorted(_document()["actions"])
+
+
+def data_schema(action: str) -> dict[str, Any]:
+    """The schema of `data` in a successful answer of `action` (ERRATA first); KeyError for an
+    action NapCat's document does not have."""
+    if action in ERRATA:
+        return ERRATA[action][0]
+    schema: dict[str, Any] = _document()["actions"][action]
+    return schema
+
+
+def component_schema(name: str) -> dict[str, Any]:
+    """A component schema by name, e.g. `OB11MessageOnlineFile` (a message segment)."""
+    schema: dict[str, Any] = _document()["components"]["schemas"][name]
+    return schema
+
+
+def _validator(pointer: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({"$ref": f"{_ROOT}#{pointer}"}, registry=_registry())
+
+
+def validate_data(action: str, data: Any) -> None:
+    """Raise jsonschema.ValidationError when `data` does not match what NapCat answers."""
+    if action in ERRATA:
+        jsonschema.Draft202012Validator(ERRATA[action][0]).validate(data)
+    else:
+        _document()["actions"][action]  # KeyError for an action NapCat does not have
+        _validator(f"/actions/{action}").validate(data)
+
+
+def validate_component(name: str, value: Any) -> None:
+    """Raise jsonschema.ValidationError when `value` does not match component schema `name`."""
+    component_schema(name)  # KeyError for an unknown component
+    _validator(f"/components/schemas/{name}").validate(value)
+
+
+if __name__ == "__main__":
+    source = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    text = json.dumps(extract(source), ensure_ascii=False, indent=1, sort_keys=True)
+    SCHEMAS.write_text(text + "\n", encoding="utf-8")
+    print(f"{SCHEMAS}: {len(source['paths'])} actions")
