@@ -53,7 +53,31 @@ def build_parser(settings: RuntimeSettings) -> argparse.ArgumentParser:
     commands.add_parser("schema", help="print the JSON Schema of the config file")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of every action")
     sandbox_cli.add_commands(commands)
+    _add_test_command(commands)
     return parser
+
+
+def _add_test_command(commands: Any) -> None:
+    """`test SCENARIO... --bot CMD | --bot-url URL` (gateway/testing/runner.py)."""
+    test = commands.add_parser(
+        "test",
+        help="run scenario files against a bot on a fresh sandbox (exit 0 pass, 1 fail)",
+        description="Start a sandbox, start the bot with ONEBOT_* connection settings in its "
+        "environment (or connect to a running one), run the scenario files' steps.",
+    )
+    test.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="JSON5 or YAML file")
+    test.add_argument("--bot", metavar="CMD", help="command starting the bot (shell-like words)")
+    test.add_argument(
+        "--bot-url",
+        metavar="URL",
+        help="where the bot listens (ws:// reverse WebSocket, http:// HTTP POST); without "
+        "--bot, a bot already running there",
+    )
+    test.add_argument("--transport", help="ws, ws-reverse or http-post (default: from the URL)")
+    test.add_argument("--token", default="", help="access token both sides use")
+    test.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    test.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to connect")
+    test.add_argument("--reply-timeout", type=float, default=5.0, help="seconds `expect` waits")
 
 
 def _add_run_options(parser: argparse.ArgumentParser, settings: RuntimeSettings) -> None:
@@ -93,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.file)
     if args.command == "sandbox":
         return sandbox_cli.run(args)
+    if args.command == "test":
+        return run_tests(args)
     gateway_logging.configure(args.log_level, args.log_format)
     try:
         config = _load(args.config)
@@ -101,6 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"onebot-gateway: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     return run_loop(lambda: serve(config, args.config, watch=args.watch))
+
+
+def run_tests(args: argparse.Namespace) -> int:
+    """The `test` command; only the gateway's errors are logged, the results go to stdout."""
+    from gateway.testing import runner  # the test tools load only for this command
+
+    gateway_logging.configure("error", "console", stream=sys.stderr)
+    return run_loop(lambda: runner.run(args))
 
 
 def check_config(path: str) -> int:
