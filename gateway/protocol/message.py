@@ -6,7 +6,7 @@ Pure functions, no I/O, on the hot path: escaping is `str.replace`, parsing one 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -15,6 +15,9 @@ from gateway.protocol.jsonio import type_name
 
 Segment = dict[str, Any]
 Message = list[Segment]
+Check = Callable[[str, dict[str, Any], str], dict[str, Any]]
+"""A strict check of one non-text segment: (type, data, path) -> canonical data, or raises
+MessageError (gateway.protocol.segments.check_segment)."""
 
 # The grammar `[CQ:type(,key=value)*]`. Keys exclude whitespace so the spec's own counter-example
 # `[CQ:face, id=178]` stays text instead of becoming a key " id". Values exclude raw `, [ ]` (the
@@ -155,7 +158,11 @@ def _segment_to_cq(segment: Segment, where: str) -> str:
     for key, value in data.items():
         if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
             raise MessageError(f"{where}.data key {key!r} cannot be written as a CQ parameter")
-        converted = _cq_value(value, f"{where}.data.{key}")
+        if seg_type == "node" and key == "content" and isinstance(value, list):
+            # OneBot 11 §5.3: a node's content is a message, written as its (escaped) CQ string
+            converted: str | None = to_cq(value)
+        else:
+            converted = _cq_value(value, f"{where}.data.{key}")
         if converted is not None:
             parts += (",", key, "=", escape_value(converted))
     parts.append("]")
@@ -167,8 +174,9 @@ def to_cq(message: Sequence[Segment]) -> str:
 
     Text becomes escaped plain text (never `[CQ:text,...]`). Other segments become
     `[CQ:type,k=v,...]` in data order. Values: str as is, bool as `true`/`false`, numbers via
-    `str()`, dict/list as compact JSON, None omits the key; empty strings are kept as `k=` so
-    round trips are exact. Raises MessageError for a type or key with no CQ spelling.
+    `str()`, a node's content (an array) as its CQ string, other dict/list as compact JSON,
+    None omits the key; empty strings are kept as `k=` so round trips are exact. Raises
+    MessageError for a type or key with no CQ spelling.
     """
     parts: list[str] = []
     for index, segment in enumerate(message):
@@ -243,12 +251,15 @@ def _checked_text(data: dict[str, Any], where: str) -> str:
     raise MessageError(f"{where}.data.text must be a string, got {type_name(text)}")
 
 
-def _normalize_segments(segments: Sequence[object], *, single: bool) -> Message:
-    """Validate and copy segments, merging text; `single` names the path `message`, not `[i]`."""
+def _normalize_segments(
+    segments: Sequence[object], single: bool, check: Check | None, path: str
+) -> Message:
+    """Validate and copy segments, merging text; `single` names the segment `path`, not
+    `path[i]`. Indexes are the client's (before text is merged)."""
     out: Message = []
     pending: list[str] = []
     for index, segment in enumerate(segments):
-        where = "message" if single else f"message[{index}]"
+        where = path if single else f"{path}[{index}]"
         if not isinstance(segment, dict):
             raise MessageError(f"{where}: segment must be an object, got {type_name(segment)}")
         seg_type = _checked_type(segment, where)
@@ -257,29 +268,46 @@ def _normalize_segments(segments: Sequence[object], *, single: bool) -> Message:
             pending.append(_checked_text(data, where))
             continue
         _flush_text(out, pending)
-        out.append({"type": seg_type, "data": data})
+        out.append({"type": seg_type, "data": check(seg_type, data, where) if check else data})
     _flush_text(out, pending)
     return out
 
 
-def normalize(message: object, *, auto_escape: bool = False) -> Message:
+def _checked_cq(segments: Message, check: Check, path: str) -> Message:
+    """A parsed CQ string's segments, checked; the index is the segment's in the parsed array."""
+    for index, segment in enumerate(segments):
+        if segment["type"] != "text":
+            segment["data"] = check(segment["type"], segment["data"], f"{path}[{index}]")
+    return segments
+
+
+def normalize(
+    message: object,
+    *,
+    auto_escape: bool = False,
+    check: Check | None = None,
+    path: str = "message",
+) -> Message:
     """Validate an incoming message (CQ string, one segment, or array) into a new segment array.
 
     A string is parsed as CQ codes, or taken as one literal text segment when `auto_escape` is
     true (`auto_escape` has no effect on other forms). Segment and data dicts are new (values
-    are shared, not deep-copied); data values are kept as given. Text segments become
+    are shared, not deep-copied); data values are kept as given, unless `check` is given: then
+    each non-text segment's data is replaced by what `check` returns. Text segments become
     `{"text": str}` (other keys dropped), adjacent ones are merged and empty ones dropped.
-    An empty message gives `[]`. Raises MessageError naming the offending index and field.
+    An empty message gives `[]`. Raises MessageError naming the offending segment by `path`
+    and index (`message[2]`) and the field.
     """
     if isinstance(message, str):
         if auto_escape:
             return [_text_segment(message)] if message else []
-        return parse_cq(message)
+        parsed = parse_cq(message)
+        return _checked_cq(parsed, check, path) if check else parsed
     if isinstance(message, dict):
-        return _normalize_segments([message], single=True)
+        return _normalize_segments([message], True, check, path)
     if isinstance(message, list | tuple):
-        return _normalize_segments(message, single=False)
+        return _normalize_segments(message, False, check, path)
     raise MessageError(
-        "message must be a string, a segment object or an array of segments, "
+        f"{path} must be a string, a segment object or an array of segments, "
         f"got {type_name(message)}"
     )

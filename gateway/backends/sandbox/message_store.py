@@ -31,6 +31,7 @@ from gateway.protocol.message import (
     parse_cq,
     raw_message,
 )
+from gateway.protocol.segments import check_segment
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.context import Sandbox
@@ -39,11 +40,12 @@ log = structlog.get_logger("gateway.sandbox")
 
 
 def parse_message(message: Any, auto_escape: bool, field: str = "message") -> Message:
-    """Normalise an incoming message; BadRequest (1400) says what is malformed."""
+    """Normalise an incoming message, every segment checked against its type's schema and made
+    canonical (gateway.protocol.segments); BadRequest (1400) names what is malformed."""
     try:
-        segments = normalize(message, auto_escape=auto_escape)
+        segments = normalize(message, auto_escape=auto_escape, check=check_segment, path=field)
     except MessageError as error:
-        raise BadRequest(f"{field}: {error}") from None
+        raise BadRequest(str(error)) from None
     if not segments:
         raise BadRequest(f"{field}: the message is empty")
     if len(segments) > 1:  # one segment cannot be a mix

@@ -179,6 +179,7 @@ async def send_forward(
 ) -> dict[str, Any]:
     """Store a bundle of nodes and send a `forward` segment pointing at it, in one transaction
     (a bundle whose message cannot be sent is not kept)."""
+    nodes = parse_message(nodes, False, "messages")  # each node checked (segments.check_segment)
     forward_id = secrets.token_hex(16)
     segments: Message = [{"type": "forward", "data": {"id": forward_id}}]
 
