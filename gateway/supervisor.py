@@ -71,9 +71,11 @@ def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
 class Supervisor:
     """Runs one config: `start()`, then `stop()` on shutdown."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, bus: EventBus | None = None) -> None:
+        """`bus`: the event bus to publish on (a new one when None; the test harness passes
+        one that stamps a fixed time on events)."""
         self.config = config
-        self.bus = EventBus()
+        self.bus = EventBus() if bus is None else bus
         self.backend = create_backend(config, self.bus)
         self.dispatcher = Dispatcher(
             default_catalog(),

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from gateway.bus import SubscriberOptions, Subscription, SubscriptionClosed
+from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.config import parse_config
 from gateway.protocol.envelope import Envelope
 from gateway.supervisor import Supervisor
@@ -33,6 +33,19 @@ TRANSPORTS: tuple[str, ...] = get_args(Transport)
 BOT_ENTRY, API_ENTRY = "bot", "api"
 RECORDED_EVENTS = 100_000
 """Events the harness's own subscription holds before the oldest is dropped."""
+
+
+class FixedTimeBus(EventBus):
+    """An event bus that publishes every event with `time` = `fixed`: every producer
+    (messages, notices, requests, raw `sandbox_emit`) is covered alike. What the store keeps
+    (`get_msg`, histories) still has the real time."""
+
+    def __init__(self, fixed: int) -> None:
+        super().__init__()
+        self.fixed = fixed
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        super().publish({**event, "time": self.fixed} if "time" in event else event)
 
 
 class HarnessError(Exception):
@@ -136,7 +149,8 @@ class SandboxHarness:
 
     def __init__(self, options: HarnessOptions) -> None:
         self.options = options
-        self.supervisor = Supervisor(parse_config(gateway_document(options), env={}))
+        bus = EventBus() if options.fixed_time is None else FixedTimeBus(options.fixed_time)
+        self.supervisor = Supervisor(parse_config(gateway_document(options), env={}), bus)
         self.recorded = Recorded()
         self._subscription: Subscription | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -154,8 +168,6 @@ class SandboxHarness:
         self._subscription = bus.subscribe(
             "testing", SubscriberOptions(report_self_message=True, queue_size=RECORDED_EVENTS)
         )
-        if self.options.fixed_time is not None:
-            _stamp_time(bus, self.options.fixed_time)
         self._recorder = asyncio.create_task(self._record(self._subscription), name="recorder")
         await self.supervisor.start()
 
@@ -272,14 +284,3 @@ class SandboxHarness:
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         return True
-
-
-def _stamp_time(bus: Any, fixed: int) -> None:
-    """Publish every event with `time` = `fixed`: the bus's publish is wrapped, so every
-    producer (messages, notices, requests, raw `sandbox_emit`) is covered alike."""
-    publish = bus.publish
-
-    def stamped(event: Mapping[str, Any]) -> None:
-        publish({**event, "time": fixed} if "time" in event else event)
-
-    bus.publish = stamped
