@@ -123,6 +123,8 @@ class SandboxUploadGroupFile(_Group):
     """The content, in any file URI form `upload_group_file` accepts."""
     folder: str | None = Field(None, validation_alias=AliasChoices("folder", "folder_id"))
     """Target folder id; the root folder when absent."""
+    temporary: bool = False
+    """Upload a temporary file (`busid` 104, gone after 14 days unless `trans_group_file`)."""
 
 
 ACTIONS = (
@@ -137,6 +139,7 @@ ACTIONS = (
     Action("get_group_file_url", GroupFileRef, "A download URL (file://) of a group file."),
     Action("move_group_file", MoveGroupFile, "Move a group file to another folder."),
     Action("rename_group_file", RenameGroupFile, "Rename a group file."),
+    Action("trans_group_file", GroupFileRef, "Make a temporary group file permanent."),
     Action(
         "get_private_file_url", GetPrivateFileUrl, "A download URL (file://) of a private file."
     ),

@@ -30,7 +30,6 @@ _UNAVAILABLE = (
     "send_group_ai_record",
     "send_packet",
     "test_download_stream",
-    "trans_group_file",
     "upload_file_stream",
 )
 

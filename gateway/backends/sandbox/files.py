@@ -4,7 +4,8 @@ An upload stores the content as media (see media.py), adds a `group_files` row a
 (it sends a message with a file element), a file message in the chat's history; the group's
 members then see a `group_upload` notice. Folders are one level deep under the root `/`, as in QQ.
 Creating and deleting folders needs admin or owner; deleting, moving or renaming a file needs
-that or being its uploader.
+that or being its uploader. A simulated member's upload may be temporary (`busid` 104, gone after
+14 days in QQ); `trans_group_file` makes it permanent (102), with the same rights as moving it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ ROOT = "/"
 LIMIT_COUNT = 10_000
 TOTAL_SPACE = 10 * 1024**3
 _OK = {"retCode": 0, "retMsg": "ok", "clientWording": ""}
+PERMANENT, TEMPORARY = 102, 104
+"""`busid` of a permanent group file and of a temporary one (`trans_group_file` makes it last)."""
+TEMPORARY_LIFETIME = 14 * 24 * 3600
+"""Seconds a temporary group file lasts: its `dead_time` is its upload time plus this."""
 
 
 # --- uploads ------------------------------------------------------------------------------------
@@ -60,11 +65,13 @@ async def upload(
         member = _speaking_member(db, group, user_id)
         folder = _folder_id(db, group_id, p.folder)
         info = media.ingest(db, "file", source, p.name)
-        file_id = _insert_file(db, group_id, folder, p.name, info, user_id)
+        temporary = isinstance(p, SandboxUploadGroupFile) and p.temporary
+        busid = TEMPORARY if temporary else PERMANENT
+        file_id = _insert_file(db, group_id, folder, p.name, info, user_id, busid)
         sender = {key: member[key] for key in ("user_id", "nickname", "card", "role")}
         segments = [_file_segment(p.name, file_id, info)]
         message = store_message(db, "group", group_id, user_id, segments, sender)
-        notice = {"id": file_id, "name": p.name, "size": info["file_size"], "busid": 102}
+        notice = {"id": file_id, "name": p.name, "size": info["file_size"], "busid": busid}
         return message, notice, group["group_name"]
 
     message, file, group_name = await sandbox.store.run(write)
@@ -80,12 +87,13 @@ def _insert_file(
     name: str,
     info: dict[str, Any],
     uploader: int,
+    busid: int = PERMANENT,
 ) -> str:
     """Add a group file row for stored media `info`; returns the new file id."""
     file_id = ROOT + str(uuid.uuid4())
     db.execute(
         "INSERT INTO group_files (file_id, group_id, folder_id, file_name, size, uploader, "
-        "upload_time, media_id) VALUES (?,?,?,?,?,?,?,?)",
+        "upload_time, media_id, busid) VALUES (?,?,?,?,?,?,?,?,?)",
         (
             file_id,
             group_id,
@@ -95,6 +103,7 @@ def _insert_file(
             uploader,
             int(time.time()),
             info["file_id"],
+            busid,
         ),
     )
     return file_id
@@ -252,7 +261,7 @@ def _files(
             "size": r["size"],
             "file_size": r["size"],
             "upload_time": r["upload_time"],
-            "dead_time": 0,
+            "dead_time": r["upload_time"] + TEMPORARY_LIFETIME if r["busid"] == TEMPORARY else 0,
             "modify_time": r["upload_time"],
             "download_times": 0,
             "uploader": r["uploader"],
@@ -394,6 +403,21 @@ async def rename_group_file(sandbox: Sandbox, p: RenameGroupFile) -> dict[str, b
     return {"ok": True}
 
 
+async def trans_group_file(sandbox: Sandbox, p: GroupFileRef) -> dict[str, bool]:
+    """A temporary file (`busid` 104, from `sandbox_upload_group_file` with `temporary`) becomes
+    permanent (102, no `dead_time`); as moving, it needs the uploader or an admin. QQ tells the
+    group nothing, so no event."""
+
+    def write(db: sqlite3.Connection) -> None:
+        row = _editable_file(db, p.group_id, p.file_id, sandbox.self_id, "keeping")
+        if row["busid"] != TEMPORARY:
+            raise ActionFailed(f"group file {p.file_id!r} is already permanent")
+        db.execute("UPDATE group_files SET busid = ? WHERE file_id = ?", (PERMANENT, p.file_id))
+
+    await sandbox.store.run(write)
+    return {"ok": True}
+
+
 def _check_parent(row: sqlite3.Row, parent: str) -> None:
     if row["folder_id"] != (parent or ROOT):
         raise ActionFailed(
@@ -415,4 +439,5 @@ HANDLERS: HandlerTable = {
     "delete_group_file": delete_group_file,
     "move_group_file": move_group_file,
     "rename_group_file": rename_group_file,
+    "trans_group_file": trans_group_file,
 }
