@@ -7,6 +7,11 @@ apart. Both validate first, so a bad call is refused synchronously with 1400/140
 bounded: at most `max_async_calls` background calls run at once and `RATE_LIMITED_QUEUE_SIZE`
 calls wait; past either, a call is refused with 1200 (a resource limit, not a bad call) and
 never runs.
+
+Stream actions (`gateway.actions.stream`) answer envelopes marked `"stream": "stream-action"`;
+those that answer packets too return a `PacketStream`, run here with the transport's `send`
+(each packet written before the next is read). A caller without one (the console, SSE, an
+`_async` or `_rate_limited` call) gets a 1400 saying so.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import structlog
 from pydantic import ValidationError
 
 from gateway.actions.catalog import Action, Catalog, Params
+from gateway.actions.stream import STREAM_ACTIONS
 from gateway.backends.base import Backend
 from gateway.protocol import envelope, jsonio
 from gateway.protocol.envelope import ActionError, ActionNotFound, BadRequest, Envelope
+from gateway.protocol.stream import PacketStream, Send, mark_failed, packet
 
 log = structlog.get_logger("gateway.dispatcher")
 
@@ -64,6 +71,8 @@ class Route:
     no_params: Params | None
     """The validated parameters of a call without any, when they can be shared between calls
     (validation from `{}` succeeds and every value is immutable; models are frozen)."""
+    stream: bool = False
+    """A stream action (`gateway.actions.stream.STREAM_ACTIONS`)."""
 
 
 class Dispatcher:
@@ -112,12 +121,18 @@ class Dispatcher:
             await asyncio.wait(tasks)
         self._worker = None
 
-    async def call(self, action: str, params: Any = None, echo: Any = None) -> Envelope:
-        """Run one action and return its envelope. Never raises for bad input."""
+    async def call(
+        self, action: str, params: Any = None, echo: Any = None, send: Send | None = None
+    ) -> Envelope:
+        """Run one action and return its envelope. Never raises for bad input.
+
+        `send` writes a stream action's intermediate packets (see `gateway.protocol.stream`);
+        transports that can carry them pass one."""
         # One coroutine level from adapter to backend on the sync path, and a remembered route
         # per name: every step here is a measurable share of a ~10 µs WebSocket call.
         started = time.perf_counter()
         label = action  # what metrics call it: the name as sent, without its suffix
+        route = None
         try:
             route = self._routes.get(action) or self._route(action)
             label = route.label
@@ -127,7 +142,9 @@ class Dispatcher:
                 validated = shared
             else:
                 validated = self._validate(route, params)
-            if route.mode == "sync":
+            if route.stream:
+                answer = await self._call_stream(route, validated, echo, send)
+            elif route.mode == "sync":
                 # `_run` inlined: one coroutine level less on the path every call takes.
                 try:
                     data = await route.run(validated)
@@ -144,6 +161,8 @@ class Dispatcher:
                 answer = envelope.accepted(echo)
         except ActionError as error:
             answer = envelope.from_error(error, echo)
+            if route is not None and route.stream:
+                answer = mark_failed(answer)
         # Appended here, counted in batches: per-answer metric updates cost a measured ~1 µs of
         # a ~10 µs WebSocket call; an append costs a tenth of that.
         answered = self._answered
@@ -173,7 +192,14 @@ class Dispatcher:
             raise ActionNotFound(
                 f"action {name!r} is not available on the {self.backend.kind} backend{hint}"
             )
-        route = Route(name, entry, mode, self.backend.bind(entry.name), _shareable_defaults(entry))
+        route = Route(
+            name,
+            entry,
+            mode,
+            self.backend.bind(entry.name),
+            _shareable_defaults(entry),
+            entry.name in STREAM_ACTIONS,
+        )
         if len(self._routes) < ROUTE_CACHE_SIZE:
             self._routes[action] = route
         return route
@@ -187,6 +213,38 @@ class Dispatcher:
                 f"{route.entry.name}: params must be an object, got {jsonio.type_name(params)}"
             )
         return route.entry.validate(params)
+
+    async def _call_stream(
+        self, route: Route, params: Params, echo: Any, send: Send | None
+    ) -> Envelope:
+        """Run a stream action: its packets through `send`, then its final envelope."""
+        name = route.entry.name
+        if route.mode != "sync":
+            raise BadRequest(
+                f"{name} is a stream action: it cannot be called with _{route.mode}, "
+                "its answer would have nowhere to go"
+            )
+        try:
+            data = await route.run(params)
+            if type(data) is PacketStream:
+                if send is None:
+                    raise BadRequest(
+                        f"{name} answers in several packets: call it over HTTP or WebSocket "
+                        "(the console, SSE and HTTP POST cannot carry them)"
+                    )
+
+                async def emit(item: dict[str, Any]) -> None:
+                    await send(packet(item, echo))
+
+                data = await data.produce(emit)
+        except ActionError:
+            raise
+        except ConnectionError:
+            # The caller is gone; this answer is for the log and metrics only.
+            raise envelope.ActionFailed(f"{name}: the caller's connection closed") from None
+        except Exception as error:
+            raise self._crashed(route.entry, error) from error
+        return packet(data, echo)
 
     async def _run(self, route: Route, params: Params) -> Any:
         try:

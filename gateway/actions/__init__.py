@@ -19,6 +19,7 @@ from gateway.actions import (
     notice,
     online_file,
     request,
+    stream,
     system,
     todo,
 )
@@ -46,6 +47,7 @@ def default_catalog() -> Catalog:
             *todo.ACTIONS,
             *online_file.ACTIONS,
             *flash.ACTIONS,
+            *stream.ACTIONS,
             *bench.ACTIONS,
         ]
     )

@@ -20,17 +20,11 @@ SUMMARY = "NapCat action; available through the relay backend"
 HINT = "it needs a real QQ login: use the relay backend in front of NapCat"
 
 _UNAVAILABLE = (
-    "clean_stream_temp_file",
-    "download_file_image_stream",
-    "download_file_record_stream",
-    "download_file_stream",
     "get_ai_characters",
     "get_ai_record",
     "nc_get_packet_status",
     "send_group_ai_record",
     "send_packet",
-    "test_download_stream",
-    "upload_file_stream",
 )
 
 # Names NapCat registers twice for one handler, and the names of NapCat's extended-actions

@@ -2,7 +2,8 @@
 
 `/:action` by GET (query) or POST (JSON, JSON5, urlencoded, or no content type); the query
 overrides body fields; `/` answers a health envelope. Order of work for every request: CORS
-preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every answer is an envelope.
+preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every answer is an envelope;
+a stream action's come as NapCat writes them, on one chunked response (`http_stream`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from aiohttp import HttpVersion11, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway import __version__
+from gateway.actions.stream import STREAM_ACTIONS
 from gateway.config import HttpServerConfig
 from gateway.logging import bind_log_context, reset_log_context
 from gateway.network import body_parser
 from gateway.network.body_parser import BodyParser
+from gateway.network.http_stream import HttpPackets
 from gateway.network.listener import Listener, Services, envelope_response
 from gateway.network.ws_connection import accept, is_upgrade, settings_for
 from gateway.protocol import envelope, jsonio
@@ -144,6 +147,8 @@ class HttpServer(Listener):
             try:
                 if self.entry.debug:
                     log.info("http_request", method=request.method, params=payload)
+                if action in STREAM_ACTIONS:
+                    return await self._stream(request, action, payload, echo)
                 body = await self.dispatcher.call(action, payload, echo)
                 if self.entry.debug:
                     log.info("http_response", response=body)
@@ -152,6 +157,16 @@ class HttpServer(Listener):
             return self._answer(request, body)
         finally:
             self.leave()
+
+    async def _stream(
+        self, request: web.BaseRequest, action: str, payload: dict[str, Any], echo: Any
+    ) -> web.StreamResponse:
+        cors = self.cors_headers(request) if self.entry.enable_cors else None
+        packets = HttpPackets(request, cors)
+        answer = await self.dispatcher.call(action, payload, echo, packets.send)
+        if self.entry.debug:
+            log.info("http_response", response=answer)
+        return await packets.finish(answer)
 
     def _answer_target(self, request: web.BaseRequest) -> web.Response:
         """A request target that is not a path: `OPTIONS *` asks what the server allows (RFC 9110

@@ -10,7 +10,8 @@ concurrently, each answered with its request's `echo` unchanged, at most `max_in
 at the limit the connection is not read until a call is answered (TCP backpressure; nothing is
 dropped). On shutdown a connection runs no new call, lets running ones answer until the shared
 deadline, then closes with 1001. A client frame without a mask closes it with 1002 (RFC 6455
-§5.1).
+§5.1). A stream action's packets (napcat-network.md §8) are frames with its call's echo, each
+written (and drained) before the next is read, then its final envelope.
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ class WsConnection:
         "_drain",
         "_high_water",
         "_owns_subscription",
+        "_packets",
         "_since",
         "_wake",
         "_writing",
@@ -268,6 +270,8 @@ class WsConnection:
         """Resolved when a call ends (see `_call_ended`); created by whoever waits for one."""
         self._closing = False
         self._since = 0.0
+        self._packets = self._send_packet
+        """Bound once: the dispatcher gets the same callable for every call."""
 
     async def run(self) -> None:
         """Subscribe (event roles) with `lifecycle.connect` first, then read frames until the
@@ -300,6 +304,7 @@ class WsConnection:
                 if self._owns_subscription:
                     self.bus.unsubscribe(subscription)
             await cancel_and_wait(*self._calls, sender)
+            del self._packets  # a bound method of this connection: no cycle left behind
 
     def _writes_directly(self) -> bool:
         """Whether the bus may write events straight to this connection: a server connection
@@ -500,7 +505,9 @@ class WsConnection:
                     echo = frame.get("echo")
                     action = frame["action"]
                     bind_call_frame(frame)
-                    reply = await self.dispatcher.call(action, frame.get("params"), echo)
+                    reply = await self.dispatcher.call(
+                        action, frame.get("params"), echo, self._packets
+                    )
             if self.settings.debug:
                 log.info("ws_response", response=reply)
             if not self.ws.closed:
@@ -518,6 +525,14 @@ class WsConnection:
                 self._wake = None
                 if not wake.done():
                     wake.set_result(None)
+
+    async def _send_packet(self, packet: envelope.Envelope) -> None:
+        """Write a stream action's intermediate packet (`gateway.protocol.stream.Send`):
+        `send_frame` waits for the socket to drain whenever aiohttp's writer holds more than its
+        limit, so a slow reader slows the producer instead of the packets piling up here."""
+        if self.ws.closed:
+            raise ConnectionResetError("the WebSocket closed")
+        await self.ws.send_frame(jsonio.dumps(packet), WSMsgType.TEXT)
 
     async def _refuse(self, data: str | bytes) -> None:
         """Answer a frame that arrived after shutdown began: 1200, the call not run."""

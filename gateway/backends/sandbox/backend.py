@@ -34,6 +34,7 @@ from gateway.backends.sandbox import (
     requests,
     sending,
     simulated,
+    streams,
     system,
     todos,
 )
@@ -72,6 +73,7 @@ HANDLERS: dict[str, Handler] = compose(
     extended_account.HANDLERS,
     extended_system.HANDLERS,
     quick.HANDLERS,
+    streams.HANDLERS,
     bench.HANDLERS,
 )
 """Every action the sandbox serves, by canonical catalog name, composed from its modules' tables
