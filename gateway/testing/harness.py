@@ -21,6 +21,7 @@ import orjson
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.config import parse_config
+from gateway.protocol import jsonio
 from gateway.protocol.envelope import Envelope
 from gateway.supervisor import Supervisor
 
@@ -218,21 +219,24 @@ class SandboxHarness:
 
         `ONEBOT_TRANSPORT`, `ONEBOT_HTTP_URL` (HTTP API), `ONEBOT_ACCESS_TOKEN`, and
         `ONEBOT_WS_URL` (ws), or `ONEBOT_BOT_URL`, `ONEBOT_LISTEN_HOST`, `ONEBOT_LISTEN_PORT`
-        and `ONEBOT_LISTEN_PATH` (ws-reverse, http-post: where the bot must listen)."""
+        and `ONEBOT_LISTEN_PATH` (ws-reverse, http-post: where the bot must listen). The
+        settings NoneBot2 reads are set too, so `nb run` needs no config: `ONEBOT_WS_URLS`,
+        or `HOST` and `PORT`, and `ONEBOT_API_ROOTS` (its HTTP POST mode calls the API there)."""
         env = {
             "ONEBOT_TRANSPORT": self.options.transport,
             "ONEBOT_HTTP_URL": self.http_url,
             "ONEBOT_ACCESS_TOKEN": self.options.token,
+            "ONEBOT_API_ROOTS": jsonio.dumps({str(self.self_id): self.http_url}).decode(),
         }
         if self.ws_url is not None:
             env["ONEBOT_WS_URL"] = self.ws_url
+            env["ONEBOT_WS_URLS"] = jsonio.dumps([self.ws_url]).decode()
         if self.options.bot_url:
             url = urlsplit(self.options.bot_url)
+            default_port = 443 if url.scheme in ("https", "wss") else 80
             env["ONEBOT_BOT_URL"] = self.options.bot_url
-            env["ONEBOT_LISTEN_HOST"] = url.hostname or "127.0.0.1"
-            env["ONEBOT_LISTEN_PORT"] = str(
-                url.port or (443 if url.scheme in ("https", "wss") else 80)
-            )
+            env["ONEBOT_LISTEN_HOST"] = env["HOST"] = url.hostname or "127.0.0.1"
+            env["ONEBOT_LISTEN_PORT"] = env["PORT"] = str(url.port or default_port)
             env["ONEBOT_LISTEN_PATH"] = url.path or "/"
         return env
 
