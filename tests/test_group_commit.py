@@ -145,6 +145,9 @@ async def test_a_failed_call_in_a_batch_neither_undoes_nor_poisons_its_neighbour
             ]
         )
         assert store.batches == before + 2
+        # "failed after writing" had changed a row outside a savepoint: the batch ran again,
+        # each call in a savepoint of its own. The others failed before changing anything.
+        assert store.replays == 1
         after = await store.run(insert("four"))
         kv = await store.read(lambda db: db.execute("SELECT key, value FROM kv").fetchall())
     one, failed, two, unbindable, duplicate, surrogate, three = results
@@ -156,6 +159,41 @@ async def test_a_failed_call_in_a_batch_neither_undoes_nor_poisons_its_neighbour
     assert [two, three, after] == [one + 1, one + 2, one + 3]
     assert briefs(database) == [(one, "one"), (two, "two"), (three, "three"), (after, "four")]
     assert [tuple(row) for row in kv] == [("k", "first")]
+
+
+async def test_a_batch_of_plain_writes_runs_one_statement_per_call(tmp_path: Path) -> None:
+    """A call costs its own statements and nothing more: no savepoint per call unless one
+    raises after writing (then its batch runs again, with them). Refusals before any write,
+    the usual failure of an action, do not make a batch run again."""
+    database = tmp_path / "sandbox.db"
+    traced: list[str] = []
+
+    def refuse(db: sqlite3.Connection) -> None:
+        db.execute("SELECT 1").fetchone()
+        raise ActionFailed("refused before writing")
+
+    async with opened(database) as store:
+        await store.run(lambda db: db.set_trace_callback(traced.append))
+        gate = Gate(store)
+        await gate.close()
+        traced.clear()
+        results = await gate.queue([insert("a"), refuse, insert("b"), insert("c")])
+        await store.run(lambda db: db.set_trace_callback(None))
+    assert isinstance(results[1], ActionFailed)
+    assert store.replays == 0
+    # The gate's own batch ends with its COMMIT; then BEGIN, the calls' statements, COMMIT
+    # (then the BEGIN of the call that stops the tracing).
+    assert [s.split()[0] for s in traced][:7] == [
+        "COMMIT",
+        "BEGIN",
+        "INSERT",
+        "SELECT",
+        "INSERT",
+        "INSERT",
+        "COMMIT",
+    ]
+    a, _, b, c = results
+    assert briefs(database) == [(a, "a"), (b, "b"), (c, "c")]
 
 
 async def test_calls_whose_transaction_sqlite_ended_fail_and_say_so(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """SQLite storage for the sandbox, kept off the event loop, with group commit.
 
 Writes go through one writer thread and its connection. `Store.run(fn)` queues a call; the
-writer takes every call queued at that moment and runs them in one transaction, each inside a
-savepoint of its own, then commits once: calls that arrive while a batch runs or commits join
+writer takes every call queued at that moment and runs them in one transaction, each one all or
+nothing on its own (`Store._commit`), then commits once: calls that arrive while a batch runs or commits join
 the next one. A caller gets its result only after the commit of its batch. Reads
 (`Store.read`) run on a reader thread with a connection of their own, so on a file database
 (WAL) they never queue behind writes.
@@ -307,6 +307,9 @@ class Store:
         """Write transactions committed so far (one per batch)."""
         self.checkpoints = 0
         """Checkpoints (each one syncs the WAL, then the database file) run by the writer."""
+        self.replays = 0
+        """Batches run a second time, each call in a savepoint, because a call raised after
+        writing (see `_commit`)."""
         self.concurrent_reads = False
         """True once open on a WAL file: `read` then runs on the reader thread."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -369,10 +372,11 @@ class Store:
         """Run `fn(connection)` on the writer thread as one call; await what it returns.
 
         The contract: a call's writes are applied all or none, and independently of other
-        calls. Calls queued together share one transaction (group commit), each inside a
-        savepoint of its own. If `fn` raises, the database goes back to that savepoint (rows,
-        AUTOINCREMENT counters, everything) and the exception propagates; no other call's
-        writes are undone and the batch goes on. If it returns, the future resolves only once
+        calls. Calls queued together share one transaction (group commit). If `fn` raises, the
+        database is as if it had never run (rows, AUTOINCREMENT counters, everything) and the
+        exception propagates; no other call's writes are undone. `fn` may run twice: when a
+        call raises after writing, its batch is rolled back and run again with a savepoint per
+        call, so `fn` must act only on the connection (anything else it does, idempotently). If it returns, the future resolves only once
         the transaction holding its writes has committed: an answer built from the result is
         never sent for writes that could still be lost when the gateway is killed. If that
         commit fails, every call of the batch raises ActionFailed (1200) and none of them was
@@ -493,6 +497,30 @@ class Store:
     def _commit(
         self, calls: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
     ) -> list[_Outcome]:
+        """The calls in one transaction, committed once.
+
+        Calls run bare first: a savepoint per call costs two statements, as much as the one
+        INSERT a send is, and is needed only by a call that raises after it has written
+        (one that raises first has nothing to undo; a statement that fails is undone by
+        SQLite itself). When a call does that, the transaction is rolled back and the whole
+        batch runs again, each call inside a savepoint of its own (`_call`)."""
+        try:
+            return self._run_batch_calls(calls, _bare_call)
+        except _WroteThenFailed:
+            db = self._db
+            assert db is not None
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            forget_all(db)  # rows looked up in the rolled back transaction may hold its writes
+            self.replays += 1
+            return self._run_batch_calls(calls, _call)
+
+    def _run_batch_calls(
+        self,
+        calls: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+        run_call: Callable[[sqlite3.Connection, Callable[[sqlite3.Connection], Any]], Any],
+    ) -> list[_Outcome]:
         db = self._db
         assert db is not None, "store is not open"
         outcomes: list[_Outcome] = []
@@ -509,7 +537,9 @@ class Store:
                     outcomes.append((future, False, _not_stored(error)))
                     continue
             try:
-                outcomes.append((future, True, _call(db, fn)))
+                outcomes.append((future, True, run_call(db, fn)))
+            except _WroteThenFailed:
+                raise
             except Exception as error:
                 outcomes.append((future, False, error))
                 if not db.in_transaction:
@@ -696,6 +726,27 @@ def _call(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise
     statement(db, "RELEASE call")
     return result
+
+
+class _WroteThenFailed(Exception):
+    """A call raised after it had written, outside a savepoint: its batch must run again."""
+
+
+def _bare_call(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(db)` without a savepoint. If it raises having changed rows (and the transaction is
+    still open), raises _WroteThenFailed: only a rollback of the whole transaction undoes that."""
+    before = db.total_changes
+    try:
+        result = fn(db)
+        if not db.in_transaction:  # what a failed RELEASE of the savepoint would have said
+            raise sqlite3.OperationalError("the call ended the transaction it ran in")
+        return result
+    except Exception as error:
+        if db.in_transaction and db.total_changes != before:
+            raise _WroteThenFailed from error
+        if isinstance(error, OverflowError | UnicodeEncodeError):
+            raise BadRequest(f"a value cannot be stored: {error}") from None
+        raise
 
 
 def _read(
