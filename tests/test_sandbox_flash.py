@@ -48,6 +48,16 @@ async def test_create_flash_task_answers_the_set_and_its_link(
     assert link["expireTimestamp"] == created["expireTime"]
 
 
+async def test_files_given_as_base64_are_named_by_their_content(sandbox: SandboxClient) -> None:
+    data = await sandbox.ok("create_flash_task", files=["base64://aGk=", "base64://eW8="])
+    fileset_id = data["createFlashTransferResult"]["fileSetId"]
+    listing = await sandbox.ok("get_flash_file_list", fileset_id=fileset_id)
+    names = [f["name"] for f in listing["fileLists"][0]["fileList"]]
+    assert len(set(names)) == 2 and all(name.isalnum() for name in names)
+    info = (await sandbox.ok("get_fileset_info", fileset_id=fileset_id))["fileSet"]
+    assert (info["name"], info["totalFileSize"]) == (names[0], 4)
+
+
 async def test_share_link_and_code_lead_back_to_the_set(
     sandbox: SandboxClient, tmp_path: Path
 ) -> None:

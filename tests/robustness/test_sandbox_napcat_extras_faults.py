@@ -58,7 +58,6 @@ BAD_PARAMS = [
     ("create_flash_task", {"files": []}, "give at least one file path"),
     ("create_flash_task", {"files": ["/a", ""]}, "a file path is empty"),
     ("create_flash_task", {"files": {"a": 1}}, "parameter 'files'"),
-    ("create_flash_task", {"files": ["/x/a.txt", "/y/a.txt"]}, "two files are named 'a.txt'"),
     ("send_flash_msg", {"fileset_id": "f"}, "give user_id or group_id"),
     ("get_flash_file_url", {"fileset_id": "f"}, "give file_name or file_index"),
     ("get_flash_file_url", {"fileset_id": "f", "file_index": -1}, "parameter 'file_index'"),
@@ -321,6 +320,18 @@ async def test_a_flash_task_with_a_missing_or_relative_path_is_1200(
         1200,
         "is not a media id of this sandbox",
         files="relative.txt",
+    )
+
+
+async def test_a_flash_task_with_two_files_of_one_name_is_1400(
+    sandbox: SandboxClient, tmp_path: Path
+) -> None:
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.txt").write_bytes(folder.encode())
+    paths = [str(tmp_path / "x" / "a.txt"), str(tmp_path / "y" / "a.txt")]
+    await expect(
+        sandbox, "create_flash_task", 1400, "files: two files are named 'a.txt'", files=paths
     )
 
 

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from gateway.actions.flash import (
     CreateFlashTask,
@@ -58,6 +59,13 @@ def _files(db: sqlite3.Connection, fileset_id: str) -> list[sqlite3.Row]:
     ).fetchall()
 
 
+def _name(uri: str) -> str:
+    """The file name a path or file:// URL gives; "" for other URIs (media.py names those)."""
+    if uri.startswith("file://"):
+        return Path(unquote(urlsplit(uri).path)).name
+    return Path(uri).name if Path(uri).is_absolute() else ""
+
+
 def _download_dir(db: sqlite3.Connection, fileset_id: str) -> Path:
     return media.cache_dir(db) / "flash" / fileset_id
 
@@ -68,15 +76,16 @@ def _download_dir(db: sqlite3.Connection, fileset_id: str) -> Path:
 async def create_flash_task(sandbox: Sandbox, p: CreateFlashTask) -> dict[str, Any]:
     """NT's `{result, errMsg, seq, createFlashTransferResult: {fileSetId, shareLink,
     expireTime, expireLeftTime}}`. Paths may be any file URI the sandbox reads (media.py)."""
-    names = [Path(path).name for path in p.files]
-    taken = {name for name in names if names.count(name) > 1}
-    if taken:
-        raise BadRequest(f"files: two files are named {sorted(taken)[0]!r}")
+    names = [_name(path) for path in p.files]
     sources = [await media.prepare(sandbox, path) for path in p.files]
 
     def write(db: sqlite3.Connection) -> dict[str, Any]:
         fileset_id, code, now = str(uuid.uuid4()), secrets.token_urlsafe(9), int(time.time())
         infos = [media.ingest(db, "file", s, n) for s, n in zip(sources, names, strict=True)]
+        stored = [info["file_name"] for info in infos]
+        twice = sorted({name for name in stored if stored.count(name) > 1})
+        if twice:  # a file is found by its name (get_flash_file_url, the download folder)
+            raise BadRequest(f"files: two files are named {twice[0]!r}")
         db.execute(
             "INSERT INTO flash_filesets (fileset_id, name, share_code, uploader, thumb_path, "
             "create_time, expire_time) VALUES (?,?,?,?,?,?,?)",
