@@ -41,7 +41,8 @@ class UploadFileStream(Params):
     expected_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     """The file's SHA-256 (hex): checked at completion."""
     is_complete: bool = False
-    """Assemble the file now (done too when the last missing chunk arrives)."""
+    """Assemble the file now. A call without `chunk_data` assembles it too once every chunk has
+    arrived; a chunk's own call never does (as NapCat)."""
     filename: str | None = None
     """The file's name (its last path component is kept); `upload_<random>` when absent."""
     reset: bool = False

@@ -6,6 +6,12 @@ fail at once with 1200 "upstream unavailable" and downstream connections stay op
 events are normalised to the array message form and published on the bus, so every downstream
 subscriber gets its own format, filter and self-message choice.
 
+A stream action that answers packets (`gateway.actions.stream.PACKET_ACTIONS`) is forwarded as
+one call whose upstream frames with its echo are handed on as they come (`UpstreamStream`); it
+ends with upstream's final envelope. At most `STREAM_BUFFER` packets wait for a slow caller: past
+that, the upstream connection is not read until the caller takes one (backpressure reaches
+upstream), for up to `callTimeout`, after which the call fails and its later packets are dropped.
+
 No single upstream frame can stop the relay: a frame that is not JSON, not an object, an answer
 nobody waits for, or an event that cannot be published is dropped, counted on the bus
 (`onebot_events_rejected_total{reason}`) and logged, and the connection goes on. A frame over
@@ -20,7 +26,7 @@ import functools
 import itertools
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -33,6 +39,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from gateway.actions.catalog import Params
+from gateway.actions.stream import PACKET_ACTIONS
 from gateway.bus import EventBus
 from gateway.config import RelayBackendConfig
 from gateway.network.auth import request_token, token_matches
@@ -40,12 +47,15 @@ from gateway.network.backoff import Backoff
 from gateway.protocol import jsonio
 from gateway.protocol.envelope import ActionError, ActionFailed, ActionNotFound, BadRequest
 from gateway.protocol.message import parse_cq, raw_message
+from gateway.protocol.stream import STREAM_ACTION, Emit, PacketStream
 
 log = structlog.get_logger("gateway.relay")
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 MAX_FRAME = 64 * 1024 * 1024
 MAX_SELF_ID = 2**63 - 1
+STREAM_BUFFER = 16
+"""Upstream packets of one stream call held for a caller that has not taken them yet."""
 _ECHO_IN_TEXT: Final = re.compile(r'"echo"\s*:\s*"(gw-[0-9]{1,20})"')
 """Finds the gateway's echo in an answer frame that does not parse, so its call fails at once."""
 
@@ -202,6 +212,73 @@ def retcode_of(envelope: Mapping[str, Any]) -> int:
     return ActionFailed.retcode
 
 
+def is_stream_packet(frame: Mapping[str, Any]) -> bool:
+    """An intermediate packet of a stream action: ok, stream-marked, `data.type` "stream"."""
+    data = frame.get("data")
+    return (
+        frame.get("stream") == STREAM_ACTION
+        and frame.get("status") == "ok"
+        and isinstance(data, dict)
+        and data.get("type") == "stream"
+    )
+
+
+class UpstreamStream:
+    """One stream call's upstream packets, in arrival order, and how it ended."""
+
+    __slots__ = ("_arrived", "_room", "final", "packets", "patience", "socket")
+
+    def __init__(self, socket: Socket, patience: float) -> None:
+        self.socket = socket
+        self.patience = patience
+        """Seconds either side waits for the other (`callTimeout`)."""
+        self.packets: deque[dict[str, Any]] = deque()
+        self.final: dict[str, Any] | ActionError | None = None
+        """Upstream's final envelope, or why the call ended without one."""
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+
+    def push(self, data: dict[str, Any]) -> bool:
+        """Keep a packet's data; True when the buffer is full."""
+        if self.final is None:
+            self.packets.append(data)
+            self._arrived.set()
+        return len(self.packets) >= STREAM_BUFFER
+
+    def finish(self, end: dict[str, Any] | ActionError) -> None:
+        if self.final is None:
+            self.final = end
+        self._arrived.set()
+        self._room.set()
+
+    async def room(self) -> None:
+        """Wait (the upstream reader) until the caller took a packet; after `patience`, end the
+        call and drop what it holds."""
+        try:
+            while len(self.packets) >= STREAM_BUFFER and self.final is None:
+                self._room.clear()
+                await asyncio.wait_for(self._room.wait(), self.patience)
+        except TimeoutError:
+            self.packets.clear()
+            self.finish(
+                ActionFailed(
+                    f"the caller took no packet for {self.patience:g} s while upstream sent more; "
+                    "the call was abandoned"
+                )
+            )
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next packet's data, or None once the call has ended; TimeoutError when upstream
+        sends nothing for `patience` seconds."""
+        while not self.packets:
+            if self.final is not None:
+                return None
+            self._arrived.clear()
+            await asyncio.wait_for(self._arrived.wait(), self.patience)
+        self._room.set()
+        return self.packets.popleft()
+
+
 class Deduper:
     """Remembers (post_type, id, time) keys for `window` seconds."""
 
@@ -241,6 +318,8 @@ class RelayBackend:
         self._socket: Socket | None = None
         self._pending: dict[str, tuple[Socket, asyncio.Future[dict[str, Any]]]] = {}
         """Calls waiting for an answer, by echo, with the connection they were sent on."""
+        self._streams: dict[str, UpstreamStream] = {}
+        """Stream calls waiting for packets, by echo."""
         self._echo = itertools.count(1)
         self._upstream_online = True
         self._connected = asyncio.Event()
@@ -310,7 +389,12 @@ class RelayBackend:
     async def call(self, action: str, params: Params) -> Any:
         sent = upstream_params(action, params)
         name, upstream = outgoing(action, sent)
-        envelope = await self.request(name, upstream)
+        if name in PACKET_ACTIONS:
+            return PacketStream(functools.partial(self._stream, name, upstream))
+        return self._data(name, sent, await self.request(name, upstream))
+
+    def _data(self, name: str, sent: dict[str, Any], envelope: dict[str, Any]) -> Any:
+        """The data of upstream's answer, or its failure raised."""
         if envelope.get("status") in ("ok", "async"):
             return incoming(name, sent, envelope.get("data"))
         if envelope.get("retcode") == 1404:
@@ -344,6 +428,38 @@ class RelayBackend:
             raise ActionFailed("upstream unavailable: the connection closed") from None
         finally:
             self._pending.pop(echo, None)
+
+    async def _stream(self, action: str, params: dict[str, Any], emit: Emit) -> Any:
+        """One upstream stream call: each packet handed to `emit` as it comes, then the final
+        envelope's data. 1200 when upstream is down, goes silent for `callTimeout` between
+        two packets, or the connection closes."""
+        socket = self._socket
+        if socket is None or socket.closed:
+            raise ActionFailed(f"upstream unavailable: {self.down_reason}")
+        echo = f"gw-{next(self._echo)}"
+        frame = jsonio.dumps({"action": action, "params": params, "echo": echo})
+        call = self._streams[echo] = UpstreamStream(socket, self.config.call_timeout / 1000)
+        try:
+            try:
+                await socket.send_frame(frame, aiohttp.WSMsgType.TEXT)
+            except ConnectionError:
+                raise ActionFailed("upstream unavailable: the connection closed") from None
+            while True:
+                try:
+                    data = await call.next()
+                except TimeoutError:
+                    raise ActionFailed(
+                        f"upstream sent nothing for {action} within {self.config.call_timeout} ms"
+                    ) from None
+                if data is None:
+                    break
+                await emit(data)
+        finally:
+            del self._streams[echo]
+        if isinstance(call.final, ActionError):
+            raise call.final
+        assert call.final is not None
+        return self._data(action, params, call.final)
 
     # --- the upstream socket --------------------------------------------------------------------
 
@@ -424,7 +540,10 @@ class RelayBackend:
             async for message in socket:
                 if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     try:
-                        self._on_frame(message.data)
+                        full = self._on_frame(message.data)
+                        if full is not None:
+                            # A stream call's caller is behind: read on once it catches up.
+                            await full.room()
                     except Exception as error:
                         # A bug, not bad input (that is rejected where it is found): the frame
                         # is lost, the connection is not.
@@ -447,6 +566,9 @@ class RelayBackend:
             for sent_on, future in self._pending.values():
                 if sent_on is socket and not future.done():
                     future.set_exception(ConnectionError("upstream connection lost"))
+            for stream in self._streams.values():
+                if stream.socket is socket:
+                    stream.finish(ActionFailed("upstream unavailable: the connection closed"))
             learn.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await learn
@@ -470,28 +592,35 @@ class RelayBackend:
                 log.warning("upstream_login_info_unusable", retcode=info.get("retcode"))
         self._connected.set()
 
-    def _on_frame(self, data: str | bytes) -> None:
+    def _on_frame(self, data: str | bytes) -> UpstreamStream | None:
+        """Route one upstream frame; a stream call whose buffer it filled, if any."""
         try:
             frame = jsonio.loads(data)
         except jsonio.JsonError as error:
             self.bus.reject("upstream_undecodable", error=str(error), size=len(data))
             self._fail_undecodable_answer(data, error)
-            return
+            return None
         if not isinstance(frame, dict):
             self.bus.reject("upstream_not_object", got=jsonio.type_name(frame))
-            return
+            return None
         if "post_type" in frame:
             self._on_event(frame)
-            return
+            return None
         echo = frame.get("echo")
+        if self._streams and isinstance(echo, str) and (stream := self._streams.get(echo)):
+            if not is_stream_packet(frame):
+                stream.finish(frame)
+                return None
+            return stream if stream.push(frame["data"]) else None
         waiting = self._pending.get(echo) if isinstance(echo, str) else None
         if waiting is None:
             # No call waits for it: never sent, or already timed out.
             self.bus.reject("upstream_unknown_echo", echo=echo)
-            return
+            return None
         future = waiting[1]
         if not future.done():
             future.set_result(frame)
+        return None
 
     def _fail_undecodable_answer(self, data: str | bytes, error: jsonio.JsonError) -> None:
         # An answer that does not parse still names its call: fail that call now with the
