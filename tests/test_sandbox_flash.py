@@ -148,3 +148,35 @@ async def test_send_flash_msg_to_a_friend_and_a_group_member(
         "destType": 100,
         "destUid": f"u_{DAVE}",
     }
+
+
+async def test_a_user_shares_a_flash_transfer_with_the_bot(sandbox: SandboxClient) -> None:
+    data = await sandbox.ok(
+        "sandbox_send_flash_msg", user_id=ALICE, files=["base64://aGk="], name="From Alice"
+    )
+    event = await sandbox.event(has_flash)
+    assert (event["post_type"], event["message_type"], event["user_id"]) == (
+        "message",
+        "private",
+        ALICE,
+    )
+    assert event["message_id"] == data["message_id"]
+    assert event["message"][0]["data"] == {"fileSetId": data["fileset_id"]}
+    info = (await sandbox.ok("get_fileset_info", fileset_id=data["fileset_id"]))["fileSet"]
+    assert (info["name"], info["uploaders"][0]["uin"], info["uploaders"][0]["nickname"]) == (
+        "From Alice",
+        str(ALICE),
+        "Alice",
+    )
+    url = await sandbox.ok("get_flash_file_url", fileset_id=data["fileset_id"], file_index=0)
+    assert content(url["transferUrl"]) == b"hi"
+
+
+async def test_a_member_shares_a_flash_transfer_in_a_group(sandbox: SandboxClient) -> None:
+    data = await sandbox.ok(
+        "sandbox_send_flash_msg", user_id=DAVE, group_id=LAB, files="base64://aGk="
+    )
+    event = await sandbox.event(has_flash)
+    assert (event["message_type"], event["group_id"], event["user_id"]) == ("group", LAB, DAVE)
+    validate_component("OB11MessageFlashTransfer", event["message"][0])
+    assert event["message_id"] == data["message_id"]

@@ -15,15 +15,11 @@ MAX_FILES = 100
 """Most paths one `create_flash_task` takes."""
 
 
-class CreateFlashTask(Params):
-    """Parameters of `create_flash_task`."""
-
+class _Files(Params):
     files: list[str]
     """Absolute paths of regular files on the gateway's machine (one path alone is accepted)."""
     name: str = ""
     """The file set's name; the first file's name when empty."""
-    thumb_path: str | None = None
-    """A cover image path, kept as given."""
 
     @field_validator("files", mode="before")
     @classmethod
@@ -40,6 +36,13 @@ class CreateFlashTask(Params):
         if any(not path for path in value):
             raise ValueError("a file path is empty")
         return value
+
+
+class CreateFlashTask(_Files):
+    """Parameters of `create_flash_task`."""
+
+    thumb_path: str | None = None
+    """A cover image path, kept as given."""
 
 
 class FilesetRef(Params):
@@ -79,6 +82,16 @@ class GetFlashFileUrl(FilesetRef):
         return self
 
 
+class SandboxSendFlashMsg(_Files):
+    """Parameters of `sandbox_send_flash_msg`: a simulated user shares files with the bot by
+    flash transfer; `files` may be any file URI the sandbox accepts."""
+
+    user_id: int = Field(gt=0)
+    """The sender (an unknown user becomes a stranger, or a new member of the group)."""
+    group_id: int | None = None
+    """The group the message goes to; a private message when absent."""
+
+
 class GetFilesetId(Params):
     """Parameters of `get_fileset_id`."""
 
@@ -95,4 +108,9 @@ ACTIONS = (
     Action("get_flash_file_list", FilesetRef, "The files of a flash transfer set."),
     Action("get_flash_file_url", GetFlashFileUrl, "A download URL of one file of a set."),
     Action("get_fileset_id", GetFilesetId, "The file set a share code or link leads to."),
+    Action(
+        "sandbox_send_flash_msg",
+        SandboxSendFlashMsg,
+        "Sandbox: a simulated user shares files with the bot by flash transfer.",
+    ),
 )

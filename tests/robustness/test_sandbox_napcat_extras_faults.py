@@ -413,3 +413,32 @@ async def test_a_plain_member_bot_keeps_only_its_own_files(tmp_path: Path) -> No
         )
         [file] = (await sandbox.ok("get_group_root_files", group_id=MEMBER_GROUP))["files"]
         assert file["busid"] == 104
+
+
+async def test_a_flash_share_that_cannot_be_sent_leaves_no_message(sandbox: SandboxClient) -> None:
+    await sandbox.ok("set_group_ban", group_id=LAB, user_id=CAROL, duration=600)
+    before = await chat_lengths(sandbox)
+    await expect(
+        sandbox,
+        "sandbox_send_flash_msg",
+        1200,
+        f"user {CAROL} is muted",
+        user_id=CAROL,
+        group_id=LAB,
+        files="base64://aGk=",
+    )
+    await expect(
+        sandbox,
+        "sandbox_send_flash_msg",
+        1200,
+        str(NOT_A_GROUP),
+        user_id=CAROL,
+        group_id=NOT_A_GROUP,
+        files="base64://aGk=",
+    )
+    assert await chat_lengths(sandbox) == before
+    backend: Any = sandbox.gw.supervisor.backend
+    filesets = await backend.store.read(
+        lambda db: db.execute("SELECT COUNT(*) FROM flash_filesets").fetchone()[0]
+    )
+    assert filesets == 0

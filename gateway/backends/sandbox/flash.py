@@ -24,6 +24,7 @@ from gateway.actions.flash import (
     FilesetRef,
     GetFilesetId,
     GetFlashFileUrl,
+    SandboxSendFlashMsg,
     SendFlashMsg,
 )
 from gateway.backends.sandbox import media
@@ -73,49 +74,80 @@ def _download_dir(db: sqlite3.Connection, fileset_id: str) -> Path:
 # --- creating and sharing -----------------------------------------------------------------------
 
 
+def _create(
+    db: sqlite3.Connection,
+    uploader: int,
+    files: list[tuple[media.Source, str]],
+    name: str,
+    thumb_path: str,
+) -> dict[str, Any]:
+    """Store a file set uploaded by `uploader` (sources and their names); NT's
+    `createFlashTransferResult`."""
+    fileset_id, code, now = str(uuid.uuid4()), secrets.token_urlsafe(9), int(time.time())
+    infos = [media.ingest(db, "file", source, n) for source, n in files]
+    stored = [info["file_name"] for info in infos]
+    twice = sorted({n for n in stored if stored.count(n) > 1})
+    if twice:  # a file is found by its name (get_flash_file_url, the download folder)
+        raise BadRequest(f"files: two files are named {twice[0]!r}")
+    db.execute(
+        "INSERT INTO flash_filesets (fileset_id, name, share_code, uploader, thumb_path, "
+        "create_time, expire_time) VALUES (?,?,?,?,?,?,?)",
+        (fileset_id, name or stored[0], code, uploader, thumb_path, now, now + LIFETIME),
+    )
+    db.executemany(
+        "INSERT INTO flash_files (fileset_id, file_index, file_name, size, media_id) "
+        "VALUES (?,?,?,?,?)",
+        [
+            (fileset_id, i, info["file_name"], info["file_size"], info["file_id"])
+            for i, info in enumerate(infos)
+        ],
+    )
+    return {
+        "fileSetId": fileset_id,
+        "shareLink": SHARE_LINK + code,
+        "expireTime": str(now + LIFETIME),
+        "expireLeftTime": str(LIFETIME),
+    }
+
+
+async def _prepare(sandbox: Sandbox, uris: list[str]) -> list[tuple[media.Source, str]]:
+    return [(await media.prepare(sandbox, uri), _name(uri)) for uri in uris]
+
+
 async def create_flash_task(sandbox: Sandbox, p: CreateFlashTask) -> dict[str, Any]:
     """NT's `{result, errMsg, seq, createFlashTransferResult: {fileSetId, shareLink,
     expireTime, expireLeftTime}}`. Paths may be any file URI the sandbox reads (media.py)."""
-    names = [_name(path) for path in p.files]
-    sources = [await media.prepare(sandbox, path) for path in p.files]
-
-    def write(db: sqlite3.Connection) -> dict[str, Any]:
-        fileset_id, code, now = str(uuid.uuid4()), secrets.token_urlsafe(9), int(time.time())
-        infos = [media.ingest(db, "file", s, n) for s, n in zip(sources, names, strict=True)]
-        stored = [info["file_name"] for info in infos]
-        twice = sorted({name for name in stored if stored.count(name) > 1})
-        if twice:  # a file is found by its name (get_flash_file_url, the download folder)
-            raise BadRequest(f"files: two files are named {twice[0]!r}")
-        db.execute(
-            "INSERT INTO flash_filesets (fileset_id, name, share_code, uploader, thumb_path, "
-            "create_time, expire_time) VALUES (?,?,?,?,?,?,?)",
-            (
-                fileset_id,
-                p.name or infos[0]["file_name"],
-                code,
-                sandbox.self_id,
-                p.thumb_path or "",
-                now,
-                now + LIFETIME,
-            ),
-        )
-        db.executemany(
-            "INSERT INTO flash_files (fileset_id, file_index, file_name, size, media_id) "
-            "VALUES (?,?,?,?,?)",
-            [
-                (fileset_id, i, info["file_name"], info["file_size"], info["file_id"])
-                for i, info in enumerate(infos)
-            ],
-        )
-        return {
-            "fileSetId": fileset_id,
-            "shareLink": SHARE_LINK + code,
-            "expireTime": str(now + LIFETIME),
-            "expireLeftTime": str(LIFETIME),
-        }
-
-    created = await sandbox.store.run(write)
+    files = await _prepare(sandbox, p.files)
+    created = await sandbox.store.run(
+        lambda db: _create(db, sandbox.self_id, files, p.name, p.thumb_path or "")
+    )
     return {**_OK, "seq": 0, "createFlashTransferResult": created}
+
+
+async def sandbox_send_flash_msg(sandbox: Sandbox, p: SandboxSendFlashMsg) -> dict[str, Any]:
+    """The user uploads a file set and sends it as a `flashtransfer` message, received like
+    `sandbox_receive_message`'s; `{message_id, fileset_id}`. When the message cannot be sent
+    (a muted member, an unknown group) the file set is removed again: nobody has seen it."""
+    files = await _prepare(sandbox, p.files)
+    created = await sandbox.store.run(lambda db: _create(db, p.user_id, files, p.name, ""))
+    fileset_id = created["fileSetId"]
+    message = {
+        "message_type": "private" if p.group_id is None else "group",
+        "user_id": p.user_id,
+        "group_id": p.group_id,
+        "message": [{"type": "flashtransfer", "data": {"fileSetId": fileset_id}}],
+    }
+    try:
+        sent = await sandbox.invoke("sandbox_receive_message", message)
+    except BaseException:
+        await sandbox.store.run(lambda db: _remove(db, fileset_id))
+        raise
+    return {"message_id": sent["message_id"], "fileset_id": fileset_id}
+
+
+def _remove(db: sqlite3.Connection, fileset_id: str) -> None:
+    db.execute("DELETE FROM flash_files WHERE fileset_id = ?", (fileset_id,))
+    db.execute("DELETE FROM flash_filesets WHERE fileset_id = ?", (fileset_id,))
 
 
 async def get_share_link(sandbox: Sandbox, p: FilesetRef) -> dict[str, Any]:
@@ -327,4 +359,5 @@ HANDLERS: HandlerTable = {
     "get_flash_file_list": get_flash_file_list,
     "get_flash_file_url": get_flash_file_url,
     "download_fileset": download_fileset,
+    "sandbox_send_flash_msg": sandbox_send_flash_msg,
 }
