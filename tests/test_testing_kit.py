@@ -54,7 +54,8 @@ async def test_a_reply_is_matched_on_its_text_and_where_it_goes() -> None:
     assert str(nothing.value).startswith("expected a reply 'pong' within 0s; the bot sent nothing")
 
 
-async def test_a_broken_nonebot_bot_fails_with_the_chat_log(tmp_path: Path) -> None:
+async def test_the_nonebot_example_bot_when_broken_fails_with_the_chat_log(tmp_path: Path) -> None:
+    # What its test in examples/bot-tests prints (in-process: a pytest subprocess costs ~10 s).
     spec = BotSpec([sys.executable, str(NONEBOT_BOT)], cwd=tmp_path, env={"BOT_BROKEN": "1"})
     async with bot_session(spec) as chat:
         await chat.say(20001, "ping", group=30001)

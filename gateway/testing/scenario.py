@@ -103,7 +103,11 @@ def load_scenario(path: str | Path) -> Scenario:
         data = file.read_bytes()
     except OSError as error:
         raise ScenarioError(f"{file}: cannot read: {error.strerror}") from None
-    document = _parse(file, data)
+    return scenario_from(_parse(file, data), file)
+
+
+def scenario_from(document: Any, file: Path) -> Scenario:
+    """Validate an already-parsed scenario document read from `file`."""
     try:
         return _scenario(file, document)
     except ScenarioError as error:
