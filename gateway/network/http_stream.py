@@ -37,9 +37,12 @@ class HttpPackets:
         await self._write(jsonio.dumps(packet))
 
     async def finish(self, answer: Envelope) -> web.StreamResponse:
-        """Write the final envelope and end the response."""
-        await self._write(envelope.encode(answer, jsonio.dumps))
-        await self.response.write_eof()
+        """Write the final envelope and end the response (unless the caller has gone)."""
+        try:
+            await self._write(envelope.encode(answer, jsonio.dumps))
+            await self.response.write_eof()
+        except ConnectionError:
+            pass  # the caller left mid-stream; the dispatcher has already counted the call
         return self.response
 
     async def _write(self, data: bytes) -> None:

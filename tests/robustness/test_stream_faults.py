@@ -197,6 +197,24 @@ async def test_a_caller_gone_mid_download_leaves_the_gateway_serving(gw: Running
     assert answers[-1]["data"]["total_bytes"] == len(content)
 
 
+async def test_an_http_caller_gone_mid_download_leaves_the_gateway_serving(
+    gw: RunningGateway,
+) -> None:
+    content = os.urandom(4 * 1024 * 1024)
+    url = gw.url("ws", "/api").replace("http://", "ws://")
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url) as ws:
+            final = await upload(ws_caller(ws), "gone-http", [content], 1)
+        params = {"file": final["file_path"], "chunk_size": 4096}
+        with capture_logs() as logs:
+            async with http.post(gw.url("api", "/download_file_stream"), json=params) as response:
+                await response.content.readany()
+                response.connection.transport.abort()  # type: ignore[union-attr]
+            async with http.post(gw.url("api", "/get_status"), json={}) as response:
+                assert (await response.json())["retcode"] == 0
+        assert not [log for log in logs if log["log_level"] == "error"], logs
+
+
 @FUZZ
 @given(
     params=st.dictionaries(
