@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from gateway.protocol import jsonio
 from gateway.testing import BotSpec, ChatAssertionError, bot_session
@@ -187,3 +188,53 @@ async def test_the_test_command_exits_2_on_a_bad_file_before_running_anything(
     assert await run(args, out) == 2
     assert out.getvalue() == ""
     assert capsys.readouterr().err.startswith(f"onebot-gateway test: {bad}: not valid JSON5")
+
+
+async def test_a_yaml_scenario_runs_against_a_bot_already_running_at_bot_url(
+    tmp_path: Path,
+) -> None:
+    # The bot: a reverse WebSocket endpoint in this test, answering `ping` with `pong`.
+    async def endpoint(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for frame in ws:
+            event = json.loads(frame.data)
+            if event.get("raw_message") == "ping":
+                params = {"group_id": event["group_id"], "message": "pong"}
+                await ws.send_json({"action": "send_group_msg", "params": params})
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", endpoint)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    scenario = tmp_path / "ping.yaml"
+    scenario.write_text(
+        "name: ping\n"
+        "tests:\n"
+        "  - name: ping in a group\n"
+        "    steps:\n"
+        "      - say: ping\n"
+        "      - expect: pong\n"
+        "      - say: ping\n"
+        "      - expect: {regex: '^po'}\n"
+    )
+    args = argparse.Namespace(
+        scenarios=[str(scenario)],
+        bot=None,
+        bot_url=f"ws://127.0.0.1:{port}/ws",
+        transport=None,
+        token="",
+        junit=None,
+        connect_timeout=10.0,
+        reply_timeout=5.0,
+    )
+    out = io.StringIO()
+    try:
+        assert await run(args, out) == 0, out.getvalue()
+    finally:
+        await runner.cleanup()
+    assert "  PASSED ping in a group\n" in out.getvalue()
