@@ -18,7 +18,7 @@ from gateway.bus import EventBus, SubscriberOptions, Subscription
 from gateway.event_filter import EventFilter
 from gateway.network.ws_connection import WsConnection, text_frame_header
 from tests.conftest import RunningGateway, capture_logs, http_entry, run_gateway, sandbox_config
-from tests.robustness.wsframes import TEXT, RawWebSocket
+from tests.robustness.wsframes import TEXT, RawWebSocket, frame
 from tests.test_ws_server import lifecycle_of, message_event, receive_json, ws_entry, ws_url
 
 
@@ -243,3 +243,34 @@ async def test_permessage_deflate_is_not_negotiated_and_events_take_the_direct_p
         message = await ws.receive(timeout=5)
         assert message.type == aiohttp.WSMsgType.TEXT
         assert orjson.loads(message.data)["message_id"] == 1
+
+
+async def test_answers_of_calls_that_finish_together_go_out_in_one_write(
+    monkeypatch: Any,
+) -> None:
+    """Eight calls arriving in one segment are answered in one write: a system call per answer
+    was the largest cost of a short call. (The write is observed by wrapping the connection's
+    writer, which still writes.)"""
+    writes: list[int] = []
+    original = WsConnection.write
+
+    def counting(self: WsConnection, frames: list[bytes]) -> None:
+        writes.append(len(frames))
+        original(self, frames)
+
+    monkeypatch.setattr(WsConnection, "write", counting)
+    doc = sandbox_config(websocketServers=[ws_entry("ws", heartInterval=0)])
+    async with run_gateway(doc) as gw:
+        client = await RawWebSocket.connect(gw.supervisor.adapters["ws"].port, "/api")
+        calls = [orjson.dumps({"action": "get_login_info", "echo": n}) for n in range(8)]
+        await client.send(*(frame(TEXT, call) for call in calls))
+        echoes = []
+        for _ in calls:
+            message = await asyncio.wait_for(client.read_message(), 10)
+            assert message is not None
+            answer = orjson.loads(message.payload)
+            assert answer["retcode"] == 0
+            echoes.append(answer["echo"])
+        assert sorted(echoes) == list(range(8))
+        assert writes == [8]
+        await client.close()
