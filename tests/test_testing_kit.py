@@ -75,7 +75,8 @@ async def test_the_nonebot_example_bot_when_broken_fails_with_the_chat_log(tmp_p
 def test_the_example_scenario_passes_and_a_broken_bot_fails_with_the_chat_log(
     tmp_path: Path,
 ) -> None:
-    # The same bot, deliberately broken and connected by HTTP POST instead of reverse WebSocket.
+    # The same bot, deliberately broken and connected by HTTP POST instead of reverse WebSocket;
+    # both with an access token, which the bot checks (Authorization, or X-Signature).
     broken = tmp_path / "broken.scenario.json5"
     document = jsonio.loads(ECHO_SCENARIO.read_bytes())
     document["name"] = "broken echo bot"
@@ -96,6 +97,8 @@ def test_the_example_scenario_passes_and_a_broken_bot_fails_with_the_chat_log(
             str(broken),
             "--junit",
             str(report),
+            "--token",
+            "s3cret-token",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -238,3 +241,24 @@ async def test_a_yaml_scenario_runs_against_a_bot_already_running_at_bot_url(
     finally:
         await runner.cleanup()
     assert "  PASSED ping in a group\n" in out.getvalue()
+
+
+async def test_a_bot_that_cannot_start_is_an_error_of_each_test(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.json5"
+    scenario.write_text('{tests: [{name: "a", steps: [{say: "hi"}]}, {name: "b", steps: []}]}')
+    args = argparse.Namespace(
+        scenarios=[str(scenario)],
+        bot="./no-such-bot --flag",
+        bot_url=None,
+        transport=None,
+        token="",
+        junit=str(tmp_path / "r.xml"),
+        connect_timeout=1.0,
+        reply_timeout=1.0,
+    )
+    out = io.StringIO()
+    assert await run(args, out) == 1
+    assert "  ERROR  a\n      cannot start the bot './no-such-bot --flag': " in out.getvalue()
+    assert "  ERROR  b\n      not run: the bot did not connect\n" in out.getvalue()
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")  # noqa: S314 - ours
+    assert suite is not None and suite.get("errors") == "2"

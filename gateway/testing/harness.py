@@ -221,11 +221,13 @@ class SandboxHarness:
         `ONEBOT_WS_URL` (ws), or `ONEBOT_BOT_URL`, `ONEBOT_LISTEN_HOST`, `ONEBOT_LISTEN_PORT`
         and `ONEBOT_LISTEN_PATH` (ws-reverse, http-post: where the bot must listen). The
         settings NoneBot2 reads are set too, so `nb run` needs no config: `ONEBOT_WS_URLS`,
-        or `HOST` and `PORT`, and `ONEBOT_API_ROOTS` (its HTTP POST mode calls the API there)."""
+        or `HOST` and `PORT`, `ONEBOT_SECRET` (the token, which signs HTTP POST events) and
+        `ONEBOT_API_ROOTS` (its HTTP POST mode calls the API there)."""
         env = {
             "ONEBOT_TRANSPORT": self.options.transport,
             "ONEBOT_HTTP_URL": self.http_url,
             "ONEBOT_ACCESS_TOKEN": self.options.token,
+            "ONEBOT_SECRET": self.options.token,
             "ONEBOT_API_ROOTS": jsonio.dumps({str(self.self_id): self.http_url}).decode(),
         }
         if self.ws_url is not None:

@@ -67,7 +67,10 @@ async def bot_session(spec: BotSpec) -> AsyncIterator[Chat]:
         try:
             if spec.command is not None:
                 env = {**spec.env, **harness.bot_environment()}
-                bot = await BotProcess.start(spec.command, env, spec.cwd)
+                try:
+                    bot = await BotProcess.start(spec.command, env, spec.cwd)
+                except (OSError, ValueError) as error:
+                    raise HarnessError(f"cannot start the bot {spec.command!r}: {error}") from None
             if bot is not None or spec.transport != "ws":
                 try:
                     await harness.wait_for_bot(

@@ -10,6 +10,8 @@ BOT_BROKEN=1 starts a deliberately broken bot (it answers `ping` with `pang`).
 """
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -66,12 +68,21 @@ async def on_event(call: Call, event: dict[str, Any]) -> None:
         await call("set_friend_add_request", flag=event["flag"], approve=True)
 
 
+def signed(body: bytes, signature: str) -> bool:
+    """HTTP POST events carry `X-Signature: sha1=<HMAC of the body keyed by the token>`."""
+    digest = hmac.new(TOKEN.encode(), body, hashlib.sha1).hexdigest()
+    return hmac.compare_digest(signature, f"sha1={digest}")
+
+
 async def onebot(request: web.Request) -> web.StreamResponse:
+    if request.method == "POST":  # HTTP POST: one event per request, answered with 204
+        body = await request.read()
+        if TOKEN and not signed(body, request.headers.get("X-Signature", "")):
+            raise web.HTTPUnauthorized()
+        await on_event(over_http(request.app[SESSION]), json.loads(body))
+        return web.Response(status=204)
     if TOKEN and request.headers.get("Authorization") != f"Bearer {TOKEN}":
         raise web.HTTPUnauthorized()
-    if request.method == "POST":  # HTTP POST: one event per request, answered with 204
-        await on_event(over_http(request.app[SESSION]), await request.json())
-        return web.Response(status=204)
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     async for frame in ws:
