@@ -48,11 +48,22 @@ async def test_a_reply_is_matched_on_its_text_and_where_it_goes() -> None:
         await chat.expect_no_reply(within=0)
         with pytest.raises(ChatAssertionError) as nothing:
             await chat.expect_reply("pong", within=0)
+        # A scenario's next test: the log starts afresh, and leftover bot messages are taken.
+        await chat.call("send_private_msg", user_id=20002, message="late")
+        chat.new_test()
+        await chat.expect_no_reply(within=0)
+        await chat.say(20003, "hi")
+        with pytest.raises(ChatAssertionError) as afresh:
+            await chat.expect_reply(within=0)
     assert str(wrong_group.value).splitlines()[0] == (
         "expected a reply 'pong' in group 30001; the bot replied in group 30002: 'pong'"
     )
     assert "--> [group 30002] BOT: pong" in str(wrong_group.value)
     assert str(nothing.value).startswith("expected a reply 'pong' within 0s; the bot sent nothing")
+    assert str(afresh.value) == (
+        "expected a reply within 0s; the bot sent nothing\n\n"
+        "conversation so far:\n    [private 20003] Carol(20003): hi"
+    )
 
 
 async def test_the_nonebot_example_bot_when_broken_fails_with_the_chat_log(tmp_path: Path) -> None:

@@ -104,6 +104,8 @@ class Chat:
         """Seconds `expect_no_reply` watches by default."""
         self._diagnostics = diagnostics
         self._cursor = 0
+        self._log_start = 0
+        """Index of the first event a failure's chat log shows."""
         """Index into the recorded events: the bot's messages before it are taken."""
         self._place: tuple[int | None, int | None] = (None, None)
         """(group, user) of the last `say`: where a reply is expected by default."""
@@ -203,11 +205,11 @@ class Chat:
         to `within` seconds (`reply_timeout` by default)."""
         __tracebackhide__ = True
         seconds = self.reply_timeout if within is None else within
-        expected = describe(match) if match is not None else "any message"
+        expected = f"a reply {describe(match)}" if match is not None else "a reply"
         wanted = (group, user) if group is not None or user is not None else self._place
         index = await self._next_bot_message(seconds)
         if index is None:
-            self.fail(f"expected a reply {expected} within {seconds:g}s; the bot sent nothing")
+            self.fail(f"expected {expected} within {seconds:g}s; the bot sent nothing")
         self._cursor = index + 1
         reply = Reply(self.events[index])
         place = (reply.event.get("group_id"), None)
@@ -215,12 +217,12 @@ class Chat:
             place = (None, reply.event.get("target_id") or reply.event.get("user_id"))
         if wanted != (None, None) and place != wanted:
             self.fail(
-                f"expected a reply {expected} in {_place(wanted)}; the bot replied in "
+                f"expected {expected} in {_place(wanted)}; the bot replied in "
                 f"{_place(place)}: {reply.event.get('raw_message')!r}",
                 marker=index,
             )
         if match is not None and not matches(match, reply):
-            self.fail(f"expected a reply {expected}; the bot replied {reply.text!r}", marker=index)
+            self.fail(f"expected {expected}; the bot replied {reply.text!r}", marker=index)
         return reply
 
     async def expect_no_reply(self, within: float | None = None) -> None:
@@ -275,7 +277,15 @@ class Chat:
         return lines
 
     def log(self, marker: int | None = None) -> str:
-        return transcript.render(self.events, marker)
+        """The chat log since the start (or since `new_test`); `marker` indexes `events`."""
+        start = self._log_start
+        return transcript.render(self.events[start:], None if marker is None else marker - start)
+
+    def new_test(self) -> None:
+        """Go on with a new test on the same sandbox and bot: the bot's messages so far count
+        as taken (a failed test may leave some), and failures show the chat log from here."""
+        self._cursor = self._log_start = len(self.events)
+        self._place = (None, None)
 
     def fail(self, message: str, marker: int | None = None) -> NoReturn:
         """Raise a ChatAssertionError: `message`, then the chat log (and the diagnostics)."""

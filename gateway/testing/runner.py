@@ -85,6 +85,8 @@ async def run_scenario(scenario: Scenario, spec: BotSpec, out: TextIO) -> SuiteR
         async with bot_session(spec) as chat:
             conversation = Conversation(chat)
             for test in scenario.tests:
+                await chat.harness.settle()
+                chat.new_test()
                 began = time.monotonic()
                 failure = ""
                 for step in test.steps:
