@@ -32,7 +32,7 @@ async def test_send_private_msg_is_stored_and_reported_as_message_sent(
     )
     assert event["message"] == [
         {"type": "text", "data": {"text": "hello "}},
-        {"type": "face", "data": {"id": "1"}},
+        {"type": "face", "data": {"id": "1", "raw": {"faceIndex": 1, "faceType": 1}}},
     ]
     assert event["raw_message"] == "hello [CQ:face,id=1]"
     stored = await sandbox.ok("get_msg", message_id=data["message_id"])
@@ -125,7 +125,7 @@ async def test_receive_from_an_unknown_user_creates_a_stranger(sandbox: SandboxC
         sender={"nickname": "Newcomer"},
     )
     event = await sandbox.event(is_message)
-    assert event["sub_type"] == "other" and event["sender"]["nickname"] == "Newcomer"
+    assert event["sub_type"] == "friend" and event["sender"]["nickname"] == "Newcomer"
     assert (await sandbox.ok("get_stranger_info", user_id=55555))["nickname"] == "Newcomer"
 
 
@@ -244,7 +244,7 @@ async def test_forward_bundle_round_trip(sandbox: SandboxClient) -> None:
     assert event["message"] == [{"type": "forward", "data": {"id": sent["forward_id"]}}]
     bundle = await sandbox.ok("get_forward_msg", id=sent["forward_id"])
     assert [m["sender"]["nickname"] for m in bundle["messages"]] == ["Bob", "Narrator"]
-    assert bundle["messages"][1]["content"][0] == {"type": "face", "data": {"id": "2"}}
+    assert bundle["messages"][1]["message"][0]["data"]["id"] == "2"
 
 
 async def test_send_msg_with_nodes_sends_a_forward(sandbox: SandboxClient) -> None:

@@ -11,6 +11,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from gateway.actions.message import GetFriendMsgHistory, GetGroupMsgHistory, MarkAsRead, MessageId
+from gateway.backends.sandbox.forwards import with_content
 from gateway.backends.sandbox.membership import ROLE_RANK
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.message_store import (
@@ -31,12 +32,31 @@ def group_name_of(db: sqlite3.Connection, group_id: int) -> str:
 
 
 async def get_msg(sandbox: Sandbox, p: MessageId) -> dict[str, Any]:
+    """The message object (message_store.message_event), a forward's nodes as its `content`,
+    and `emoji_likes_list`: the reactions, one entry per emoji (NapCat's get_msg)."""
+
     def read(db: sqlite3.Connection) -> dict[str, Any]:
         message = load_message(db, p.message_id)
         name = group_name_of(db, message["peer_id"]) if message["message_type"] == "group" else ""
-        return message_event(message, sandbox.self_id, name)
+        event = message_event(message, sandbox.self_id, name)
+        with_content(db, event, sandbox.self_id)
+        event["emoji_likes_list"] = emoji_likes_list(db, p.message_id)
+        return event
 
     return await sandbox.store.read(read)
+
+
+def emoji_likes_list(db: sqlite3.Connection, message_id: int) -> list[dict[str, str]]:
+    """`[{emoji_id, emoji_type, likes_cnt}]` of a message, in the order the emojis came."""
+    rows = db.execute(
+        "SELECT emoji_id, emoji_type, COUNT(*) AS likes, MIN(time) AS first FROM emoji_likes "
+        "WHERE message_id = ? GROUP BY emoji_id, emoji_type ORDER BY first, emoji_id",
+        (message_id,),
+    ).fetchall()
+    return [
+        {"emoji_id": r["emoji_id"], "emoji_type": r["emoji_type"], "likes_cnt": str(r["likes"])}
+        for r in rows
+    ]
 
 
 async def _history(
@@ -56,7 +76,10 @@ async def _history(
             (message_type, peer, anchor or 2**31, count),
         ).fetchall()
         name = group_name_of(db, peer) if message_type == "group" else ""
-        return [message_event(row_dict(r), sandbox.self_id, name) for r in rows]
+        events = [message_event(row_dict(r), sandbox.self_id, name) for r in rows]
+        for event in events:
+            with_content(db, event, sandbox.self_id)
+        return events
 
     events = await sandbox.store.read(read)
     return {"messages": events if reverse else events[::-1]}

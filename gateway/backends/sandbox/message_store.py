@@ -21,6 +21,7 @@ import structlog
 
 from gateway.backends.sandbox.media import Source, ingest, prepare_all
 from gateway.backends.sandbox.membership import bot_in_group
+from gateway.backends.sandbox.segment_view import view, view_raw
 from gateway.backends.sandbox.store import decode_json, encode_json, statement
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import (
@@ -159,32 +160,54 @@ def _from_raw(raw: str) -> Message:
 
 
 def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -> dict[str, Any]:
-    """The OneBot message event for a stored message (`message_sent` for the bot's own)."""
+    """The OneBot message object of a stored message, as an event and as `get_msg` and the
+    histories answer it (`message_sent` for the bot's own; napcat-network.md §10.1).
+
+    `message_id`, `real_id` and `message_seq` are the message's id, `real_seq` the same as a
+    string (the sandbox's sequence: increasing in a chat, not QQ's per-chat count). Segments are
+    shown as NapCat shows them (segment_view); a message of plain text is sent as stored.
+    """
     is_self = message["sender_id"] == self_id
-    group = message["message_type"] == "group"
+    message_id = message["message_id"]
+    segments = message["segments"]
+    viewed = view(segments)
+    if viewed is None:
+        raw = message["raw_message"]
+    else:
+        segments, raw = viewed, view_raw(viewed)
     event: dict[str, Any] = {
-        "time": message["time"],
         "self_id": self_id,
-        "post_type": "message_sent" if is_self else "message",
-        "message_type": message["message_type"],
-        "sub_type": message["sub_type"],
-        "message_id": message["message_id"],
-        "real_id": message["message_id"],
-        "message_seq": message["message_id"],
         "user_id": message["sender_id"],
-        "message": message["segments"],
-        "raw_message": message["raw_message"],
-        "message_format": "array",
-        "font": 14,
+        "time": message["time"],
+        "message_id": message_id,
+        "message_seq": message_id,
+        "real_id": message_id,
+        "real_seq": str(message_id),
+        "message_type": message["message_type"],
         "sender": message["sender"],
+        "raw_message": raw,
+        "font": 14,
+        "sub_type": _sub_type(message),
+        "message": segments,
+        "message_format": "array",
+        "post_type": "message_sent" if is_self else "message",
     }
-    if group:
+    if message["message_type"] == "group":
         event["group_id"] = message["peer_id"]
         event["group_name"] = group_name
     if is_self:
         event["message_sent_type"] = "self"
         event["target_id"] = message["peer_id"]
     return event
+
+
+def _sub_type(message: dict[str, Any]) -> str:
+    """`normal` in groups; `friend` in private chats, also with a stranger (as NapCat: rows of
+    earlier builds say `other`) unless the chat is a temporary session (`group`)."""
+    sub_type: str = message["sub_type"]
+    if message["message_type"] == "private" and sub_type not in ("friend", "group"):
+        return "friend"
+    return sub_type
 
 
 def load_message(db: sqlite3.Connection, message_id: int) -> dict[str, Any]:
@@ -253,16 +276,21 @@ def store_media(db: sqlite3.Connection, segments: Message, sources: Mapping[str,
 
 
 def check_replies(db: sqlite3.Connection, segments: Message) -> None:
+    """1400 for a reply to a message that does not exist. A reply names it by `id`, or by `seq`:
+    the message's `real_seq`, which in the sandbox is its id."""
     for segment in segments:
         if segment["type"] == "reply":
-            target = str(segment["data"].get("id", ""))
+            data = segment["data"]
+            target = str(data.get("id", data.get("seq", "")))
             exists = (
                 target.isdigit()
+                and int(target) < 2**31
                 and db.execute(
                     "SELECT 1 FROM messages WHERE message_id = ?", (int(target),)
                 ).fetchone()
             )
             if not exists:
+                field = "id" if "id" in data else "seq"
                 raise BadRequest(
-                    f"reply segment refers to message {target!r}, which does not exist"
+                    f"reply segment refers to message {target!r} ({field}), which does not exist"
                 )

@@ -24,6 +24,7 @@ from gateway.actions.message import (
     SendPrivateForwardMsg,
     SendPrivateMsg,
 )
+from gateway.backends.sandbox.forwards import chat_of, forward_id_of, load_bundle, node_messages
 from gateway.backends.sandbox.media import Source
 from gateway.backends.sandbox.membership import bot_speaks_in, speaker
 from gateway.backends.sandbox.message_store import (
@@ -37,9 +38,9 @@ from gateway.backends.sandbox.message_store import (
     store_media,
     store_message,
 )
-from gateway.backends.sandbox.store import decode_json, encode_json, kept_row
+from gateway.backends.sandbox.store import encode_json, kept_row
 from gateway.protocol.envelope import ActionFailed, BadRequest
-from gateway.protocol.message import Message, raw_message
+from gateway.protocol.message import Message
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.context import HandlerTable, Sandbox
@@ -178,29 +179,39 @@ async def send_forward(
     sandbox: Sandbox, message_type: str, target: int, nodes: list[Any]
 ) -> dict[str, Any]:
     """Store a bundle of nodes and send a `forward` segment pointing at it, in one transaction
-    (a bundle whose message cannot be sent is not kept)."""
+    (a bundle whose message cannot be sent is not kept). The bundle records the message's id,
+    so `get_forward_msg` shows its nodes in that chat (forwards.py)."""
     nodes = parse_message(nodes, False, "messages")  # each node checked (segments.check_segment)
     forward_id = secrets.token_hex(16)
     segments: Message = [{"type": "forward", "data": {"id": forward_id}}]
 
     def write(db: sqlite3.Connection) -> tuple[dict[str, Any], str]:
-        bundle = encode_json(_resolve_nodes(db, nodes), "messages")
-        db.execute("INSERT INTO forwards (forward_id, nodes) VALUES (?, ?)", (forward_id, bundle))
+        resolved = _resolve_nodes(db, nodes, "messages")
         if message_type == "group":
-            return write_group(db, sandbox, target, segments, {})
-        return write_private(db, sandbox, target, segments, {}), ""
+            message, name = write_group(db, sandbox, target, segments, {})
+        else:
+            message, name = write_private(db, sandbox, target, segments, {}), ""
+        bundle = {"message_id": message["message_id"], "nodes": resolved}
+        db.execute(
+            "INSERT INTO forwards (forward_id, nodes) VALUES (?, ?)",
+            (forward_id, encode_json(bundle, "messages")),
+        )
+        return message, name
 
     message, name = await sandbox.store.run(write)
     sandbox.publish(message_event(message, sandbox.self_id, name))
     return {"message_id": message["message_id"], "forward_id": forward_id, "res_id": forward_id}
 
 
-def _resolve_nodes(db: sqlite3.Connection, nodes: list[Any]) -> list[dict[str, Any]]:
+def _resolve_nodes(db: sqlite3.Connection, nodes: list[Any], path: str) -> list[dict[str, Any]]:
+    """Bundle nodes `{user_id, nickname, time, content}` of checked node segments: a reference
+    node `{id}` copies the stored message; nodes in a node's content are resolved the same way."""
     bundle = []
     for index, node in enumerate(nodes):
+        where = f"{path}[{index}]"
         data = node.get("data") if isinstance(node, dict) and node.get("type") == "node" else None
         if not isinstance(data, dict):
-            raise BadRequest(f"messages[{index}]: expected a node segment")
+            raise BadRequest(f"{where}: expected a node segment")
         if "id" in data and "content" not in data:
             original = load_message(db, int(str(data["id"])))
             bundle.append(
@@ -212,21 +223,24 @@ def _resolve_nodes(db: sqlite3.Connection, nodes: list[Any]) -> list[dict[str, A
                 }
             )
             continue
-        content = parse_message(data.get("content"), False, f"messages[{index}].data.content")
+        content = parse_message(data.get("content"), False, f"{where}.data.content")
+        if content[0]["type"] == "node":  # a nested forward (parse_message: all nodes or none)
+            inner = _resolve_nodes(db, content, f"{where}.data.content")
+            content = [{"type": "node", "data": node} for node in inner]
         user_id = data.get("user_id", data.get("uin"))
         nickname = data.get("nickname", data.get("name", ""))
         if user_id is None or not str(user_id).isdigit():
-            raise BadRequest(f"messages[{index}].data.user_id: a QQ number is required")
+            raise BadRequest(f"{where}.data.user_id: a QQ number is required")
         bundle.append(
             {
                 "user_id": int(str(user_id)),
                 "nickname": str(nickname),
-                "time": int(time.time()),
+                "time": int(str(data["time"])) if "time" in data else int(time.time()),
                 "content": content,
             }
         )
     if not bundle:
-        raise BadRequest("messages: no nodes to forward")
+        raise BadRequest(f"{path}: no nodes to forward")
     return bundle
 
 
@@ -244,26 +258,33 @@ async def send_forward_msg(sandbox: Sandbox, p: SendForwardMsg) -> Any:
 
 
 async def get_forward_msg(sandbox: Sandbox, p: GetForwardMsg) -> dict[str, Any]:
-    forward_id = p.message_id or p.id
-    row = await sandbox.store.read(
-        lambda db: db.execute(
-            "SELECT nodes FROM forwards WHERE forward_id = ?", (forward_id,)
-        ).fetchone()
-    )
-    if row is None:
-        raise ActionFailed(f"forward bundle {forward_id!r} does not exist")
-    messages = [
-        {
-            "sender": {"user_id": n["user_id"], "nickname": n["nickname"]},
-            "time": n["time"],
-            "message": n["content"],
-            "content": n["content"],
-            "raw_message": raw_message(n["content"]),
-            "message_format": "array",
-        }
-        for n in decode_json(row["nodes"])
-    ]
-    return {"messages": messages}
+    """The nodes of a forward, each a message object (forwards.py). `message_id` (or `id`) is
+    the forward message's id, as NapCat takes it, or the bundle id of its `forward` segment."""
+    given = str(p.message_id or p.id)
+
+    def read(db: sqlite3.Connection) -> dict[str, Any]:
+        forward_id = given
+        if given.isdigit() and load_bundle(db, given) is None:
+            message = load_message(db, _message_id(given))
+            found = forward_id_of(message["segments"])
+            if found is None:
+                raise ActionFailed(f"message {given} is not a forward message")
+            forward_id = found
+        bundle = load_bundle(db, forward_id)
+        if bundle is None:
+            raise ActionFailed(f"forward bundle {forward_id!r} does not exist")
+        nodes, message_id = bundle
+        chat = chat_of(db, message_id)
+        return {"messages": node_messages(nodes, forward_id, chat, sandbox.self_id)}
+
+    return await sandbox.store.read(read)
+
+
+def _message_id(text: str) -> int:
+    number = int(text)
+    if number >= 2**31:
+        raise ActionFailed(f"message {text} does not exist")
+    return number
 
 
 HANDLERS: HandlerTable = {
