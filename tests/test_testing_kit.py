@@ -273,3 +273,15 @@ async def test_a_bot_that_cannot_start_is_an_error_of_each_test(tmp_path: Path) 
     assert "  ERROR  b\n      not run: the bot did not connect\n" in out.getvalue()
     suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")  # noqa: S314 - ours
     assert suite is not None and suite.get("errors") == "2"
+
+
+async def test_expect_event_sees_what_the_bot_did_before_it_was_called() -> None:
+    async with bot_session(BotSpec()) as chat:
+        request = await chat.friend_request(20009, comment="hi")
+        # The bot (here: a call past the Chat) accepts before the test gets to expect it.
+        await chat.harness.call("set_friend_add_request", flag=request["flag"], approve=True)
+        await chat.harness.settle()
+        added = await chat.expect_event(lambda e: e.get("notice_type") == "friend_add", within=0)
+        assert added["user_id"] == 20009
+        with pytest.raises(ChatAssertionError):  # taken: the same event is not found twice
+            await chat.expect_event(lambda e: e.get("notice_type") == "friend_add", within=0)

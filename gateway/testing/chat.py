@@ -106,6 +106,8 @@ class Chat:
         self._cursor = 0
         self._log_start = 0
         """Index of the first event a failure's chat log shows."""
+        self._event_cursor = 0
+        """Index of the first event `expect_event` looks at."""
         """Index into the recorded events: the bot's messages before it are taken."""
         self._place: tuple[int | None, int | None] = (None, None)
         """(group, user) of the last `say`: where a reply is expected by default."""
@@ -184,6 +186,7 @@ class Chat:
         """Run any action on the sandbox; its `data`. A failed call is a ChatAssertionError."""
         __tracebackhide__ = True
         params = {k: v for k, v in params.items() if v is not None}
+        self._event_cursor = len(self.events)
         answer = await self.harness.call(action, **params)
         await self.harness.settle()
         if answer["retcode"] != 0:
@@ -241,17 +244,19 @@ class Chat:
     async def expect_event(
         self, predicate: Callable[[dict[str, Any]], bool], within: float | None = None
     ) -> dict[str, Any]:
-        """The first event from now on (any post type) for which `predicate` is true, such as
-        the `friend_add` notice after the bot accepted a request."""
+        """The first event for which `predicate` is true (any post type), such as the
+        `friend_add` notice after the bot accepted a request: from the test's last action on
+        (a `say`, `join`, ... or `call`), or after the event the last `expect_event` took,
+        so an event the bot caused before this call is seen too."""
         __tracebackhide__ = True
         seconds = self.reply_timeout if within is None else within
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        start = len(self.events)
-        scanned = start
+        scanned = self._event_cursor
         while True:
             for index in range(scanned, len(self.events)):
                 if predicate(self.events[index]):
+                    self._event_cursor = index + 1
                     return self.events[index]
             scanned = len(self.events)
             if not await self.harness.recorded.wait_beyond(scanned, deadline):
@@ -284,7 +289,7 @@ class Chat:
     def new_test(self) -> None:
         """Go on with a new test on the same sandbox and bot: the bot's messages so far count
         as taken (a failed test may leave some), and failures show the chat log from here."""
-        self._cursor = self._log_start = len(self.events)
+        self._cursor = self._log_start = self._event_cursor = len(self.events)
         self._place = (None, None)
 
     def fail(self, message: str, marker: int | None = None) -> NoReturn:
