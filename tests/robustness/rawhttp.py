@@ -108,9 +108,23 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer | None:
                 answer.body = await reader.readexactly(int(length))
             else:
                 answer.body = await reader.read()
+                if answer.header(b"transfer-encoding") == b"chunked":  # stream actions' answers
+                    answer.body = dechunk(answer.body)
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
         return answer
+
+
+def dechunk(raw: bytes) -> bytes:
+    """The body of a chunked transfer coding (RFC 9112 §7.1), as far as it is complete."""
+    body, pos = bytearray(), 0
+    while (end := raw.find(b"\r\n", pos)) >= 0:
+        size = int(raw[pos:end].split(b";")[0], 16)
+        if size == 0:
+            break
+        body += raw[end + 2 : end + 2 + size]
+        pos = end + 2 + size + 2
+    return bytes(body)
 
 
 async def exchange(port: int, data: bytes, *, half_close: bool = False) -> Answer | None:
