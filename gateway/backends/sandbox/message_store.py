@@ -21,7 +21,7 @@ import structlog
 
 from gateway.backends.sandbox.media import Source, ingest, prepare_all
 from gateway.backends.sandbox.membership import bot_in_group
-from gateway.backends.sandbox.segment_view import view, view_raw
+from gateway.backends.sandbox.segment_view import VIEWS, view, view_raw
 from gateway.backends.sandbox.store import decode_json, encode_json, statement
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from gateway.protocol.message import (
@@ -170,11 +170,18 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
     is_self = message["sender_id"] == self_id
     message_id = message["message_id"]
     segments = message["segments"]
-    viewed = view(segments)
-    if viewed is None:
-        raw = message["raw_message"]
-    else:
-        segments, raw = viewed, view_raw(viewed)
+    raw = message["raw_message"]
+    # Most messages are text, and this runs for every send: the raw CQ string of text alone has
+    # no "[" (escaped as &#91;), so one substring test tells it has no segment to show otherwise.
+    if "[" in raw:
+        for segment in segments:
+            if segment["type"] in VIEWS:
+                segments = view(segments)
+                raw = view_raw(segments)
+                break
+    sub_type = message["sub_type"]
+    if sub_type == "other":  # a stranger's chat: NapCat says friend (and so rows of this build)
+        sub_type = "friend"
     event: dict[str, Any] = {
         "self_id": self_id,
         "user_id": message["sender_id"],
@@ -187,7 +194,7 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
         "sender": message["sender"],
         "raw_message": raw,
         "font": 14,
-        "sub_type": _sub_type(message),
+        "sub_type": sub_type,
         "message": segments,
         "message_format": "array",
         "post_type": "message_sent" if is_self else "message",
@@ -199,15 +206,6 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
         event["message_sent_type"] = "self"
         event["target_id"] = message["peer_id"]
     return event
-
-
-def _sub_type(message: dict[str, Any]) -> str:
-    """`normal` in groups; `friend` in private chats, also with a stranger (as NapCat: rows of
-    earlier builds say `other`) unless the chat is a temporary session (`group`)."""
-    sub_type: str = message["sub_type"]
-    if message["message_type"] == "private" and sub_type not in ("friend", "group"):
-        return "friend"
-    return sub_type
 
 
 def load_message(db: sqlite3.Connection, message_id: int) -> dict[str, Any]:

@@ -14,8 +14,8 @@ shows a message (napcat-network.md §11.1, NapCat's converter from QQ elements):
 - file `{file (its name), file_id, file_size, url}`;
 - reply `{id}` (a reply sent by `seq` names the same message: a message's `real_seq` is its id).
 
-Nothing here reads the database. `view` returns None for a message with none of these types, so
-a text message's event costs one type lookup per segment and no copy.
+Nothing here reads the database. A message with none of these types is shown as stored: its
+event costs a type lookup per segment and no copy.
 """
 
 from __future__ import annotations
@@ -134,14 +134,10 @@ VIEWS: dict[str, View] = {
 """Segment type -> how a stored segment of that type is shown; other types are shown as stored."""
 
 
-def view(segments: Message) -> Message | None:
-    """The segments as bots see them; None when every one is shown as stored (most messages)."""
-    # A loop, not any(): no generator for the usual one or two segments.
-    for segment in segments:
-        if segment["type"] in VIEWS:
-            break
-    else:
-        return None
+def view(segments: Message) -> Message:
+    """The segments as bots see them: a new list; segments of other types are shared.
+
+    Callers skip it for a message with no segment of a type in VIEWS (most messages)."""
     return [
         VIEWS[segment["type"]](segment["data"]) if segment["type"] in VIEWS else segment
         for segment in segments
