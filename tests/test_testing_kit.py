@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from gateway.protocol import jsonio
-from gateway.testing import BotSpec, ChatAssertionError, bot_session
+from gateway.testing import BotSpec, ChatAssertionError, HarnessError, bot_session
 from gateway.testing.runner import run
 from gateway.testing.scenario import ScenarioError, load_scenario
 from tests.conftest import REPO
@@ -202,6 +202,12 @@ async def test_the_test_command_exits_2_on_a_bad_file_before_running_anything(
     assert await run(args, out) == 2
     assert out.getvalue() == ""
     assert capsys.readouterr().err.startswith(f"onebot-gateway test: {bad}: not valid JSON5")
+    args.scenarios, args.bot_url = [str(good)], "ftp://127.0.0.1/"
+    assert await run(args, out) == 2
+    assert capsys.readouterr().err == (
+        f"onebot-gateway test: {good}: transport 'ws-reverse' needs a ws or wss URL, got "
+        "'ftp://127.0.0.1/'\n"
+    )
 
 
 async def test_a_yaml_scenario_runs_against_a_bot_already_running_at_bot_url(
@@ -285,3 +291,27 @@ async def test_expect_event_sees_what_the_bot_did_before_it_was_called() -> None
         assert added["user_id"] == 20009
         with pytest.raises(ChatAssertionError):  # taken: the same event is not found twice
             await chat.expect_event(lambda e: e.get("notice_type") == "friend_add", within=0)
+
+
+async def test_a_world_file_seeds_the_sandbox_and_a_bad_one_is_a_harness_error(
+    tmp_path: Path,
+) -> None:
+    world = tmp_path / "world.json5"
+    world.write_text(
+        '{self: {user_id: 777, nickname: "Tiny"}, friends: [{user_id: 888, nickname: "Ann"}],'
+        " groups: []}"
+    )
+    async with bot_session(BotSpec(world=str(world))) as chat:
+        assert (await chat.call("get_login_info"))["nickname"] == "Tiny"
+        await chat.say(888, "hi")
+        assert chat.history() == ["[private 888] Ann(888): hi"]
+    with pytest.raises(HarnessError) as missing:
+        async with bot_session(BotSpec(world=str(tmp_path / "nope.json5"))):
+            pass
+    assert str(missing.value).startswith("the sandbox did not start: backend.world: cannot read")
+    with pytest.raises(HarnessError) as bad_url:
+        async with bot_session(BotSpec(transport="ws-reverse", url="ftp://127.0.0.1/")):
+            pass
+    assert str(bad_url.value) == (
+        "transport 'ws-reverse' needs a ws or wss URL, got 'ftp://127.0.0.1/'"
+    )

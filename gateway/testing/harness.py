@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import orjson
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
-from gateway.config import parse_config
+from gateway.config import ConfigError, parse_config
 from gateway.protocol import jsonio
 from gateway.protocol.envelope import Envelope
-from gateway.supervisor import Supervisor
+from gateway.supervisor import StartupError, Supervisor
 
 Transport = Literal["ws", "ws-reverse", "http-post"]
 """How the bot is connected: `ws` (the bot connects to the gateway's WebSocket server),
@@ -73,6 +73,12 @@ class HarnessOptions:
             )
         if self.transport != "ws" and not self.bot_url:
             raise HarnessError(f"transport {self.transport!r} needs the bot's URL")
+        schemes = {"ws-reverse": ("ws", "wss"), "http-post": ("http", "https")}.get(self.transport)
+        if schemes and urlsplit(self.bot_url or "").scheme not in schemes:
+            raise HarnessError(
+                f"transport {self.transport!r} needs a {' or '.join(schemes)} URL, got "
+                f"{self.bot_url!r}"
+            )
 
 
 def gateway_document(options: HarnessOptions) -> dict[str, Any]:
@@ -151,7 +157,11 @@ class SandboxHarness:
     def __init__(self, options: HarnessOptions) -> None:
         self.options = options
         bus = EventBus() if options.fixed_time is None else FixedTimeBus(options.fixed_time)
-        self.supervisor = Supervisor(parse_config(gateway_document(options), env={}), bus)
+        try:
+            config = parse_config(gateway_document(options), env={})
+        except ConfigError as error:  # such as a bot URL that is not ws:// or http://
+            raise HarnessError(f"invalid harness options: {error}") from None
+        self.supervisor = Supervisor(config, bus)
         self.recorded = Recorded()
         self._subscription: Subscription | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -170,7 +180,12 @@ class SandboxHarness:
             "testing", SubscriberOptions(report_self_message=True, queue_size=RECORDED_EVENTS)
         )
         self._recorder = asyncio.create_task(self._record(self._subscription), name="recorder")
-        await self.supervisor.start()
+        try:
+            await self.supervisor.start()
+        except (ConfigError, StartupError) as error:  # a world file that does not load
+            bus.unsubscribe(self._subscription)
+            await asyncio.wait([self._recorder])
+            raise HarnessError(f"the sandbox did not start: {error}") from None
 
     async def stop(self) -> None:
         await self.supervisor.stop()

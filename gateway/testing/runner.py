@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.testing.chat import ChatAssertionError
-from gateway.testing.harness import TRANSPORTS, HarnessError, Transport
+from gateway.testing.harness import TRANSPORTS, HarnessError, HarnessOptions, Transport
 from gateway.testing.junit import CaseResult, Outcome, SuiteResult, write_junit
 from gateway.testing.scenario import Conversation, Scenario, ScenarioError, load_scenario, run_step
 from gateway.testing.session import BotSpec, bot_session
@@ -63,6 +63,10 @@ def spec_for(scenario: Scenario, args: argparse.Namespace) -> BotSpec:
         raise ScenarioError(f"{scenario.path}: 'bot.env' must be an object")
     # A command from the file runs where the file is (or in its `cwd`, relative to the file).
     cwd = None if args.bot else scenario.path.parent / str(bot.get("cwd", "."))
+    try:  # a bad URL is a usage error, found before anything runs
+        HarnessOptions(transport=transport, bot_url=url)
+    except HarnessError as error:
+        raise ScenarioError(f"{scenario.path}: {error}") from None
     return BotSpec(
         command=command,
         transport=transport,
@@ -71,6 +75,7 @@ def spec_for(scenario: Scenario, args: argparse.Namespace) -> BotSpec:
         env={str(k): str(v) for k, v in env.items()},
         token=args.token,
         fixed_time=scenario.fixed_time,
+        world=None if scenario.world is None else str(scenario.world),
         connect_timeout=args.connect_timeout,
         reply_timeout=args.reply_timeout,
     )

@@ -18,7 +18,8 @@ keys are its options:
 
 `defaults` gives `user` and `group` for steps without them; `bot` the connection (`command`,
 `transport`, `url`, `cwd` relative to the file, `env`), which the command line overrides;
-`fixedTime` a Unix time stamped on every event. One fresh in-memory world and one bot process
+`fixedTime` a Unix time stamped on every event; `world` a world file (relative to the file)
+seeding the sandbox instead of the built-in world. One fresh in-memory world and one bot process
 serve a whole file; its tests run in order. `load_scenario` raises ScenarioError naming the
 file and the step (`tests[0].steps[2]`) of any malformed input.
 """
@@ -94,6 +95,8 @@ class Scenario:
     tests: tuple[ScenarioTest, ...]
     bot: Mapping[str, Any] = field(default_factory=dict)
     fixed_time: int | None = None
+    world: Path | None = None
+    """A JSON5 world file (relative paths are taken from the scenario's directory)."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -133,7 +136,7 @@ def _parse(file: Path, data: bytes) -> Any:
 def _scenario(file: Path, document: Any) -> Scenario:
     if not isinstance(document, dict):
         raise ScenarioError(f"the top level must be an object, got {_kind(document)}")
-    unknown = set(document) - {"name", "bot", "defaults", "fixedTime", "tests"}
+    unknown = set(document) - {"name", "bot", "defaults", "fixedTime", "world", "tests"}
     if unknown:
         raise ScenarioError(f"unknown top-level key {sorted(unknown)[0]!r}")
     defaults = document.get("defaults", {})
@@ -150,12 +153,17 @@ def _scenario(file: Path, document: Any) -> Scenario:
     fixed_time = document.get("fixedTime")
     if fixed_time is not None and (type(fixed_time) is not int or fixed_time < 0):
         raise ScenarioError(f"'fixedTime' must be a Unix time (an integer), got {fixed_time!r}")
+    world = document.get("world")
+    if world is not None and not isinstance(world, str):
+        raise ScenarioError(f"'world' must be the path of a world file, got {world!r}")
     tests = document.get("tests")
     if not isinstance(tests, list) or not tests:
         raise ScenarioError("'tests' must be a non-empty list")
     parsed = tuple(_test(test, f"tests[{index}]", user, group) for index, test in enumerate(tests))
     name = document.get("name", file.stem)
-    return Scenario(file, str(name), parsed, bot, fixed_time)
+    return Scenario(
+        file, str(name), parsed, bot, fixed_time, None if world is None else file.parent / world
+    )
 
 
 def _test(test: Any, where: str, user: int, group: int | None) -> ScenarioTest:
