@@ -36,25 +36,26 @@ class NoneBotProcess:
 
 
 def nonebot_forward_ws(
-    urls: list[str], token: str = "", workdir: Path | None = None
+    urls: list[str], token: str = "", workdir: Path | None = None, app: Path = APP
 ) -> contextlib.AbstractAsyncContextManager[NoneBotProcess]:
-    """Run the app connecting to `urls` over forward WebSocket."""
+    """Run the app (bot.py unless told) connecting to `urls` over forward WebSocket."""
     return run_nonebot(
         {"NB_MODE": "forward", "ONEBOT_WS_URLS": json.dumps(urls), "ONEBOT_ACCESS_TOKEN": token},
         workdir,
+        app,
     )
 
 
 @contextlib.asynccontextmanager
 async def run_nonebot(
-    settings: dict[str, str], workdir: Path | None = None
+    settings: dict[str, str], workdir: Path | None = None, app: Path = APP
 ) -> AsyncIterator[NoneBotProcess]:
     """Run the app with these environment settings; end it (by PID) on exit."""
     env = {**os.environ, **settings}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(APP),
-        cwd=workdir or APP.parent,
+        str(app),
+        cwd=workdir or app.parent,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -64,7 +64,7 @@ VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"msgId": "m", "elementId": "e", "fileName": "f", "fileSize": "3", "isDir": "false"},
     ),
     "flashtransfer": ({"fileSetId": "s"}, {"fileSetId": "s"}),
-    "keyboard": ({"content": '{"rows":[]}'}, {"content": {"rows": []}}),
+    "keyboard": ({"content": {"rows": []}}, {"content": '{"rows":[]}'}),
 }
 
 

@@ -148,32 +148,44 @@ def json_text(value: Any) -> str:
     raise Invalid(f"must be JSON text or an object, got {_shown(value)}")
 
 
-def json_object(value: Any) -> dict[str, Any]:
-    """A JSON object, or JSON text of one (the CQ form can only carry text); kept as the object."""
+def _decoded(value: Any, what: str) -> Any:
+    """A structured value, or the JSON text of one: the CQ form can only carry text."""
     if isinstance(value, str):
         try:
-            value = orjson.loads(value)
+            return orjson.loads(value)
         except orjson.JSONDecodeError as error:
-            raise Invalid(f"must be an object or JSON text of one: {error}") from None
+            raise Invalid(f"must be {what} or JSON text of one: {error}") from None
+    return value
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON object (or its JSON text), kept as the object."""
+    value = _decoded(value, "an object")
     if not isinstance(value, dict):
         raise Invalid(f"must be an object, got {_shown(value)}")
     return value
 
 
-def anything(value: Any) -> Any:
-    """Kept as sent (structured received-only fields: an NT element, a forward's content)."""
-    return value
+def json_object_text(value: Any) -> str:
+    """A JSON object (or its JSON text), written as compact JSON text: the spelling the CQ form
+    carries, so both forms of a message store the same."""
+    try:
+        return orjson.dumps(json_object(value)).decode()
+    except TypeError as error:  # orjson.JSONEncodeError: a non-string key, a huge int...
+        raise Invalid(f"cannot be encoded as JSON: {error}") from None
 
 
 def array(value: Any) -> list[Any]:
-    """A JSON array, its items kept as sent."""
+    """A JSON array (or its JSON text), its items kept as sent."""
+    value = _decoded(value, "an array")
     if not isinstance(value, list):
         raise Invalid(f"must be an array, got {_shown(value)}")
     return value
 
 
 def news(value: Any) -> list[dict[str, str]]:
-    """A forward card's news lines: an array of `{"text": string}`."""
+    """A forward card's news lines: an array of `{"text": string}` (or its JSON text)."""
+    value = _decoded(value, "an array")
     if not isinstance(value, list):
         raise Invalid(f"must be an array of {{text}} objects, got {_shown(value)}")
     out = []
@@ -182,6 +194,11 @@ def news(value: Any) -> list[dict[str, str]]:
             raise Invalid("must be an array of {text} objects")
         out.append({"text": string(item["text"])})
     return out
+
+
+def message_content(value: Any) -> Any:
+    """A node's content: checked by the node rule, which needs the segment's path."""
+    return value
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -288,7 +305,7 @@ SCHEMAS: Mapping[str, Schema] = {
             "id": integer(0, INT32[1], "a face id"),
             "resultId": string,
             "chainCount": integer(0, INT32[1]),
-            "raw": anything,
+            "raw": json_object,  # the NT element NapCat adds to a received face
         },
         required=("id",),
     ),
@@ -315,7 +332,7 @@ SCHEMAS: Mapping[str, Schema] = {
     "record": Schema({**_FILE, "magic": flag}, rule=_media_source("record")),
     "video": Schema(_FILE, rule=_media_source("video")),
     "file": Schema({**_FILE, "file_id": string}, rule=_media_source("file")),
-    "json": Schema({"data": json_text, "config": anything}, required=("data",)),
+    "json": Schema({"data": json_text, "config": json_object}, required=("data",)),
     "xml": Schema({"data": nonempty}, required=("data",)),
     "markdown": Schema({"content": string}, required=("content",)),
     "dice": Schema({"result": integer(1, 6, "a dice face")}),
@@ -348,7 +365,7 @@ SCHEMAS: Mapping[str, Schema] = {
         required=("type",),
         rule=_music,
     ),
-    "forward": Schema({"id": nonempty, "content": anything}, required=("id",)),
+    "forward": Schema({"id": nonempty, "content": array}, required=("id",)),
     "node": Schema(
         {
             "id": MESSAGE_ID,
@@ -356,7 +373,7 @@ SCHEMAS: Mapping[str, Schema] = {
             "uin": USER_ID,
             "nickname": string,
             "name": string,
-            "content": anything,  # checked by _node, which needs the segment's path
+            "content": message_content,
             "source": string,
             "news": news,
             "summary": string,
@@ -380,7 +397,7 @@ SCHEMAS: Mapping[str, Schema] = {
     # An inline keyboard as go-cqhttp and Lagrange carry it (`{content: {rows: [...]}}`, or the
     # rows directly): what a simulated QQ bot sends in the sandbox (its cards module).
     "keyboard": Schema(
-        {"content": json_object, "rows": array, "bot_appid": string}, rule=_keyboard
+        {"content": json_object_text, "rows": array, "bot_appid": string}, rule=_keyboard
     ),
 }
 
