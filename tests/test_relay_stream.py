@@ -3,12 +3,15 @@ caller's echo, over WebSocket and HTTP; the call ends on upstream's final envelo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from gateway.backends.relay import STREAM_BUFFER, UpstreamStream
+from gateway.protocol.envelope import ActionFailed
 from tests.stream_client import http_stream, ws_stream
 from tests.test_relay import FakeUpstream, login_or, relay_to
 
@@ -133,3 +136,27 @@ async def test_upload_file_stream_is_one_answer_marked_as_a_stream_action() -> N
     assert len(answers) == 1
     assert answers[0]["stream"] == "stream-action"
     assert answers[0]["data"]["stream_id"] == "u"
+
+
+async def test_a_full_buffer_holds_the_upstream_reader_until_the_caller_takes_a_packet() -> None:
+    stream = UpstreamStream(None, patience=60)  # type: ignore[arg-type]
+    fills = [stream.push(chunk(index)) for index in range(STREAM_BUFFER)]
+    assert fills == [False] * (STREAM_BUFFER - 1) + [True]
+    reader = asyncio.create_task(stream.room())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not reader.done()  # the upstream connection is not read meanwhile
+    assert (await stream.next()) == chunk(0)
+    await reader
+    assert len(stream.packets) == STREAM_BUFFER - 1
+
+
+async def test_a_caller_that_never_takes_a_packet_ends_its_call() -> None:
+    stream = UpstreamStream(None, patience=0.01)  # type: ignore[arg-type]
+    for index in range(STREAM_BUFFER):
+        stream.push(chunk(index))
+    await stream.room()
+    assert isinstance(stream.final, ActionFailed)
+    assert "abandoned" in stream.final.message
+    assert (await stream.next()) is None  # its packets are dropped, later ones too
+    assert stream.push(chunk(99)) is False
