@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.event_filter import compile_filter
+from gateway.policy import check_pattern
 from gateway.protocol import jsonio
 
 MessageFormat = Literal["array", "string"]
@@ -46,6 +47,46 @@ class _Model(BaseModel):
     )
 
 
+class ActionsConfig(_Model):
+    """`actions` of an entry: which actions its bots may call (see `gateway/policy.py`). A
+    refused call gets 1403 naming the action and the entry. Unknown keys are errors: a typo
+    would silently drop a rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: tuple[str, ...] | None = None
+    """Globs (`get_*`, `send_group_msg`) of the actions allowed; absent allows every action
+    but the process-level ones (`bot_exit`, `set_restart`, `clean_cache`,
+    `clean_stream_temp_file`), which are allowed only when listed here by name, never by a
+    glob. `[]` allows nothing (an events-only entry)."""
+    deny: tuple[str, ...] = ()
+    """Globs of actions refused; they win over `allow`. Matched against the canonical name and
+    the alias a bot used, without `_async`/`_rate_limited`."""
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _check_patterns(cls, patterns: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for pattern in patterns or ():
+            check_pattern(pattern)
+        return patterns
+
+
+class SendRateConfig(_Model):
+    """`sendRate` of an entry: a token bucket per account for the calls that post into a chat
+    (the `send_*` family, forwards, file uploads, a quick operation's reply). Calls over the
+    rate wait in order; beyond `maxWaiting` waiting calls they fail with 1200. Unknown keys are
+    errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_minute: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    """Sends per minute, sustained (tokens refilled per minute; fractions allowed)."""
+    burst: Annotated[int, Field(ge=1)] = 5
+    """Sends allowed at once after a quiet spell (the bucket's size)."""
+    max_waiting: Annotated[int, Field(ge=0)] = 100
+    """Calls that may wait for a token; the next one fails with 1200 at once (0: never wait)."""
+
+
 class _AdapterEntry(_Model):
     """Fields every adapter entry has."""
 
@@ -68,6 +109,10 @@ class _AdapterEntry(_Model):
     """Events held per subscriber before the overflow policy applies."""
     overflow_policy: OverflowPolicy = "drop_oldest"
     """When a subscriber's queue is full: `drop_oldest` (counted and logged) or `disconnect`."""
+    actions: ActionsConfig = ActionsConfig()
+    """Which actions this entry's bots may call (default: all but the process-level ones)."""
+    send_rate: SendRateConfig | None = None
+    """Rate limit of this entry's sends, per account; None (default) does not limit them."""
 
     @field_validator("event_filter")
     @classmethod
@@ -568,9 +613,7 @@ def format_validation_error(error: ValidationError) -> str:
             lines.append(message if not path else f"{path}: {message}")
             continue
         if item["type"] == "extra_forbidden":
-            lines.append(
-                f"{path}: unknown adapter list (expected one of {', '.join(NETWORK_KEYS)})"
-            )
+            lines.append(_unknown_field(item["loc"], path))
             continue
         if item["type"] == "union_tag_invalid":
             tag = item.get("ctx", {}).get("tag")
@@ -583,6 +626,21 @@ def format_validation_error(error: ValidationError) -> str:
         )
         lines.append(f"{path or '(top level)'}: {message}{suffix}")
     return "\n".join(lines)
+
+
+_STRICT_SECTIONS: dict[str, type[BaseModel]] = {
+    "actions": ActionsConfig,
+    "sendRate": SendRateConfig,
+}
+"""Entry sections whose unknown keys are errors (besides `network` itself), by key."""
+
+
+def _unknown_field(loc: tuple[int | str, ...], path: str) -> str:
+    section = _STRICT_SECTIONS.get(str(loc[-2])) if len(loc) > 1 else None
+    if section is None:
+        return f"{path}: unknown adapter list (expected one of {', '.join(NETWORK_KEYS)})"
+    known = ", ".join(info.alias or name for name, info in section.model_fields.items())
+    return f"{path}: unknown field (expected one of {known})"
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

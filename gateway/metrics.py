@@ -35,6 +35,24 @@ class Metrics:
             ["server"],
             registry=self.registry,
         )
+        self.policy_refusals = Counter(
+            "onebot_policy_refusals",
+            "Calls refused by their entry's action policy (1403).",
+            ["entry"],
+            registry=self.registry,
+        )
+        self.send_rate_waits = Counter(
+            "onebot_send_rate_waits",
+            "Sends that waited for a token of their entry's send rate.",
+            ["entry"],
+            registry=self.registry,
+        )
+        self.send_rate_refusals = Counter(
+            "onebot_send_rate_refusals",
+            "Sends refused because their entry's send queue was full (1200).",
+            ["entry"],
+            registry=self.registry,
+        )
 
     @property
     def answered(self) -> dict[int, int]:
@@ -159,3 +177,12 @@ class _LiveState:
             for outcome, count in getattr(adapter, "outcomes", {}).items():
                 posts.add_metric([name, outcome], count)
         yield from (reconnects, posts)
+        waiting = GaugeMetricFamily(
+            "onebot_send_rate_waiting",
+            "Sends waiting now for a token of their entry's send rate.",
+            labels=["entry"],
+        )
+        for name, front in sorted(self.supervisor.fronts.items()):
+            if front.send_rate is not None:
+                waiting.add_metric([name], front.waiting())
+        yield waiting

@@ -8,6 +8,7 @@ shutdown grace.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.bus import EventBus
 from gateway.config import AdapterConfig, AdminConfig, GatewayConfig, RelayBackendConfig
 from gateway.dispatcher import Dispatcher
+from gateway.front import EntryFront
 from gateway.logging import redactor
 from gateway.metrics import Metrics
 from gateway.network.adapter import Adapter
@@ -31,6 +33,7 @@ from gateway.network.listener import Services
 from gateway.network.sse_server import SseServer
 from gateway.network.ws_client import WsClient
 from gateway.network.ws_server import WsServer
+from gateway.policy import ActionPolicy
 
 log = structlog.get_logger("gateway.supervisor")
 
@@ -61,6 +64,18 @@ def config_secrets(config: GatewayConfig) -> list[str]:
     return [token for token in tokens if token]
 
 
+def entry_policy(entry: AdapterConfig) -> ActionPolicy:
+    """The action policy an entry's `actions` section describes."""
+    return ActionPolicy(entry.actions.allow, entry.actions.deny)
+
+
+def only_policy_changed(old: AdapterConfig, new: AdapterConfig) -> bool:
+    """True when two versions of an entry differ in `actions`/`sendRate` only: its front takes
+    the new rules and the adapter keeps running, connections and all."""
+    unset = {"actions": old.actions, "send_rate": old.send_rate}
+    return type(old) is type(new) and new.model_copy(update=unset) == old
+
+
 def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
     """The backend named by `backend.type`; it publishes its events on `bus`."""
     if isinstance(config.backend, RelayBackendConfig):
@@ -71,9 +86,15 @@ def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
 class Supervisor:
     """Runs one config: `start()`, then `stop()` on shutdown."""
 
-    def __init__(self, config: GatewayConfig, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        bus: EventBus | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         """`bus`: the event bus to publish on (a new one when None; the test harness passes
-        one that stamps a fixed time on events)."""
+        one that stamps a fixed time on events). `clock`: the monotonic clock of send rates
+        (`time.monotonic` when None; tests move a clock of their own)."""
         self.config = config
         self.bus = EventBus() if bus is None else bus
         self.backend = create_backend(config, self.bus)
@@ -90,6 +111,9 @@ class Supervisor:
             self.dispatcher, self.bus, config.api.shutdown_grace, self.metrics, self.parser
         )
         self.adapters: dict[str, Adapter] = {}
+        self.fronts: dict[str, EntryFront] = {}
+        """Each running entry's front of the dispatcher (its action policy and send rate)."""
+        self.clock = clock
         self._entries: dict[str, tuple[str, AdapterConfig]] = {}
         self.admin: AdminServer | None = None
 
@@ -126,7 +150,17 @@ class Supervisor:
                 await self._start_adapter(kind, index, entry)
 
     async def _start_adapter(self, kind: str, index: int, entry: AdapterConfig) -> None:
-        adapter = ADAPTER_FACTORIES[kind](entry, self.services)
+        front = EntryFront(
+            entry.name,
+            self.dispatcher,
+            entry_policy(entry),
+            entry.send_rate,
+            self.metrics,
+            self.clock,
+        )
+        # The adapter calls actions through its entry's front only: explicit, per entry.
+        services = dataclasses.replace(self.services, dispatcher=front)
+        adapter = ADAPTER_FACTORIES[kind](entry, services)
         try:
             await adapter.start()
         except OSError as error:
@@ -136,6 +170,7 @@ class Supervisor:
                 f"{error.strerror or error}"
             ) from None
         self.adapters[entry.name] = adapter
+        self.fronts[entry.name] = front
         self._entries[entry.name] = (kind, entry)
         log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
 
@@ -163,6 +198,9 @@ class Supervisor:
         return reasons
 
     async def _stop_adapter(self, name: str) -> None:
+        front = self.fronts.pop(name, None)
+        if front is not None:
+            front.close()  # sends waiting for the rate fail now, not at the end of the grace
         await self.adapters.pop(name).stop()
         self._entries.pop(name, None)
         log.info("adapter_stopped", name=name)
@@ -171,8 +209,9 @@ class Supervisor:
         """Apply a new config: entries are diffed by (kind, name); unchanged ones keep running.
 
         Removed and changed entries stop first (freeing their ports), then changed and added
-        ones start. A start failure is logged and the rest still applies. Backend and `api`
-        changes need a restart; they are logged and ignored.
+        ones start. An entry whose `actions`/`sendRate` alone changed keeps running: its front
+        takes the new rules. A start failure is logged and the rest still applies. Backend and
+        `api` changes need a restart; they are logged and ignored.
         """
         wanted = {
             (kind, entry.name): (index, entry)
@@ -181,7 +220,10 @@ class Supervisor:
         }
         running = {(kind, name): entry for name, (kind, entry) in self._entries.items()}
         for key, entry in running.items():
-            if wanted.get(key, (0, None))[1] != entry:
+            new = wanted.get(key, (0, None))[1]
+            if new is not None and new != entry and only_policy_changed(entry, new):
+                self._reload_policy(key, new)
+            elif new != entry:
                 await self._stop_adapter(key[1])
         for (kind, name), (index, entry) in wanted.items():
             if name not in self.adapters:
@@ -199,6 +241,12 @@ class Supervisor:
         self.config = config
         redactor.set_tokens(config_secrets(config))
         log.info("gateway_reloaded", adapters=len(self.adapters))
+
+    def _reload_policy(self, key: tuple[str, str], entry: AdapterConfig) -> None:
+        kind, name = key
+        self.fronts[name].configure(entry_policy(entry), entry.send_rate)
+        self._entries[name] = (kind, entry)
+        log.info("entry_policy_reloaded", name=name)
 
     async def _reload_admin(self, config: GatewayConfig) -> None:
         """Apply a changed `admin` section: on the same address the running listener takes the
@@ -232,6 +280,12 @@ class Supervisor:
             state = getattr(adapter, "state", lambda: "listening")() if adapter else "disabled"
             if adapter is None and entry.enable:
                 state = "not running"
+            front = self.fronts.get(entry.name)
+            rules = (
+                front.describe()
+                if front is not None
+                else {"policy": entry_policy(entry).describe(), "send_rate": None}
+            )
             adapters.append(
                 {
                     "name": entry.name,
@@ -241,6 +295,7 @@ class Supervisor:
                     "subscribers": subscribers,
                     "queue_depth": depth,
                     "dropped": dropped,
+                    **rules,
                 }
             )
         return {

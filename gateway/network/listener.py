@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.backends.base import Backend
 from gateway.bus import EventBus, Subscription
-from gateway.dispatcher import Dispatcher
+from gateway.front import Caller
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.body_parser import BodyParser
@@ -43,9 +43,10 @@ treats 0 as no limit at all)."""
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """The shared services every adapter is built with."""
+    """The services an adapter is built with: shared ones, and its entry's front."""
 
-    dispatcher: Dispatcher
+    dispatcher: Caller
+    """What the adapter calls actions through: its entry's front of the shared dispatcher."""
     bus: EventBus
     shutdown_grace: float
     """Seconds from the start of a stop until its deadline (see `Listener.stop`)."""

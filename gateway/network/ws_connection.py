@@ -30,8 +30,8 @@ from aiohttp.http_websocket import WebSocketError, WebSocketReader
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.config import DEFAULT_MAX_INFLIGHT
-from gateway.dispatcher import Dispatcher
 from gateway.event_filter import compile_filter
+from gateway.front import Caller
 from gateway.logging import bind_call_frame, bind_log_context, reset_log_context
 from gateway.network.body_parser import INLINE_LIMIT, BodyParser
 from gateway.network.handshake import handshake_refusal
@@ -241,7 +241,7 @@ class WsConnection:
         ws: AnyWebSocket,
         role: Role,
         settings: WsSettings,
-        dispatcher: Dispatcher,
+        dispatcher: Caller,
         bus: EventBus,
         transport: asyncio.Transport | None = None,
         subscription: Subscription | None = None,
@@ -605,7 +605,7 @@ Registry = dict[web.WebSocketResponse, WsConnection]
 async def accept(
     request: web.BaseRequest,
     settings: WsSettings,
-    dispatcher: Dispatcher,
+    dispatcher: Caller,
     bus: EventBus,
     registry: Registry,
     parser: BodyParser | None = None,
