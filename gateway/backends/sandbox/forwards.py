@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from gateway.backends.sandbox.message_store import message_event
+from gateway.backends.sandbox.message_store import message_event, well_formed
 from gateway.backends.sandbox.segment_view import view_raw
 from gateway.backends.sandbox.store import decode_json
 from gateway.protocol.message import Message
@@ -88,7 +88,7 @@ def node_messages(
     hand-edited row are left out."""
     messages = []
     for index, node in enumerate(nodes):
-        if not isinstance(node, dict) or not isinstance(node.get("content"), list):
+        if not isinstance(node, dict) or not well_formed(node.get("content")):
             continue
         place = f"{forward_id}/{index}"
         user_id = _int(node.get("user_id", node.get("uin")))

@@ -133,10 +133,12 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
     to the sender's id, and the row is logged. One bad row never fails a history call.
     """
     data = dict(row)
+    if not isinstance(data["raw_message"], str):  # SQLite keeps what a hand edit put there
+        data["raw_message"] = str(data["raw_message"])
     try:
         segments = decode_json(data["segments"])
-        if not isinstance(segments, list):
-            raise ValueError(f"segments are {type(segments).__name__}, not a list")
+        if not well_formed(segments):
+            raise ValueError("segments are not a list of {type, data} objects")
     except ValueError as error:
         log.warning("stored_message_unreadable", message_id=data["message_id"], error=str(error))
         segments = _from_raw(data["raw_message"])
@@ -150,6 +152,15 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
     data["segments"] = segments
     data["sender"] = sender
     return data
+
+
+def well_formed(segments: Any) -> bool:
+    """Whether a decoded value is a list of `{type: str, data: object}` (what this build
+    stores; a row edited by hand may hold anything)."""
+    return isinstance(segments, list) and all(
+        isinstance(s, dict) and isinstance(s.get("type"), str) and isinstance(s.get("data"), dict)
+        for s in segments
+    )
 
 
 def _from_raw(raw: str) -> Message:
@@ -177,7 +188,7 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
         for segment in segments:
             if segment["type"] in VIEWS:
                 segments = view(segments)
-                raw = view_raw(segments)
+                raw = _viewed_raw(segments, raw)
                 break
     sub_type = message["sub_type"]
     if sub_type == "other":  # a stranger's chat: NapCat says friend (and so rows of this build)
@@ -206,6 +217,13 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
         event["message_sent_type"] = "self"
         event["target_id"] = message["peer_id"]
     return event
+
+
+def _viewed_raw(viewed: Message, stored: str) -> str:
+    try:
+        return view_raw(viewed)
+    except MessageError:  # a row edited by hand (a key with no CQ spelling): keep what it says
+        return stored
 
 
 def load_message(db: sqlite3.Connection, message_id: int) -> dict[str, Any]:
