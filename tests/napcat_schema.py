@@ -26,7 +26,24 @@ SCHEMAS = Path(__file__).parent / "data" / "napcat-response-schemas.json"
 _ROOT = "urn:napcat-responses"
 
 _NULL = {"type": "null"}
+_OBJECTS = {"type": "array", "items": {"type": "object"}}
 ERRATA: dict[str, tuple[dict[str, Any], str]] = {
+    "get_msg": (
+        {"$ref": f"{_ROOT}#/components/schemas/OB11Message"},
+        "the document types `message` as an object; the code answers the message it builds for "
+        "events, a segment array (or a CQ string), which the document's own OB11Message "
+        "component describes",
+    ),
+    "fetch_custom_face_detail": (
+        _OBJECTS,
+        "the document says object (its generator writes any return type so); the code returns "
+        "the kernel's emojiInfoList, an array",
+    ),
+    "get_doubt_friends_add_request": (
+        _OBJECTS,
+        "the document says object (its generator writes any return type so); the code returns "
+        "an array of {flag, uin, nick, source, reason, msg, group_code, time, type}",
+    ),
     "cancel_online_file": (
         _NULL,
         "the document says object; the code awaits msgService.cancelSendMsg, which returns "
@@ -94,13 +111,31 @@ def _validator(pointer: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({"$ref": f"{_ROOT}#{pointer}"}, registry=_registry())
 
 
+def _data_validator(action: str, errata: bool) -> jsonschema.Draft202012Validator:
+    if errata and action in ERRATA:
+        return jsonschema.Draft202012Validator(ERRATA[action][0], registry=_registry())
+    _document()["actions"][action]  # KeyError for an action NapCat does not have
+    return _validator(f"/actions/{action}")
+
+
 def validate_data(action: str, data: Any) -> None:
     """Raise jsonschema.ValidationError when `data` does not match what NapCat answers."""
-    if action in ERRATA:
-        jsonschema.Draft202012Validator(ERRATA[action][0]).validate(data)
-    else:
-        _document()["actions"][action]  # KeyError for an action NapCat does not have
-        _validator(f"/actions/{action}").validate(data)
+    _data_validator(action, errata=True).validate(data)
+
+
+def errors(action: str, data: Any, errata: bool = True) -> list[jsonschema.ValidationError]:
+    """Every way `data` differs from what NapCat answers for `action` (empty when it matches),
+    in the order of the paths; `errata=False` checks against the document alone. KeyError for
+    an action NapCat's document does not have."""
+    found = _data_validator(action, errata).iter_errors(data)
+    return sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
+
+
+def component_errors(name: str, value: Any) -> list[jsonschema.ValidationError]:
+    """Every way `value` differs from component schema `name` (empty when it matches)."""
+    component_schema(name)  # KeyError for an unknown component
+    found = _validator(f"/components/schemas/{name}").iter_errors(value)
+    return sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
 
 
 def validate_component(name: str, value: Any) -> None:

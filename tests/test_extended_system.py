@@ -13,6 +13,7 @@ import pytest
 
 from gateway import __version__
 from gateway.backends.sandbox import extended_system
+from tests.napcat_schema import validate_data
 from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
 ALICE, LAB = 20001, 30001
@@ -147,6 +148,7 @@ def dictionary() -> None:
 async def test_translate_en2zh_translates_each_word(sandbox: SandboxClient) -> None:
     data = await sandbox.ok("translate_en2zh", words=["apple", "computer", "world", "cats"])
     assert data == {"words": ["苹果", "电脑", "世界", "猫"]}
+    validate_data("translate_en2zh", data)
     unknown = await sandbox.ok("translate_en2zh", words=["qwzxv"])
     assert unknown == {"words": [""]}
 

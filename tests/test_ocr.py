@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.napcat_schema import validate_data
 from tests.sandbox_client import SandboxClient
 
 pytest.importorskip(
@@ -70,6 +71,7 @@ async def test_ocr_reads_back_rendered_text_from_base64(
     data = await sandbox.ok("ocr_image", image="base64://" + base64.b64encode(hello).decode())
     assert "HELLO 2026" in words(data), data
     assert data["language"] == "en"
+    validate_data("ocr_image", data)
     first = data["texts"][0]
     assert 0 < first["confidence"] <= 1
     assert len(first["coordinates"]) == 4 and all(len(p) == 2 for p in first["coordinates"])

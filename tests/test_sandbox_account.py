@@ -61,7 +61,8 @@ async def test_credentials_survive_a_restart(tmp_path: Path) -> None:
 
 
 async def test_set_qq_profile_renames_the_bot(sandbox: SandboxClient) -> None:
-    assert await sandbox.ok("set_qq_profile", nickname="Renamed", personal_note="hi", sex=1) is None
+    answer = await sandbox.ok("set_qq_profile", nickname="Renamed", personal_note="hi", sex=1)
+    assert answer == {"result": 0, "errMsg": ""}
     assert await sandbox.ok("get_login_info") == {"user_id": BOT, "nickname": "Renamed"}
     assert (await sandbox.ok("get_stranger_info", user_id=BOT))["nickname"] == "Renamed"
     await sandbox.ok("send_group_msg", group_id=LAB, message="after")
@@ -97,5 +98,5 @@ async def test_model_show_round_trip(sandbox: SandboxClient) -> None:
 async def test_check_url_safely_and_guilds(sandbox: SandboxClient) -> None:
     assert await sandbox.ok("check_url_safely", url="https://example.com") == {"level": 1}
     assert (await sandbox.call("check_url_safely"))["retcode"] == 1400
-    assert await sandbox.ok("get_guild_list") == []
+    assert await sandbox.ok("get_guild_list") is None
     assert await sandbox.ok("get_guild_service_profile") is None

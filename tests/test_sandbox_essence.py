@@ -24,7 +24,8 @@ async def receive(sandbox: SandboxClient, text: str, user_id: int = CAROL, group
 
 async def test_set_essence_lists_it_and_notifies(sandbox: SandboxClient) -> None:
     message_id = await receive(sandbox, "worth keeping")
-    assert await sandbox.ok("set_essence_msg", message_id=message_id) is None
+    answer = await sandbox.ok("set_essence_msg", message_id=message_id)
+    assert (answer["errCode"], answer["rsp"]["msg"]["msgSeq"]) == (0, message_id)
     notice = await sandbox.notice("essence")
     assert (notice["sub_type"], notice["group_id"], notice["message_id"]) == (
         "add",

@@ -115,7 +115,8 @@ async def test_upload_failures_leave_no_file(sandbox: SandboxClient) -> None:
 
 async def test_delete_group_file(sandbox: SandboxClient) -> None:
     data = await sandbox.ok("upload_group_file", group_id=LAB, file=b64(b"x"), name="x")
-    assert await sandbox.ok("delete_group_file", group_id=LAB, file_id=data["file_id"]) is None
+    answer = await sandbox.ok("delete_group_file", group_id=LAB, file_id=data["file_id"])
+    assert answer["transGroupFileResult"]["successFileIdList"] == [data["file_id"]]
     assert (await root(sandbox))["files"] == []
     body = await sandbox.call("delete_group_file", group_id=LAB, file_id=data["file_id"])
     assert body["retcode"] == 1200 and "has no file" in body["message"]

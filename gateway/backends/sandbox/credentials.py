@@ -25,6 +25,7 @@ from gateway.actions.account import (
     SetQQProfile,
 )
 from gateway.actions.catalog import NoParams
+from gateway.backends.sandbox import nt
 
 if TYPE_CHECKING:
     from gateway.backends.sandbox.context import HandlerTable, Sandbox
@@ -90,9 +91,10 @@ async def get_credentials(sandbox: Sandbox, p: Credentials) -> dict[str, Any]:
 # --- profile and device -------------------------------------------------------------------------
 
 
-async def set_qq_profile(sandbox: Sandbox, p: SetQQProfile) -> None:
+async def set_qq_profile(sandbox: Sandbox, p: SetQQProfile) -> dict[str, Any]:
     """Stores the profile in `account` (and the bot's own `users` row, which group member
-    listings read); fields left out are unchanged."""
+    listings read); fields left out are unchanged. Answers the kernel's general result, which
+    NapCat passes through."""
 
     def write(db: sqlite3.Connection) -> None:
         sex = _SEXES[p.sex] if p.sex is not None else None
@@ -108,6 +110,7 @@ async def set_qq_profile(sandbox: Sandbox, p: SetQQProfile) -> None:
 
     await sandbox.store.run(write)
     sandbox.nickname = p.nickname
+    return nt.general_ok()
 
 
 async def get_model_show(sandbox: Sandbox, p: GetModelShow) -> list[dict[str, Any]]:
@@ -139,9 +142,9 @@ async def check_url_safely(_sandbox: Sandbox, _: CheckUrlSafely) -> dict[str, in
     return {"level": 1}
 
 
-async def get_guild_list(_sandbox: Sandbox, _: NoParams) -> list[Any]:
-    """QQ guilds are not simulated, so the bot is in none (NapCat answers null)."""
-    return []
+async def get_guild_list(_sandbox: Sandbox, _: NoParams) -> None:
+    """QQ guilds are not simulated; NapCat's handler returns nothing, so `data` is null."""
+    return None
 
 
 async def get_guild_service_profile(_sandbox: Sandbox, _: NoParams) -> None:

@@ -4,6 +4,10 @@ Setting and removing need the bot to be admin or owner, as in QQ, and publish an
 notice with sub_type `add` / `delete` (NapCat never reports `delete`; QQ clients do show it). A
 message stays in the essence list after it is recalled, as in QQ. The sandbox's `msg_seq` is the
 message id and `msg_random` a number derived from it, stable across restarts.
+
+Both setting and removing answer the kernel's result, which NapCat passes through: `errCode`,
+`errMsg` and `rsp` with the digest's operator, time and message (`msgContent` is left empty: the
+sandbox does not rebuild the kernel's message elements).
 """
 
 from __future__ import annotations
@@ -41,8 +45,42 @@ def _essence_notice(
     )
 
 
-async def set_essence_msg(sandbox: Sandbox, p: SetEssenceMsg) -> None:
-    def write(db: sqlite3.Connection) -> tuple[int, int]:
+def _digest_answer(
+    group_id: int, message: dict[str, Any], operator_id: int, when: int, removed: bool
+) -> dict[str, Any]:
+    """The kernel's answer to adding or removing an essence message (QQ numbers as strings, as
+    the kernel writes 64-bit numbers)."""
+    message_id = int(message["message_id"])
+    digest = {
+        "groupCode": str(group_id),
+        "msgSeq": message_id,
+        "msgRandom": msg_random(group_id, message_id),
+        "msgContent": [],
+        "textSize": "0",
+        "picSize": "0",
+        "videoSize": "0",
+        "senderUin": str(message["sender_id"]),
+        "senderTime": int(message["time"]),
+        "addDigestUin": str(operator_id),
+        "addDigestTime": when,
+        "startTime": 0,
+        "latestMsgSeq": 0,
+        "opType": 2 if removed else 1,
+    }
+    rsp = {
+        "wording": "",
+        "digestUin": str(operator_id),
+        "digestTime": when,
+        "msg": digest,
+        "errorCode": 0,
+    }
+    return {"errCode": 0, "errMsg": "success", "rsp": rsp}
+
+
+async def set_essence_msg(sandbox: Sandbox, p: SetEssenceMsg) -> dict[str, Any]:
+    now = int(time.time())
+
+    def write(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
         message = load_message(db, p.message_id)
         if message["message_type"] != "group":
             raise ActionFailed(f"message {p.message_id} is not a group message")
@@ -56,33 +94,38 @@ async def set_essence_msg(sandbox: Sandbox, p: SetEssenceMsg) -> None:
         db.execute(
             "INSERT INTO essence (group_id, message_id, operator_id, operator_time) "
             "VALUES (?,?,?,?)",
-            (group_id, p.message_id, sandbox.self_id, int(time.time())),
+            (group_id, p.message_id, sandbox.self_id, now),
         )
-        return group_id, message["sender_id"]
+        return group_id, message
 
-    group_id, sender_id = await sandbox.store.run(write)
-    _essence_notice(sandbox, "add", group_id, p.message_id, sender_id)
+    group_id, message = await sandbox.store.run(write)
+    _essence_notice(sandbox, "add", group_id, p.message_id, message["sender_id"])
+    return _digest_answer(group_id, message, sandbox.self_id, now, removed=False)
 
 
-async def delete_essence_msg(sandbox: Sandbox, p: DeleteEssenceMsg) -> None:
-    def write(db: sqlite3.Connection) -> tuple[int, int, int]:
+async def delete_essence_msg(sandbox: Sandbox, p: DeleteEssenceMsg) -> dict[str, Any]:
+    now = int(time.time())
+
+    def write(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
         row = _find(db, p)
         group_id, message_id = row["group_id"], row["message_id"]
         require_manager(db, group_id, sandbox.self_id, "removing an essence message")
         db.execute(
             "DELETE FROM essence WHERE group_id = ? AND message_id = ?", (group_id, message_id)
         )
-        return group_id, message_id, row["sender_id"]
+        message = {"message_id": message_id, "sender_id": row["sender_id"], "time": row["time"]}
+        return group_id, message
 
-    group_id, message_id, sender_id = await sandbox.store.run(write)
-    _essence_notice(sandbox, "delete", group_id, message_id, sender_id)
+    group_id, message = await sandbox.store.run(write)
+    _essence_notice(sandbox, "delete", group_id, message["message_id"], message["sender_id"])
+    return _digest_answer(group_id, message, sandbox.self_id, now, removed=True)
 
 
 def _find(db: sqlite3.Connection, p: DeleteEssenceMsg) -> sqlite3.Row:
     """The essence row (with the message's sender) that `p` names; 1200 when there is none."""
     message_id = p.message_id if p.message_id is not None else p.msg_seq
     row: sqlite3.Row | None = db.execute(
-        "SELECT e.*, m.sender_id FROM essence e JOIN messages m USING (message_id) "
+        "SELECT e.*, m.sender_id, m.time FROM essence e JOIN messages m USING (message_id) "
         "WHERE e.message_id = ? AND (? IS NULL OR e.group_id = ?)",
         (message_id, p.group_id, p.group_id),
     ).fetchone()

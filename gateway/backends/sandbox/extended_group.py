@@ -32,7 +32,7 @@ from gateway.actions.extended_group import (
     SetInputStatus,
 )
 from gateway.actions.group import GroupId
-from gateway.backends.sandbox import groups
+from gateway.backends.sandbox import groups, nt
 from gateway.backends.sandbox.extended_account import load_json, save_json
 from gateway.backends.sandbox.friends import _poke_raw_info, friend
 from gateway.backends.sandbox.membership import (
@@ -291,11 +291,12 @@ async def get_group_signed_list(sandbox: Sandbox, p: GroupId) -> list[dict[str, 
 # --- typing and pokes ---------------------------------------------------------------------------
 
 
-async def set_input_status(sandbox: Sandbox, p: SetInputStatus) -> None:
+async def set_input_status(sandbox: Sandbox, p: SetInputStatus) -> dict[str, Any]:
     """A `notify` input_status notice from the bot: `user_id` the bot, `group_id` the group (0
     in a private chat), `target_id` the private chat's user (0 in a group), `event_type` and
     `status_text`. NapCat's event_type 0 speaking / 1 typing is used as given; the spec's status
-    1 is typing and 0 "stopped" (event_type 2, empty text)."""
+    1 is typing and 0 "stopped" (event_type 2, empty text). Answers the kernel's general
+    result, which NapCat passes through."""
     if p.event_type is not None:
         event_type, text = p.event_type, INPUT_EVENTS[p.event_type]
     else:
@@ -317,6 +318,7 @@ async def set_input_status(sandbox: Sandbox, p: SetInputStatus) -> None:
         event_type=event_type,
         status_text=text,
     )
+    return nt.general_ok()
 
 
 async def send_poke(sandbox: Sandbox, p: SendPoke) -> None:

@@ -29,7 +29,7 @@ from gateway.actions.file import (
     UploadGroupFile,
     UploadPrivateFile,
 )
-from gateway.backends.sandbox import media
+from gateway.backends.sandbox import media, nt
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.message_store import message_event, require_group, store_message
 from gateway.backends.sandbox.notices import require_manager
@@ -226,7 +226,9 @@ def _folder_item(db: sqlite3.Connection, group_id: int, folder_id: str) -> dict[
     }
 
 
-async def delete_group_folder(sandbox: Sandbox, p: DeleteGroupFolder) -> None:
+async def delete_group_folder(sandbox: Sandbox, p: DeleteGroupFolder) -> dict[str, Any]:
+    """Answers the kernel's `groupFileCommonResult`, which NapCat returns."""
+
     def write(db: sqlite3.Connection) -> None:
         require_manager(db, p.group_id, sandbox.self_id, "deleting a folder")
         folder = _folder_id(db, p.group_id, p.folder_id)
@@ -238,6 +240,7 @@ async def delete_group_folder(sandbox: Sandbox, p: DeleteGroupFolder) -> None:
         db.execute("DELETE FROM group_folders WHERE folder_id = ?", (folder,))
 
     await sandbox.store.run(write)
+    return dict(_OK)
 
 
 # --- listing ------------------------------------------------------------------------------------
@@ -372,12 +375,17 @@ async def get_group_file_url(sandbox: Sandbox, p: GroupFileRef) -> dict[str, str
     return {"url": await sandbox.store.run(read)}
 
 
-async def delete_group_file(sandbox: Sandbox, p: GroupFileRef) -> None:
+async def delete_group_file(sandbox: Sandbox, p: GroupFileRef) -> dict[str, Any]:
+    """Answers the kernel's result of the deletion, which NapCat passes through: the general
+    result and `transGroupFileResult` listing the file as deleted."""
+
     def write(db: sqlite3.Connection) -> None:
         _editable_file(db, p.group_id, p.file_id, sandbox.self_id, "deleting")
         db.execute("DELETE FROM group_files WHERE file_id = ?", (p.file_id,))
 
     await sandbox.store.run(write)
+    deleted = {"result": dict(_OK), "successFileIdList": [p.file_id], "failFileIdList": []}
+    return {**nt.general_ok(), "transGroupFileResult": deleted}
 
 
 async def move_group_file(sandbox: Sandbox, p: MoveGroupFile) -> dict[str, bool]:

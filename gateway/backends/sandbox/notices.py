@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.actions.notice import DelGroupNotice, GetGroupNotice, SendGroupNotice
-from gateway.backends.sandbox import media
+from gateway.backends.sandbox import media, nt
 from gateway.backends.sandbox.membership import find_member as member_row
 from gateway.backends.sandbox.message_store import require_group
 from gateway.backends.sandbox.store import decode_json, encode_json
@@ -96,7 +96,9 @@ def _notice(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-async def del_group_notice(sandbox: Sandbox, p: DelGroupNotice) -> None:
+async def del_group_notice(sandbox: Sandbox, p: DelGroupNotice) -> dict[str, Any]:
+    """Answers the kernel's general result, which NapCat passes through."""
+
     def write(db: sqlite3.Connection) -> None:
         require_manager(db, p.group_id, sandbox.self_id, "deleting an announcement")
         deleted = db.execute(
@@ -106,6 +108,7 @@ async def del_group_notice(sandbox: Sandbox, p: DelGroupNotice) -> None:
             raise ActionFailed(f"group {p.group_id} has no announcement {p.notice_id!r}")
 
     await sandbox.store.run(write)
+    return nt.general_ok()
 
 
 HANDLERS: HandlerTable = {
