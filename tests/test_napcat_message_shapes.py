@@ -24,7 +24,7 @@ import jsonschema
 from tests.napcat_schema import SCHEMAS, validate_component, validate_data
 from tests.sandbox_client import SandboxClient
 
-ALICE, BOB, STRANGER = 20001, 20002, 55555
+ALICE, BOB, DAVE, STRANGER = 20001, 20002, 20004, 55555
 LAB = 30001
 BOT = 10001
 PNG = base64.b64decode(
@@ -111,6 +111,49 @@ async def test_a_strangers_private_message_is_sub_type_friend(sandbox: SandboxCl
     event = await sandbox.event(is_message)
     check_message(event)
     assert event["sub_type"] == "friend"
+
+
+async def test_a_temporary_session_is_sub_type_group_with_its_group(
+    sandbox: SandboxClient,
+) -> None:
+    sent = await sandbox.ok("send_private_msg", user_id=DAVE, group_id=LAB, message="hello")
+    outgoing = await sandbox.event(is_message)
+    await sandbox.ok(
+        "sandbox_receive_message", message_type="private", user_id=DAVE, group_id=LAB, message="yo"
+    )
+    incoming = await sandbox.event(is_message)
+    for event in (outgoing, incoming):
+        check_message(event)
+        assert (event["sub_type"], event["group_id"], event["temp_source"]) == ("group", LAB, 0)
+    assert (outgoing["target_id"], incoming["user_id"]) == (DAVE, DAVE)
+    stored = await sandbox.ok("get_msg", message_id=sent["message_id"])
+    check_get_msg(stored)
+    assert (stored["sub_type"], stored["group_id"]) == ("group", LAB)
+
+
+async def test_a_friend_is_written_to_as_a_friend_even_with_a_group(
+    sandbox: SandboxClient,
+) -> None:
+    await sandbox.ok("send_private_msg", user_id=ALICE, group_id=LAB, message="hi")
+    await sandbox.ok(
+        "sandbox_receive_message", message_type="private", user_id=ALICE, group_id=LAB, message="o"
+    )
+    for _ in range(2):
+        event = await sandbox.event(is_message)
+        assert event["sub_type"] == "friend" and "group_id" not in event
+
+
+async def test_a_temporary_session_needs_both_in_the_group(sandbox: SandboxClient) -> None:
+    body = await sandbox.call(
+        "sandbox_receive_message",
+        message_type="private",
+        user_id=STRANGER,
+        group_id=LAB,
+        message="x",
+    )
+    assert body["retcode"] == 1200 and "not in group" in body["message"]
+    history = await sandbox.ok("get_friend_msg_history", user_id=STRANGER)
+    assert history["messages"] == []
 
 
 # --- segments -----------------------------------------------------------------------------------

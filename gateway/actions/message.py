@@ -159,7 +159,8 @@ class SandboxReceiveMessage(_Outgoing):
     user_id: int = Field(gt=0)
     """The sender; unknown users are created (as strangers, or as new members in a group)."""
     group_id: int | None = None
-    """The group, for group messages."""
+    """The group, for group messages; for a private one from someone who is not a friend, the
+    group of a temporary session (both must be members)."""
     sender: Sender = Sender()
     """Optional nickname and card."""
 

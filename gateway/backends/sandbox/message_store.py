@@ -70,7 +70,8 @@ def store_message(
     sender: dict[str, Any],
     sub_type: str = "",
 ) -> dict[str, Any]:
-    """Insert a message and return its row as a dict. `sub_type` defaults per message type.
+    """Insert a message and return its row as a dict. `sub_type` defaults per message type; a
+    private message of a temporary session is stored as `temp_sub_type(group_id)`.
 
     BadRequest (1400), before anything is written, when the segments or the sender hold a value
     that could not be sent back (store.encode_json)."""
@@ -113,6 +114,16 @@ def store_message(
         "sender": sender,
         "recalled": 0,
     }
+
+
+def temp_sub_type(group_id: int) -> str:
+    """The stored sub_type of a private message in a temporary session from a group: shown as
+    `sub_type: group` with the `group_id` and `temp_source: 0` (napcat-network.md §10.1)."""
+    return f"{_TEMP}{group_id}"
+
+
+_TEMP = "group:"
+_SHOWN_AS_STORED = frozenset({"friend", "normal"})
 
 
 def _raw(segments: Message) -> str:
@@ -191,8 +202,9 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
                 raw = _viewed_raw(segments, raw)
                 break
     sub_type = message["sub_type"]
-    if sub_type == "other":  # a stranger's chat: NapCat says friend (and so rows of this build)
-        sub_type = "friend"
+    temp_group = None
+    if sub_type not in _SHOWN_AS_STORED:
+        sub_type, temp_group = _unusual_sub_type(sub_type)
     event: dict[str, Any] = {
         "self_id": self_id,
         "user_id": message["sender_id"],
@@ -213,10 +225,23 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
     if message["message_type"] == "group":
         event["group_id"] = message["peer_id"]
         event["group_name"] = group_name
+    elif temp_group is not None:
+        event["group_id"] = temp_group
+        event["temp_source"] = 0
     if is_self:
         event["message_sent_type"] = "self"
         event["target_id"] = message["peer_id"]
     return event
+
+
+def _unusual_sub_type(stored: str) -> tuple[str, int | None]:
+    """(sub_type shown, group of a temporary session): a stranger's chat is `friend` as on
+    NapCat (`other` in the rows of earlier builds)."""
+    if stored.startswith(_TEMP) and stored[len(_TEMP) :].isdigit():
+        return "group", int(stored[len(_TEMP) :])
+    if stored == "other":
+        return "friend", None
+    return stored, None
 
 
 def _viewed_raw(viewed: Message, stored: str) -> str:

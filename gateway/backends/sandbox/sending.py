@@ -37,6 +37,7 @@ from gateway.backends.sandbox.message_store import (
     prepare_media,
     store_media,
     store_message,
+    temp_sub_type,
 )
 from gateway.backends.sandbox.store import encode_json, kept_row
 from gateway.protocol.envelope import ActionFailed, BadRequest
@@ -55,6 +56,7 @@ def write_private(
     via_group: int | None = None,
 ) -> dict[str, Any]:
     """Inside a transaction: check and store a private message from the bot; the stored row.
+    To a user who is not a friend, through `via_group`, it is a temporary session's message.
 
     The friend and the members of `via_group` are the rows the writer keeps (store.kept_row):
     a send runs one INSERT and no lookup."""
@@ -73,7 +75,9 @@ def write_private(
     check_replies(db, segments)
     store_media(db, segments, sources)
     sender = {"user_id": self_id, "nickname": sandbox.nickname, "card": ""}
-    return store_message(db, "private", user_id, self_id, segments, sender)
+    # A friend is written to as a friend, group_id or not (NapCat's rule); others in a session.
+    temp = "" if user["is_friend"] or via_group is None else temp_sub_type(via_group)
+    return store_message(db, "private", user_id, self_id, segments, sender, temp)
 
 
 def write_group(

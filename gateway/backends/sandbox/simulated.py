@@ -1,8 +1,9 @@
 """Sandbox actions: the simulated users' side of the conversation.
 
 `sandbox_receive_message` stores and publishes a message from a simulated user (a stranger for
-an unknown id; joining a group by speaking in it), `sandbox_recall_message` recalls one, and
-`sandbox_emit` publishes an arbitrary event as the account.
+an unknown id; joining a group by speaking in it; a private message with `group_id` from someone
+who is not a friend is a temporary session from that group), `sandbox_recall_message` recalls
+one, and `sandbox_emit` publishes an arbitrary event as the account.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gateway.backends.sandbox.message_store import (
     prepare_media,
     store_media,
     store_message,
+    temp_sub_type,
 )
 from gateway.backends.sandbox.store import encode_json
 from gateway.protocol.envelope import ActionFailed, BadRequest
@@ -53,6 +55,14 @@ async def _receive_private(
         user = ensure_user(db, p.user_id, p.sender.nickname)
         sender = {"user_id": p.user_id, "nickname": user["nickname"], "card": ""}
         sub_type = "friend" if user["is_friend"] else "other"
+        if p.group_id is not None and not user["is_friend"]:
+            # A temporary session: both must be in the group (a friend's chat stays a friend's).
+            bot_speaks_in(db, p.group_id, sandbox.self_id)
+            if speaker(db, p.group_id, p.user_id) is None:
+                raise ActionFailed(
+                    f"user {p.user_id} is not in group {p.group_id}: no temporary session"
+                )
+            sub_type = temp_sub_type(p.group_id)
         return store_message(db, "private", p.user_id, p.user_id, segments, sender, sub_type)
 
     message = await sandbox.store.run(write)
