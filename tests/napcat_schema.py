@@ -57,6 +57,17 @@ ERRATA: dict[str, tuple[dict[str, Any], str]] = {
 }
 """Action -> (the schema of the `data` NapCat's code really answers, why the document is wrong)."""
 
+NEWER: dict[str, tuple[dict[str, Any], str]] = {
+    action: (_NULL, "newer than the document; its handler declares Type.Null and returns null")
+    for action in (
+        "set_group_member_invite_policy",
+        "set_group_member_permissions",
+        "set_group_new_member_history_visibility",
+    )
+}
+"""Actions NapCat's code has but its 4.18.13 document does not: action -> (the schema of the
+`data` the code answers, where that comes from)."""
+
 
 def extract(document: dict[str, Any]) -> dict[str, Any]:
     """`{"actions": {name: data schema}, "components": {"schemas": {…}}}` of an OpenAPI document
@@ -93,10 +104,12 @@ def actions() -> list[str]:
 
 
 def data_schema(action: str) -> dict[str, Any]:
-    """The schema of `data` in a successful answer of `action` (ERRATA first); KeyError for an
-    action NapCat's document does not have."""
+    """The schema of `data` in a successful answer of `action` (ERRATA and NEWER first);
+    KeyError for an action NapCat does not have."""
     if action in ERRATA:
         return ERRATA[action][0]
+    if action in NEWER:
+        return NEWER[action][0]
     schema: dict[str, Any] = _document()["actions"][action]
     return schema
 
@@ -114,6 +127,8 @@ def _validator(pointer: str) -> jsonschema.Draft202012Validator:
 def _data_validator(action: str, errata: bool) -> jsonschema.Draft202012Validator:
     if errata and action in ERRATA:
         return jsonschema.Draft202012Validator(ERRATA[action][0], registry=_registry())
+    if action in NEWER:
+        return jsonschema.Draft202012Validator(NEWER[action][0], registry=_registry())
     _document()["actions"][action]  # KeyError for an action NapCat does not have
     return _validator(f"/actions/{action}")
 
@@ -125,8 +140,8 @@ def validate_data(action: str, data: Any) -> None:
 
 def errors(action: str, data: Any, errata: bool = True) -> list[jsonschema.ValidationError]:
     """Every way `data` differs from what NapCat answers for `action` (empty when it matches),
-    in the order of the paths; `errata=False` checks against the document alone. KeyError for
-    an action NapCat's document does not have."""
+    in the order of the paths; `errata=False` checks against the document alone (and NEWER).
+    KeyError for an action NapCat does not have."""
     found = _data_validator(action, errata).iter_errors(data)
     return sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
 
