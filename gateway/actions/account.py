@@ -63,6 +63,6 @@ ACTIONS = (
     Action("_get_model_show", GetModelShow, "How the bot's device model is shown."),
     Action("_set_model_show", SetModelShow, "Set how the bot's device model is shown."),
     Action("check_url_safely", CheckUrlSafely, "A URL's safety level (1 safe, 2 unknown, 3 bad)."),
-    Action("get_guild_list", NoParams, "Guilds (QQ channels) the bot is in: none."),
+    Action("get_guild_list", NoParams, "Guilds (QQ channels) the bot is in: none (null)."),
     Action("get_guild_service_profile", NoParams, "The bot's guild profile: none (null)."),
 )
