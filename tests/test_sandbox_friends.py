@@ -85,7 +85,7 @@ async def test_remark_for_a_non_friend_is_1200(sandbox: SandboxClient) -> None:
 
 
 async def test_delete_friend_makes_them_a_stranger(sandbox: SandboxClient) -> None:
-    await sandbox.ok("delete_friend", user_id=ALICE)
+    assert await sandbox.ok("delete_friend", user_id=ALICE) == {"result": 0, "errMsg": ""}
     assert ALICE not in await friends(sandbox)
     assert (await sandbox.ok("get_stranger_info", user_id=ALICE))["remark"] == ""
     sent = await sandbox.call("send_private_msg", user_id=ALICE, message="still there?")

@@ -22,6 +22,7 @@ from gateway.actions.friend import (
     SendLike,
     SetFriendRemark,
 )
+from gateway.backends.sandbox import nt
 from gateway.backends.sandbox.membership import bot_in_group, ensure_user, member
 from gateway.backends.sandbox.store import decode_json, encode_json
 from gateway.protocol.envelope import ActionFailed
@@ -164,9 +165,10 @@ async def get_online_clients(_sandbox: Sandbox, _: Params) -> list[Any]:
 # --- changing friends ---------------------------------------------------------------------------
 
 
-async def delete_friend(sandbox: Sandbox, p: DeleteFriend) -> None:
+async def delete_friend(sandbox: Sandbox, p: DeleteFriend) -> dict[str, Any]:
     """The user stays known (as a stranger) without remark; `temp_block` refuses their later
-    friend requests. QQ reports no event for this."""
+    friend requests. QQ reports no event for this. Answers the kernel's general result, which
+    NapCat passes through."""
 
     def write(db: sqlite3.Connection) -> None:
         friend(db, p.target)
@@ -177,6 +179,7 @@ async def delete_friend(sandbox: Sandbox, p: DeleteFriend) -> None:
             )
 
     await sandbox.store.run(write)
+    return nt.general_ok()
 
 
 async def set_friend_remark(sandbox: Sandbox, p: SetFriendRemark) -> None:
