@@ -32,7 +32,7 @@ from gateway.policy import (
     quick_operation_actions,
 )
 from gateway.protocol import envelope
-from gateway.protocol.envelope import Envelope
+from gateway.protocol.envelope import BadRequest, Envelope
 from gateway.protocol.stream import Send, mark_failed
 from gateway.rate_limit import BucketClosed, SendQueueFull, TokenBucket
 
@@ -71,6 +71,21 @@ class Decision:
     """Takes a token from the send rate."""
     quick: bool
     """A quick operation: the actions it implies are checked per call."""
+
+
+def describe_rules(
+    policy: ActionPolicy, send_rate: SendRateConfig | None, waiting: int = 0
+) -> dict[str, Any]:
+    """An entry's rules as plain data: `policy` and `send_rate` (None: unlimited)."""
+    rate = None
+    if send_rate is not None:
+        rate = {
+            "per_minute": send_rate.per_minute,
+            "burst": send_rate.burst,
+            "max_waiting": send_rate.max_waiting,
+            "waiting": waiting,
+        }
+    return {"policy": policy.describe(), "send_rate": rate}
 
 
 class EntryFront:
@@ -127,18 +142,7 @@ class EntryFront:
 
     def describe(self) -> dict[str, Any]:
         """Policy and send rate as plain data, with the sends waiting now (for the console)."""
-        rate = self.send_rate
-        return {
-            "policy": self.policy.describe(),
-            "send_rate": None
-            if rate is None
-            else {
-                "per_minute": rate.per_minute,
-                "burst": rate.burst,
-                "max_waiting": rate.max_waiting,
-                "waiting": self.waiting(),
-            },
-        }
+        return describe_rules(self.policy, self.send_rate, self.waiting())
 
     def waiting(self) -> int:
         """Sends waiting for a token now, over every account."""
@@ -168,7 +172,7 @@ class EntryFront:
             # Every name of the action: a rule on an alias binds the canonical name too.
             names = (canonical, *entry.aliases) if entry is not None else (name,)
             refusal = self.policy.refusal(names, canonical)
-            sends = counts_as_send(canonical)
+            sends = self.send_rate is not None and counts_as_send(canonical)
             quick = canonical == QUICK_OPERATION
             if refusal is None and not sends and not quick:
                 decision = None
@@ -190,12 +194,27 @@ class EntryFront:
                 refusal = self.policy.refusal((implied,), implied)
                 if refusal is not None:
                     return self._refuse(decision, refusal, implied, echo)
-                sends = sends or counts_as_send(implied)
+                sends = sends or (self.send_rate is not None and counts_as_send(implied))
+        if sends and not self._valid(decision.canonical, params):
+            sends = False  # the dispatcher answers 1400 at once: a bad call never waits
         if sends:
             failure = await self._take_send_token(decision.label, echo)
             if failure is not None:
                 return failure
         return await self.dispatcher.call(action, params, echo, send)
+
+    def _valid(self, canonical: str, params: Any) -> bool:
+        """Whether the dispatcher would accept these parameters (checked before a send
+        waits; a send that gets its token at once is validated by the dispatcher only)."""
+        bucket = self._bucket()
+        entry = self.catalog.resolve(canonical)
+        if bucket is None or entry is None or (bucket.waiting == 0 and bucket.tokens >= 1):
+            return True
+        try:
+            entry.validate({} if params is None else params)
+        except (BadRequest, TypeError):
+            return False
+        return True
 
     def _refuse(self, decision: Decision, reason: str, refused: str, echo: Any) -> Envelope:
         """The 1403 answer; `refused` is the action refused (a quick operation's own action,

@@ -21,7 +21,7 @@ from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.bus import EventBus
 from gateway.config import AdapterConfig, AdminConfig, GatewayConfig, RelayBackendConfig
 from gateway.dispatcher import Dispatcher
-from gateway.front import EntryFront
+from gateway.front import EntryFront, describe_rules
 from gateway.logging import redactor
 from gateway.metrics import Metrics
 from gateway.network.adapter import Adapter
@@ -284,7 +284,7 @@ class Supervisor:
             rules = (
                 front.describe()
                 if front is not None
-                else {"policy": entry_policy(entry).describe(), "send_rate": None}
+                else describe_rules(entry_policy(entry), entry.send_rate)
             )
             adapters.append(
                 {
