@@ -4,9 +4,10 @@ One gateway for the module, one WebSocket client. `EXAMPLES` holds, per catalog 
 parameters of a call that succeeds; the calls run in its order, so earlier answers (a message
 sent, a file uploaded, a notice posted…) give later calls their ids, and the actions that
 destroy state (recall, kick, leave, delete the friend, restart) come last. Each answer's `data`
-is checked against NapCat's response schema (tests/napcat_schema.py); every mismatch is listed
-at once. An action added to the catalog without an example fails `test_every_served_action_has
-_an_example`, so the coverage stays total.
+is checked against NapCat's response schema (tests/napcat_schema.py), and the lists the schema
+leaves untyped item by item against the document's components (`UNTYPED_ITEMS`: messages,
+members, essence contents); every mismatch is listed at once. A served action without an
+example fails `test_every_served_action_has_an_example`, so the coverage stays total.
 
 The exceptions, each a dict of action -> why: `NAPCAT_SCHEMA_WRONG` where NapCat's document is
 itself wrong about what NapCat answers (checked against the corrected schema instead);
@@ -70,9 +71,16 @@ PENDING_ITEM_2: dict[str, str] = {}
 2): action -> what differs. Empty it as they are fixed; a fixed one fails
 test_exception_lists_are_current until it is taken off."""
 
-MESSAGE_LISTS = ("get_group_msg_history", "get_friend_msg_history", "get_forward_msg")
-"""Answers whose `messages` NapCat's document leaves untyped: each is checked against the
-document's own OB11Message component, as get_msg's answer is."""
+UNTYPED_ITEMS: dict[str, tuple[tuple[str, ...], str]] = {
+    "get_group_msg_history": (("messages", "*"), "OB11Message"),
+    "get_friend_msg_history": (("messages", "*"), "OB11Message"),
+    "get_forward_msg": (("messages", "*"), "OB11Message"),
+    "get_group_member_list": (("*",), "OB11GroupMember"),
+    "get_essence_msg_list": (("*", "content", "*"), "OB11MessageData"),
+}
+"""Lists NapCat's document leaves untyped though its code fills them with what one of the
+document's components describes: action -> (where in `data`, `*` every item; the component).
+Each item is checked against the component too."""
 
 REFUSED_HERE: dict[str, str] = {
     "bot_exit": "it ends the process by SIGTERM, so it refuses (1200) where nothing handles "
@@ -604,14 +612,26 @@ def mismatches(action: str, envelopes: list[dict[str, Any]], errata: bool = True
     for envelope in envelopes:
         data = envelope.get("data")
         found += [_describe("data", e) for e in napcat_schema.errors(action, data, errata)]
-        if action in MESSAGE_LISTS and isinstance(data, dict):
-            for index, message in enumerate(data.get("messages") or []):
-                where = f"data/messages/{index}"
-                found += [
-                    _describe(where, e)
-                    for e in napcat_schema.component_errors("OB11Message", message)
-                ]
+        if action in UNTYPED_ITEMS:
+            path, component = UNTYPED_ITEMS[action]
+            for where, item in _items(data, path, "data"):
+                errors = napcat_schema.component_errors(component, item)
+                found += [_describe(where, e) for e in errors]
     return [f"{action}: {line}" for line in found]
+
+
+def _items(value: Any, path: tuple[str, ...], where: str) -> list[tuple[str, Any]]:
+    """The values at `path` in `value` (`*`: each item of a list), with where they are; what
+    is not there is skipped (the schema check reports a missing or mistyped list)."""
+    if not path:
+        return [(where, value)]
+    step, rest = path[0], path[1:]
+    if step == "*":
+        items = value if isinstance(value, list) else []
+        return [x for i, item in enumerate(items) for x in _items(item, rest, f"{where}/{i}")]
+    if isinstance(value, dict) and step in value:
+        return _items(value[step], rest, f"{where}/{step}")
+    return []
 
 
 def checked(results: Results) -> list[str]:
