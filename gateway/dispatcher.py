@@ -10,8 +10,8 @@ never runs.
 
 Stream actions (`gateway.actions.stream`) answer envelopes marked `"stream": "stream-action"`;
 those that answer packets too return a `PacketStream`, run here with the transport's `send`
-(each packet written before the next is read). A caller without one (the console, SSE, an
-`_async` or `_rate_limited` call) gets a 1400 saying so.
+(each packet written before the next is read). A caller without one (the web console, an
+HTTP POST quick operation) or an `_async`/`_rate_limited` call gets a 1400 saying so.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class Dispatcher:
                 if send is None:
                     raise BadRequest(
                         f"{name} answers in several packets: call it over HTTP or WebSocket "
-                        "(the console, SSE and HTTP POST cannot carry them)"
+                        "(the web console cannot carry them)"
                     )
 
                 async def emit(item: dict[str, Any]) -> None:
