@@ -37,7 +37,15 @@ BROWSER_ARGS = [
 def document() -> dict[str, Any]:
     return {
         "network": {
-            "httpServers": [{"name": "http-api", "enable": True, "port": 0}],
+            "httpServers": [
+                {
+                    "name": "http-api",
+                    "enable": True,
+                    "port": 0,
+                    "actions": {"deny": ["set_group_kick"]},
+                    "sendRate": {"perMinute": 20},
+                }
+            ],
             "websocketServers": [{"name": "bot-ws", "enable": True, "port": 0, "heartInterval": 0}],
             "httpClients": [{"name": "webhook-off", "enable": False}],
         },
@@ -119,6 +127,9 @@ async def test_overview_lists_every_configured_adapter(console: Any) -> None:
     assert set(names) == {"http-api", "bot-ws", "webhook-off"}
     state = await page.inner_text("#adapters tr[data-name='webhook-off'] td:nth-child(4)")
     assert state == "disabled"
+    rules = await page.inner_text("#adapters tr[data-name='http-api']")
+    assert "all but process-level · deny set_group_kick" in rules and "20/min, burst 5" in rules
+    assert "unlimited" in await page.inner_text("#adapters tr[data-name='bot-ws']")
     await page.wait_for_selector("#connection.live")
     assert "sandbox" in await page.inner_text("#backend")
     await shot(page, "overview")

@@ -82,8 +82,23 @@ function render(overview) {
   $("#retcodes").textContent = failures || "none yet";
   const rows = overview.adapters.map((a) => `<tr data-name="${esc(a.name)}"><td>${esc(a.name)}</td><td>${a.kind}</td>` +
     `<td>${esc(a.address)}</td><td class="state-${a.state.split(" ")[0]}">${esc(a.state)}</td>` +
-    `<td>${a.subscribers}</td><td>${a.queue_depth}</td><td>${a.dropped}</td></tr>`);
+    `<td>${a.subscribers}</td><td>${a.queue_depth}</td><td>${a.dropped}</td>` +
+    `<td>${esc(policyText(a.policy))}</td><td>${esc(rateText(a.send_rate))}</td></tr>`);
   $("#adapters tbody").innerHTML = rows.join("");
+}
+
+// An entry's `actions` rules in one line (process-level actions need an explicit allow).
+function policyText(policy) {
+  if (!policy) return "";
+  const allow = policy.allow === null ? "all but process-level" : `allow ${policy.allow.join(", ") || "nothing"}`;
+  return policy.deny.length ? `${allow} · deny ${policy.deny.join(", ")}` : allow;
+}
+
+// An entry's `sendRate` and the sends waiting for it now.
+function rateText(rate) {
+  if (!rate) return "unlimited";
+  const waiting = rate.waiting ? ` · ${rate.waiting} waiting` : "";
+  return `${rate.per_minute}/min, burst ${rate.burst}${waiting}`;
 }
 
 // --- events ----------------------------------------------------------------------------------
