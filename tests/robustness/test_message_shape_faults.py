@@ -1,6 +1,6 @@
 """Faults on the paths that show messages in NapCat's shape: any id given to get_forward_msg,
-any reply `seq`, and rows edited by hand (segments, bundles) are an envelope, never an internal
-error, and one bad row never fails a read."""
+any reply `seq`, any group for a temporary session, and rows edited by hand (segments, bundles)
+are an envelope, never an internal error, and one bad row never fails a read."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.robustness.conftest import FUZZ
 from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
-ALICE, BOB = 20001, 20002
+ALICE, BOB, DAVE = 20001, 20002, 20004
 LAB = 30001
 
 IDS = st.one_of(
@@ -43,6 +43,22 @@ async def test_any_reply_seq_is_sent_or_refused(sandbox: SandboxClient, seq: Any
     body = await sandbox.call("send_private_msg", user_id=ALICE, message=message)
     not_internal(body)
     assert body["retcode"] in (0, 1400), body
+
+
+@FUZZ
+@given(group_id=st.integers(min_value=-(2**70), max_value=2**70).filter(lambda g: g != LAB))
+async def test_a_temporary_session_from_any_other_group_is_refused(
+    sandbox: SandboxClient, group_id: int
+) -> None:
+    body = await sandbox.call(
+        "sandbox_receive_message",
+        message_type="private",
+        user_id=DAVE,
+        group_id=group_id,
+        message="x",
+    )
+    not_internal(body)
+    assert body["retcode"] in (1200, 1400), body
 
 
 async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
