@@ -15,6 +15,7 @@ from tests.robustness.conftest import FUZZ
 from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
 ALICE, BOB, DAVE = 20001, 20002, 20004
+BIG = 2**70
 LAB = 30001
 
 IDS = st.one_of(
@@ -70,7 +71,7 @@ async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
             await sandbox.ok("send_private_msg", user_id=ALICE, message=f"[CQ:face,id=1]{text}")
         bundles = [
             await sandbox.ok("send_private_forward_msg", user_id=ALICE, messages=[node])
-            for _ in range(4)
+            for _ in range(6)
         ]
     with sqlite3.connect(database) as db:
         update = "UPDATE messages SET segments = ? WHERE raw_message LIKE ?"
@@ -85,6 +86,10 @@ async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
                 '{"nodes": 5, "message_id": "x"}',
                 '[{"content": [{"type": "text"}]}, 7, {"content": [], "user_id": "me"}]',
                 '[{"user_id": 1, "content": [{"type": "node", "data": {"id": "3"}}]}]',
+                f'{{"message_id": {2**62}, "nodes": [{{"user_id": "{BIG}", "time": "{BIG}", '
+                '"content": [{"type": "text", "data": {"text": "big"}}]}]}',
+                '[{"user_id": 1, "content": [{"type": "a b", "data": {}}, {"type": "face", '
+                '"data": {"id": "x"}}]}]',
             ),
             strict=True,
         ):
@@ -93,7 +98,7 @@ async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
             )
     async with sandbox_client(document) as sandbox:
         history = await sandbox.ok("get_friend_msg_history", user_id=ALICE)
-        assert len(history["messages"]) == 7
+        assert len(history["messages"]) == 9
         for message in history["messages"]:
             got = await sandbox.call("get_msg", message_id=message["message_id"])
             assert got["retcode"] == 0, got

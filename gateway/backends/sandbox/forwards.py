@@ -25,7 +25,7 @@ import structlog
 from gateway.backends.sandbox.message_store import message_event, well_formed
 from gateway.backends.sandbox.segment_view import view_raw
 from gateway.backends.sandbox.store import decode_json
-from gateway.protocol.message import Message
+from gateway.protocol.message import Message, MessageError
 
 log = structlog.get_logger("gateway.sandbox")
 
@@ -60,9 +60,8 @@ def load_bundle(db: sqlite3.Connection, forward_id: str) -> tuple[list[Any], int
         return [], None
     if isinstance(bundle, dict):
         nodes, message_id = bundle.get("nodes"), bundle.get("message_id")
-        return (nodes if isinstance(nodes, list) else []), (
-            message_id if isinstance(message_id, int) else None
-        )
+        valid_id = isinstance(message_id, int) and 0 < message_id < 2**31  # not hand-edited
+        return (nodes if isinstance(nodes, list) else []), (message_id if valid_id else None)
     return (bundle if isinstance(bundle, list) else []), None
 
 
@@ -123,12 +122,16 @@ def node_messages(
 
 def _raw(content: Message) -> str:
     # A nested forward's content (message objects) is left out of the CQ string.
-    return view_raw(
-        [
-            {"type": "forward", "data": {"id": s["data"]["id"]}} if s["type"] == "forward" else s
-            for s in content
-        ]
-    )
+    plain = [
+        {"type": "forward", "data": {"id": s["data"].get("id", "")}}
+        if s["type"] == "forward"
+        else s
+        for s in content
+    ]
+    try:
+        return view_raw(plain)
+    except MessageError:  # a node edited by hand (a type with no CQ spelling)
+        return ""
 
 
 def _node_id(place: str) -> int:
@@ -138,10 +141,12 @@ def _node_id(place: str) -> int:
 
 
 def _int(value: Any) -> int:
+    """A stored number (an int or its string; an int64, as every id and time), else 0."""
     try:
-        return int(str(value))
+        number = int(str(value))
     except ValueError:
         return 0
+    return number if 0 <= number < 2**63 else 0
 
 
 def with_content(db: sqlite3.Connection, event: dict[str, Any], self_id: int) -> None:
