@@ -67,7 +67,7 @@ async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
     document = sandbox_document(str(database))
     node = {"type": "node", "data": {"user_id": BOB, "nickname": "Bob", "content": "kept"}}
     async with sandbox_client(document) as sandbox:
-        for text in ("segments", "keys", "raw"):
+        for text in ("segments", "keys", "raw", "numbers"):
             await sandbox.ok("send_private_msg", user_id=ALICE, message=f"[CQ:face,id=1]{text}")
         bundles = [
             await sandbox.ok("send_private_forward_msg", user_id=ALICE, messages=[node])
@@ -77,6 +77,8 @@ async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
         update = "UPDATE messages SET segments = ? WHERE raw_message LIKE ?"
         db.execute(update, ('[{"type": "image"}, 5]', "%segments"))
         keys = '[{"type": "image", "data": {"sub_type": "y"}}, {"type": "a b", "data": {"c d": 1}}]'
+        numbers = f'[{{"type": "face", "data": {{"id": "{BIG}", "chainCount": "{BIG}"}}}}]'
+        db.execute(update, (numbers, "%numbers"))
         db.execute(update, (keys, "%keys"))
         db.execute("UPDATE messages SET raw_message = 42 WHERE raw_message LIKE '%raw'")
         for bundle, nodes in zip(
@@ -98,7 +100,7 @@ async def test_rows_edited_by_hand_still_read(tmp_path: Path) -> None:
             )
     async with sandbox_client(document) as sandbox:
         history = await sandbox.ok("get_friend_msg_history", user_id=ALICE)
-        assert len(history["messages"]) == 9
+        assert len(history["messages"]) == 10
         for message in history["messages"]:
             got = await sandbox.call("get_msg", message_id=message["message_id"])
             assert got["retcode"] == 0, got

@@ -34,13 +34,13 @@ _BIG_FACES = 222  # QQ face ids from here on are "big" faces (faceType 2), as Na
 
 
 def _number(value: Any, default: int = 0) -> int:
-    """A canonical integer string (or an int) as an int; `default` for anything else."""
-    if isinstance(value, int):
-        return value
+    """A canonical integer string (or an int) as an int; `default` for anything else, or for a
+    number beyond int32 (the segment schemas allow no more; a row edited by hand might)."""
     try:
-        return int(str(value))
+        number = value if isinstance(value, int) else int(str(value))
     except ValueError:
         return default
+    return number if -(2**31) <= number < 2**31 else default
 
 
 def _media(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
