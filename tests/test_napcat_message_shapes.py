@@ -111,6 +111,7 @@ async def test_a_strangers_private_message_is_sub_type_friend(sandbox: SandboxCl
     event = await sandbox.event(is_message)
     check_message(event)
     assert event["sub_type"] == "friend"
+    assert event["target_id"] == STRANGER  # every private message names its peer, as on NapCat
 
 
 async def test_a_temporary_session_is_sub_type_group_with_its_group(

@@ -186,7 +186,8 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
     histories answer it (`message_sent` for the bot's own; napcat-network.md §10.1).
 
     `message_id`, `real_id` and `message_seq` are the message's id, `real_seq` the same as a
-    string (the sandbox's sequence: increasing in a chat, not QQ's per-chat count). Segments are
+    string (the sandbox's sequence: increasing in a chat, not QQ's per-chat count); `target_id`
+    is the peer of a private message and the group of the bot's own group message. Segments are
     shown as NapCat shows them (segment_view); a message of plain text is sent as stored.
     """
     is_self = message["sender_id"] == self_id
@@ -225,12 +226,15 @@ def message_event(message: dict[str, Any], self_id: int, group_name: str = "") -
     if message["message_type"] == "group":
         event["group_id"] = message["peer_id"]
         event["group_name"] = group_name
-    elif temp_group is not None:
-        event["group_id"] = temp_group
-        event["temp_source"] = 0
+        if is_self:
+            event["target_id"] = message["peer_id"]
+    else:  # NapCat gives every private message its peer as target_id, not only the bot's own
+        event["target_id"] = message["peer_id"]
+        if temp_group is not None:
+            event["group_id"] = temp_group
+            event["temp_source"] = 0
     if is_self:
         event["message_sent_type"] = "self"
-        event["target_id"] = message["peer_id"]
     return event
 
 
