@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
+from gateway.testing import BotSpec, bot_session
 from tests.napcat_schema import SCHEMAS, validate_component, validate_data
 from tests.sandbox_client import SandboxClient
 
@@ -389,3 +390,12 @@ async def test_get_forward_msg_of_other_messages_fails_with_1200(sandbox: Sandbo
     ):
         body = await sandbox.call("get_forward_msg", message_id=given)
         assert body["retcode"] == 1200 and reason in body["message"], (given, body)
+
+
+async def test_the_chat_log_shows_a_temporary_session_as_private() -> None:
+    async with bot_session(BotSpec()) as chat:
+        await chat.call("send_private_msg", user_id=DAVE, group_id=LAB, message="psst")
+        reply = await chat.expect_reply("psst", user=DAVE)
+        assert reply.event["group_id"] == LAB  # the session's group, on a private message
+        assert chat.history(user=DAVE) == ["[private 20004] BOT: psst"]
+        assert chat.history(group=LAB) == []

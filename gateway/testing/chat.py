@@ -270,10 +270,12 @@ class Chat:
         `user` when given."""
         lines = []
         for event in self.events:
-            if group is not None and event.get("group_id") != group:
+            # A temporary session's private messages carry the group too: they are the user's.
+            in_group = event.get("group_id") if event.get("message_type") != "private" else None
+            if group is not None and in_group != group:
                 continue
             if user is not None and (
-                event.get("group_id") or user not in (event.get("user_id"), event.get("target_id"))
+                in_group or user not in (event.get("user_id"), event.get("target_id"))
             ):
                 continue
             text = transcript.line(event)

@@ -10,7 +10,7 @@ SKIPPED_META = ("heartbeat",)
 
 def where(event: Mapping[str, Any]) -> str:
     """`[group 30001]`, `[private 20001]`, or `[-]` for an event tied to neither."""
-    if event.get("group_id"):
+    if event.get("group_id") and event.get("message_type") != "private":  # not a temp session
         return f"[group {event['group_id']}]"
     if event.get("message_type") == "private" or event.get("post_type") == "request":
         return f"[private {event.get('target_id') or event.get('user_id')}]"
