@@ -198,3 +198,30 @@ async def test_refusals_do_not_block_the_event_loop_for_other_calls() -> None:
             *(bots.bot("get_status") for _ in range(50)), bots.other("get_status")
         )
     assert [a["retcode"] for a in answers] == [1403] * 50 + [0]
+
+
+async def test_a_relays_pass_through_actions_are_ruled_and_rated_too() -> None:
+    from tests.test_relay import FakeUpstream, login_or, relay_document
+
+    upstream = FakeUpstream(login_or(lambda _frame: {"status": "ok", "retcode": 0, "data": None}))
+    app = web.Application()
+    app.router.add_get("/", upstream.handle)
+    async with serve(app) as port:
+        document = relay_document({"url": f"ws://127.0.0.1:{port}/"})
+        rules = {
+            "actions": {"allow": ["get_*", "send_*"]},
+            "sendRate": {"perMinute": 0.001, "burst": 1, "maxWaiting": 0},
+        }
+        document["network"]["httpServers"][0] |= rules
+        async with run_gateway(document) as gw:
+            front = gw.supervisor.fronts["api"]
+            refusal = await front.call("only_upstream_knows", {"a": 1})
+            first = await front.call("send_upstream_only", {})
+            second = await front.call("send_upstream_only", {})
+            accounts = list(front.buckets)
+        for ws in upstream.sockets:
+            await ws.close()
+    assert refused(refusal, "only_upstream_knows", "'api'"), refusal
+    assert "only_upstream_knows" not in [f["action"] for f in upstream.frames]
+    assert first["retcode"] == 0 and second["retcode"] == 1200, second
+    assert accounts == [424242]  # the account upstream reported
