@@ -65,7 +65,6 @@ class Decision:
     label: str
     """How answers name the call: the name as sent, and the canonical one if different."""
     canonical: str
-    names: tuple[str, ...]
     refusal: str | None
     send: bool
     """Takes a token from the send rate."""
@@ -169,16 +168,14 @@ class EntryFront:
             decision = None  # the dispatcher answers 1404
         else:
             canonical = entry.name if entry is not None else name
-            # Every name of the action: a rule on an alias binds the canonical name too.
-            names = (canonical, *entry.aliases) if entry is not None else (name,)
-            refusal = self.policy.refusal(names, canonical)
+            refusal = self.policy.refusal(self._names(canonical), canonical)
             sends = self.send_rate is not None and counts_as_send(canonical)
             quick = canonical == QUICK_OPERATION
             if refusal is None and not sends and not quick:
                 decision = None
             else:
                 label = repr(name) if name == canonical else f"{name!r} ({canonical})"
-                decision = Decision(name, label, canonical, names, refusal, sends, quick)
+                decision = Decision(name, label, canonical, refusal, sends, quick)
         if len(self._decisions) < DECISION_CACHE_SIZE:
             self._decisions[action] = decision
         return decision
@@ -191,7 +188,7 @@ class EntryFront:
         sends = decision.send
         if decision.quick:
             for implied in quick_operation_actions(params):
-                refusal = self.policy.refusal((implied,), implied)
+                refusal = self.policy.refusal(self._names(implied), implied)
                 if refusal is not None:
                     return self._refuse(decision, refusal, implied, echo)
                 sends = sends or (self.send_rate is not None and counts_as_send(implied))
@@ -202,6 +199,12 @@ class EntryFront:
             if failure is not None:
                 return failure
         return await self.dispatcher.call(action, params, echo, send)
+
+    def _names(self, canonical: str) -> tuple[str, ...]:
+        """Every name of an action (a rule on an alias binds the canonical name too); a name
+        the catalog does not know (a relay's pass-through action) is its only name."""
+        entry = self.catalog.resolve(canonical)
+        return (canonical, *entry.aliases) if entry is not None else (canonical,)
 
     def _valid(self, canonical: str, params: Any) -> bool:
         """Whether the dispatcher would accept these parameters (checked before a send
