@@ -40,7 +40,12 @@ transports."""
 
 @pytest.fixture
 async def gw() -> AsyncIterator[RunningGateway]:
-    async with run_gateway(sandbox_document()) as running:
+    document = sandbox_document()
+    # A process-level action: allowed only where an entry lists it by name.
+    document["network"]["websocketServers"][0]["actions"] = {
+        "allow": ["*", "clean_stream_temp_file"]
+    }
+    async with run_gateway(document) as running:
         yield running
 
 

@@ -17,7 +17,6 @@ import binascii
 import functools
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,21 +159,15 @@ async def _download(sandbox: Sandbox, p: DownloadFileStream, extra: dict[str, An
             }
         )
         index = sent = 0
-        async for chunk in _chunks(sandbox, stored, chunk_size):
-            sent += len(chunk)
-            encoded = base64.b64encode(chunk).decode("ascii")
-            await emit(
-                {
-                    "type": "stream",
-                    "data_type": "file_chunk",
-                    "index": index,
-                    "data": encoded,
-                    "size": len(chunk),
-                    "progress": round(sent * 100 / stored.size) if stored.size else 100,
-                    "base64_size": len(encoded),
-                }
-            )
-            index += 1
+        reader = ChunkReader(sandbox, stored, chunk_size)
+        try:
+            while chunk := await reader.read():
+                sent += len(chunk)
+                encoded = base64.b64encode(chunk).decode("ascii")
+                await emit(_chunk_packet(index, chunk, encoded, sent, stored.size))
+                index += 1
+        finally:
+            reader.close()  # also when the call is cancelled (its caller went away)
         return {
             "type": "response",
             "data_type": "file_complete",
@@ -184,6 +177,18 @@ async def _download(sandbox: Sandbox, p: DownloadFileStream, extra: dict[str, An
         }
 
     return PacketStream(produce)
+
+
+def _chunk_packet(index: int, chunk: bytes, encoded: str, sent: int, total: int) -> dict[str, Any]:
+    return {
+        "type": "stream",
+        "data_type": "file_chunk",
+        "index": index,
+        "data": encoded,
+        "size": len(chunk),
+        "progress": round(sent * 100 / total) if total else 100,
+        "base64_size": len(encoded),
+    }
 
 
 async def _find(sandbox: Sandbox, key: str) -> Stored:
@@ -222,25 +227,37 @@ async def _find(sandbox: Sandbox, key: str) -> Stored:
     return stored
 
 
-async def _chunks(sandbox: Sandbox, stored: Stored, size: int) -> AsyncIterator[bytes]:
-    """The file's content, `size` bytes at a time, each read when the previous was taken."""
-    if stored.path is not None:
-        handle = await asyncio.to_thread(stored.path.open, "rb")
+class ChunkReader:
+    """A stored file's content, `size` bytes per `read` (b"" at the end), each read off the
+    event loop. `close` is synchronous, so a cancelled call still releases the file."""
+
+    def __init__(self, sandbox: Sandbox, stored: Stored, size: int) -> None:
+        self.sandbox = sandbox
+        self.stored = stored
+        self.size = size
+        self.offset = 0
+        # Opened here, not on a thread: a cancellation while a thread opened it would leak it.
         try:
-            while chunk := await asyncio.to_thread(handle.read, size):
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)
-        return
-    offset = 0
-    while offset < stored.size:
-        chunk = await sandbox.store.read(
-            functools.partial(_read_blob, rowid=stored.rowid, offset=offset, size=size)
+            self.handle = stored.path.open("rb") if stored.path is not None else None
+        except OSError as error:  # removed meanwhile (retention, clean_stream_temp_file)
+            raise ActionFailed(f"cannot read {stored.name!r}: {error.strerror}") from None
+
+    async def read(self) -> bytes:
+        if self.handle is not None:
+            return await asyncio.to_thread(self.handle.read, self.size)
+        if self.offset >= self.stored.size:
+            return b""
+        chunk = await self.sandbox.store.read(
+            functools.partial(
+                _read_blob, rowid=self.stored.rowid, offset=self.offset, size=self.size
+            )
         )
-        if not chunk:
-            return
-        offset += len(chunk)
-        yield chunk
+        self.offset += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
 
 
 def _read_blob(db: sqlite3.Connection, rowid: int, offset: int, size: int) -> bytes:
