@@ -3,8 +3,9 @@
 The app (tests/nonebot_app/segments_bot.py) builds each segment type with NoneBot's own
 builders, which put `null` in the options a caller leaves out, and sends it as an array and as
 its CQ string; both must read back from `get_msg` the same, canonical and free of nulls. Then the
-simulated user sends every type (as an array and as a CQ string) and the bot, receiving events
-in either post format, must parse each into exactly what `get_msg` returns.
+simulated user sends every type (as an array and as a CQ string) and the bot must parse each
+event into exactly what `get_msg` returns (array post format) or what its `raw_message` says
+(string post format: the CQ string of the message as stored).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.protocol.message import to_cq
+from gateway.protocol.message import parse_cq, to_cq
 from tests.nonebot_harness import NoneBotProcess, nonebot_forward_ws
 from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
 
@@ -26,16 +27,16 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16 + b"nonebot-received"
 
 
 def expected_sent(trigger: int) -> dict[str, list[dict[str, Any]]]:
-    """The canonical `get_msg` message of each non-media segment the app sends."""
+    """The `get_msg` message of each non-media segment the app sends (but mface, which reads
+    back as NapCat shows a sticker: an image)."""
 
-    def one(seg_type: str, **data: str) -> list[dict[str, Any]]:
+    def one(seg_type: str, **data: Any) -> list[dict[str, Any]]:
         return [{"type": seg_type, "data": data}]
 
     text = {"type": "text", "data": {"text": "answer"}}
     return {
         "text": one("text", text="plain & [text], with commas"),
-        "face": one("face", id="14"),
-        "mface": one("mface", emoji_package_id="1", emoji_id="e1", key="k1"),
+        "face": one("face", id="14", raw={"faceIndex": 14, "faceType": 1}),  # as NapCat shows it
         "at": one("at", qq="20001"),
         "at_all": one("at", qq="all"),
         "reply": [*one("reply", id=str(trigger)), text],
@@ -61,7 +62,7 @@ def expected_sent(trigger: int) -> dict[str, list[dict[str, Any]]]:
         ),
         "miniapp": one("miniapp", data='{"app":"mini"}'),
         "onlinefile": one(
-            "onlinefile", msgId="m1", elementId="e1", fileName="a.txt", fileSize="3", isDir="false"
+            "onlinefile", msgId="m1", elementId="e1", fileName="a.txt", fileSize="3", isDir=False
         ),
         "flashtransfer": one("flashtransfer", fileSetId="set-1"),
         "keyboard": one("keyboard", content='{"rows":[]}'),
@@ -85,9 +86,11 @@ def reports(bot: NoneBotProcess, tag: str) -> list[dict[str, Any]]:
     return [json.loads(line[len(prefix) :]) for line in bot.output if line.startswith(prefix)]
 
 
-def without_times(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Forward nodes without the time each was bundled (the two sends may straddle a second)."""
-    return [{k: v for k, v in node.items() if k != "time"} for node in nodes]
+def node_contents(nodes: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+    """Each forward node's sender and message (not its ids and time, new for each bundle)."""
+    return [
+        (node["sender"]["user_id"], node["sender"]["nickname"], node["message"]) for node in nodes
+    ]
 
 
 async def test_nonebot_sends_every_segment_type_as_array_and_cq_string(tmp_path: Path) -> None:
@@ -105,13 +108,13 @@ async def test_nonebot_sends_every_segment_type_as_array_and_cq_string(tmp_path:
             await bot.wait_for_line("SEG_SEND_DONE", seconds=120)
     sent = {report["name"]: report for report in reports(bot, "SEG_SENT")}
     expected = expected_sent(trigger["message_id"])
-    assert set(sent) == {*expected, *MEDIA, "node", "forward"}
+    assert set(sent) == {*expected, *MEDIA, "mface", "node", "forward"}
     for name, report in sent.items():
         array, cq = report["array"], report["cq"]
         assert "error" not in array and "error" not in cq, (name, report)
         assert not has_null(array), (name, array)
         if name == "node":
-            assert without_times(array.pop("forward")) == without_times(cq.pop("forward"))
+            assert node_contents(array.pop("forward")) == node_contents(cq.pop("forward"))
             assert array["message"][0]["type"] == cq["message"][0]["type"] == "forward"
             continue
         assert array == cq, name  # both formats store one canonical message
@@ -121,6 +124,8 @@ async def test_nonebot_sends_every_segment_type_as_array_and_cq_string(tmp_path:
         data = sent[name]["array"]["message"][0]["data"]
         assert not data["file"].startswith("base64://") and data["url"], (name, data)
         assert "type" not in data and "timeout" not in data, (name, data)
+    sticker = sent["mface"]["array"]["message"][0]
+    assert sticker["type"] == "image" and sticker["data"]["emoji_id"] == "e1", sticker
     forward_id = sent["forward"]["array"]["message"][0]["data"]["id"]
     assert forward_id == sent["node"]["array"]["message"][0]["data"]["id"]
 
@@ -195,19 +200,24 @@ async def test_nonebot_receives_every_segment_type_as_get_msg_returns_it(
                 sent[await receive(sandbox, to_cq([segment]))] = (name, "cq")
             for _ in sent:
                 await bot.wait_for_line("SEG_RECEIVED")
-            stored = {
-                message_id: (await sandbox.ok("get_msg", message_id=message_id))["message"]
+            got = {
+                message_id: await sandbox.ok("get_msg", message_id=message_id)
                 for message_id in sent
             }
+    stored = {message_id: message["message"] for message_id, message in got.items()}
     received = {r["message_id"]: r for r in reports(bot, "SEG_RECEIVED")}
     by_name: dict[str, dict[str, Any]] = {}
     for message_id, (name, form) in sent.items():
         report = received[message_id]
-        assert report["message"] == stored[message_id], (name, form, post_format)
+        if post_format == "array":
+            assert report["message"] == stored[message_id], (name, form)
+        else:  # NoneBot parsed the event's CQ string: the message as stored, every value text
+            assert report["message"] == parse_cq(got[message_id]["raw_message"]), (name, form)
         assert report["get_msg"] == stored[message_id], (name, form)
         assert not has_null(stored[message_id]), (name, form)
         by_name.setdefault(name, {})[form] = stored[message_id]
     for name, forms in by_name.items():
         assert forms["array"] == forms["cq"], name  # one canonical message from either form
-    assert by_name["face"]["array"] == [{"type": "face", "data": {"id": "14"}}]
+    face = {"type": "face", "data": {"id": "14", "raw": {"faceIndex": 14, "faceType": 1}}}
+    assert by_name["face"]["array"] == [face]
     assert by_name["poke"]["array"] == [{"type": "poke", "data": {"type": "1", "id": "-1"}}]

@@ -20,16 +20,16 @@ PNG = "base64://" + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16 + b"seg
 # One valid segment of every type, as a client would send it (numbers where clients send
 # numbers), and its canonical data: every scalar a string, nulls dropped.
 VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "face": ({"id": 14, "resultId": None}, {"id": "14"}),
+    "face": ({"id": 14, "resultId": None, "chainCount": "2"}, {"id": "14", "chainCount": "2"}),
     "mface": (
         {"emoji_package_id": 1, "emoji_id": "e", "key": "k", "summary": "[s]"},
         {"emoji_package_id": "1", "emoji_id": "e", "key": "k", "summary": "[s]"},
     ),
     "at": ({"qq": 20001}, {"qq": "20001"}),
-    "reply": ({"id": "7"}, {"id": "7"}),
+    "reply": ({"id": 7, "seq": "9"}, {"id": "7", "seq": "9"}),
     "image": (
-        {"file": PNG, "type": None, "cache": True, "proxy": "1", "timeout": None},
-        {"file": PNG, "cache": "true", "proxy": "true"},
+        {"file": PNG, "type": None, "cache": True, "proxy": "1", "timeout": None, "sub_type": "0"},
+        {"file": PNG, "cache": "true", "proxy": "true", "sub_type": "0"},
     ),
     "record": ({"file": PNG, "magic": False}, {"file": PNG, "magic": "false"}),
     "video": ({"url": PNG, "thumb": "t"}, {"url": PNG, "thumb": "t"}),
@@ -61,7 +61,7 @@ VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "miniapp": ({"data": "{}"}, {"data": "{}"}),
     "onlinefile": (
         {"msgId": "m", "elementId": "e", "fileName": "f", "fileSize": 3, "isDir": False},
-        {"msgId": "m", "elementId": "e", "fileName": "f", "fileSize": "3", "isDir": "false"},
+        {"msgId": "m", "elementId": "e", "fileName": "f", "fileSize": "3", "isDir": False},
     ),
     "flashtransfer": ({"fileSetId": "s"}, {"fileSetId": "s"}),
     "keyboard": ({"content": {"rows": []}}, {"content": '{"rows":[]}'}),
@@ -127,6 +127,12 @@ def test_the_index_is_the_clients_even_when_text_is_merged() -> None:
     assert error_of([text, text, text, {"type": "at", "data": {}}]).startswith("message[3] (at)")
 
 
+def test_a_bad_value_is_shown_encodable_even_with_a_lone_surrogate() -> None:
+    error = error_of([{"type": "face", "data": {"id": "\ud800" * 30}}])
+    assert error.startswith('message[0] (face): id must be a face id, got "\\ud800')
+    error.encode()  # no lone surrogate in the message itself
+
+
 def test_a_cq_string_is_checked_too() -> None:
     assert error_of("hi [CQ:face,id=x]") == 'message[1] (face): id must be a face id, got "x"'
     assert error_of("[CQ:bogus,x=1]") == "message[0] (bogus): unknown segment type"
@@ -167,13 +173,19 @@ def test_integers_the_protocol_cannot_carry_are_refused(
         ({"type": "record", "data": {"file": "f", "magic": "maybe"}}, "magic must be true/false"),
         ({"type": "json", "data": {"data": "{"}}, "json): data must be JSON text"),
         ({"type": "location", "data": {"lat": 91, "lon": 0}}, "lat must be a number in -90..90"),
-        ({"type": "location", "data": {"lat": "nan", "lon": 0}}, "lat must be a number in"),
+        ({"type": "location", "data": {"lat": "nan", "lon": 0}}, "lat must be a decimal number"),
+        ({"type": "location", "data": {"lat": 0, "lon": "1_0"}}, "lon must be a decimal number"),
         ({"type": "reply", "data": {}}, "reply): id (or seq) is required"),
         ({"type": "forward", "data": {"id": ""}}, "forward): id must not be empty"),
     ],
 )
 def test_a_bad_field_is_named_with_its_reason(segment: dict[str, Any], expected: str) -> None:
     assert expected in error_of([segment])
+
+
+def test_onlinefile_isdir_stays_a_boolean() -> None:
+    text = "[CQ:onlinefile,msgId=m,elementId=e,fileName=f,fileSize=1,isDir=true]"
+    assert parse_strict(text)[0]["data"]["isDir"] is True
 
 
 def test_null_values_are_dropped_and_unknown_fields_kept() -> None:
@@ -239,17 +251,18 @@ async def test_the_sandbox_stores_the_canonical_form_and_get_msg_returns_it() ->
             group_id=30001,
             message=[
                 {"type": "at", "data": {"qq": 20001, "name": None}},
-                {"type": "face", "data": {"id": 14, "resultId": None}},
+                {"type": "contact", "data": {"type": "qq", "id": 20002, "name": None}},
                 {"type": "location", "data": {"lat": 1.5, "lon": 2, "title": None}},
             ],
         )
         got = await sandbox.ok("get_msg", message_id=sent["message_id"])
         assert got["message"] == [
             {"type": "at", "data": {"qq": "20001"}},
-            {"type": "face", "data": {"id": "14"}},
+            {"type": "contact", "data": {"type": "qq", "id": "20002"}},
             {"type": "location", "data": {"lat": "1.5", "lon": "2"}},
         ]
-        assert got["raw_message"] == "[CQ:at,qq=20001][CQ:face,id=14][CQ:location,lat=1.5,lon=2]"
+        raw = "[CQ:at,qq=20001][CQ:contact,type=qq,id=20002][CQ:location,lat=1.5,lon=2]"
+        assert got["raw_message"] == raw
 
 
 async def test_a_simulated_users_message_is_checked_too() -> None:

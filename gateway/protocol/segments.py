@@ -5,7 +5,9 @@ type, a missing required field or a value of the wrong kind raises MessageError 
 segment and the field. It also makes the data canonical, so what is stored and sent back does not
 depend on how the client spelled it: `null` values are dropped and every scalar is a string
 (OneBot 11 §5.1: parameter values are strings, which is what makes the array and the CQ-string
-forms of one message equal), with integers in their decimal form and flags as `true`/`false`.
+forms of one message equal), integers in their decimal form, flags `true`/`false`; only
+onlinefile's isDir is a JSON boolean, as the sandbox's own online-file messages carry it. How a
+stored segment is shown to bots (NapCat's numbers, a face's `raw`) is the sandbox's view of it.
 Fields a schema does not name are kept as sent (clients echo received segments with extra keys).
 
 The table is data, one line per field, and each kind is a plain function: checking a segment
@@ -14,6 +16,7 @@ is one dict lookup per field, cheap enough for every send.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -36,6 +39,7 @@ Kind = Callable[[Any], Any]
 INT32 = (-(2**31), 2**31 - 1)
 UIN = (1, 2**63 - 1)  # QQ and group numbers: positive, carried as int64
 _INT_RE = re.compile(r"-?[0-9]{1,20}")
+_DECIMAL_RE = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,20})?")  # not float()'s "1_0", " 1", "inf"
 _NODE_DEPTH = 3  # forward nodes nest at most three levels (NapCat)
 
 
@@ -45,10 +49,16 @@ def _shown(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int) and value.bit_length() > 64:
         return f"a {value.bit_length()}-bit integer"  # too long to print (or to convert)
-    if isinstance(value, str | int | float):
-        text = orjson.dumps(value).decode() if isinstance(value, str) else repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-    return type_name(value)
+    if isinstance(value, str):
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:  # a lone surrogate: escaped, so the error message stays encodable
+            text = json.dumps(value)
+    elif isinstance(value, int | float):
+        text = repr(value)
+    else:
+        return type_name(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --- kinds ------------------------------------------------------------------------------------
@@ -71,33 +81,46 @@ def nonempty(value: Any) -> str:
     return text
 
 
+def _integer(value: Any, low: int, high: int, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _INT_RE.fullmatch(value):
+        number = int(value)
+    else:
+        raise Invalid(f"must be {what}, got {_shown(value)}")
+    if not low <= number <= high:
+        raise Invalid(f"must be {what} in {low}..{high}, got {_shown(number)}")
+    return number
+
+
 def integer(low: int, high: int, what: str = "an integer") -> Callable[[Any], str]:
     """An integer (a JSON number or its decimal string) in [low, high], written as a string."""
 
     def kind(value: Any) -> str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and _INT_RE.fullmatch(value):
-            number = int(value)
-        else:
-            raise Invalid(f"must be {what}, got {_shown(value)}")
-        if not low <= number <= high:
-            raise Invalid(f"must be {what} in {low}..{high}, got {_shown(number)}")
-        return str(number)
+        return str(_integer(value, low, high, what))
 
     return kind
 
 
-def flag(value: Any) -> str:
-    """A yes/no parameter: OneBot 11 accepts 0/1, no/yes and false/true; written true/false."""
+def _yes(value: Any) -> bool:
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return value
     spelled = str(value).lower() if isinstance(value, str | int) else None
     if spelled in ("1", "true", "yes"):
-        return "true"
+        return True
     if spelled in ("0", "false", "no"):
-        return "false"
+        return False
     raise Invalid(f"must be true/false, yes/no or 1/0, got {_shown(value)}")
+
+
+def flag(value: Any) -> str:
+    """A yes/no parameter: OneBot 11 accepts 0/1, no/yes and false/true; written true/false."""
+    return "true" if _yes(value) else "false"
+
+
+def boolean(value: Any) -> bool:
+    """As `flag`, kept a JSON boolean (NapCat's type for onlinefile's isDir)."""
+    return _yes(value)
 
 
 def choice(*allowed: str) -> Kind:
@@ -118,13 +141,10 @@ def coordinate(limit: float) -> Kind:
     def kind(value: Any) -> str:
         if isinstance(value, int | float) and not isinstance(value, bool):
             number, text = float(value), str(value)
-        elif isinstance(value, str):
-            try:
-                number, text = float(value), value
-            except ValueError:
-                raise Invalid(f"must be a number, got {_shown(value)}") from None
+        elif isinstance(value, str) and _DECIMAL_RE.fullmatch(value):
+            number, text = float(value), value
         else:
-            raise Invalid(f"must be a number, got {_shown(value)}")
+            raise Invalid(f"must be a decimal number, got {_shown(value)}")
         if not (math.isfinite(number) and -limit <= number <= limit):
             raise Invalid(f"must be a number in -{limit:g}..{limit:g}, got {_shown(value)}")
         return text
@@ -389,7 +409,7 @@ SCHEMAS: Mapping[str, Schema] = {
             "elementId": nonempty,
             "fileName": string,
             "fileSize": integer(0, 2**63 - 1, "a size in bytes"),
-            "isDir": flag,
+            "isDir": boolean,
         },
         required=("msgId", "elementId", "fileName", "fileSize", "isDir"),
     ),
