@@ -12,10 +12,14 @@ from tests.conftest import RunningGateway, run_gateway
 
 
 def sandbox_document(database: str = ":memory:", **backend: Any) -> dict[str, Any]:
-    """HTTP API `api` and WebSocket server `ws` (self messages on, no heartbeats)."""
+    """HTTP API `api` (the operator's: process-level actions allowed by name) and WebSocket
+    server `ws` (self messages on, no heartbeats)."""
+    operator = {"allow": ["*", "bot_exit", "set_restart", "clean_cache", "clean_stream_temp_file"]}
     return {
         "network": {
-            "httpServers": [{"name": "api", "enable": True, "host": "127.0.0.1", "port": 0}],
+            "httpServers": [
+                {"name": "api", "enable": True, "host": "127.0.0.1", "port": 0, "actions": operator}
+            ],
             "websocketServers": [
                 {
                     "name": "ws",

@@ -114,7 +114,12 @@ async def test_bot_exit_shuts_the_daemon_down_gracefully(
 ) -> None:
     process = gateway_process(
         {
-            "network": {"httpServers": [{"name": "api", "enable": True, "port": 0}]},
+            "network": {
+                "httpServers": [
+                    # bot_exit is process-level: an entry may call it only if it names it.
+                    {"name": "api", "enable": True, "port": 0, "actions": {"allow": ["bot_exit"]}}
+                ]
+            },
             "backend": {"database": str(tmp_path / "exit.db")},
         }
     )

@@ -147,7 +147,18 @@ def fuzz_config() -> dict[str, Any]:
     entry = {"enable": True, "host": "127.0.0.1", "port": 0, "token": TOKEN}
     return {
         "network": {
-            "httpServers": [{**entry, "name": "http", "maxBodySize": HTTP_MAX_BODY}],
+            "httpServers": [
+                {
+                    **entry,
+                    "name": "http",
+                    "maxBodySize": HTTP_MAX_BODY,
+                    # Process-level actions are fuzzed too, except bot_exit (it would stop this
+                    # gateway; see SPARED).
+                    "actions": {
+                        "allow": ["*", "set_restart", "clean_cache", "clean_stream_temp_file"]
+                    },
+                }
+            ],
             "websocketServers": [
                 {**entry, "name": "ws", "maxBodySize": WS_MAX_FRAME, "heartInterval": 0}
             ],
