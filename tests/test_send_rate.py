@@ -111,6 +111,9 @@ async def test_a_bot_over_its_send_rate_is_slowed_not_the_others(transport: str)
             assert (await bots.bot("send_private_msg", HELLO))["retcode"] == 0
         third = asyncio.create_task(bots.bot("send_private_msg", HELLO))
         await until(lambda: front.waiting() == 1)
+        registry = bots.supervisor.metrics.registry
+        labels = {"entry": "bot"}
+        assert registry.get_sample_value("onebot_send_rate_waiting", labels) == 1
         # Meanwhile: the other entry sends, and this bot's other calls are answered.
         for _ in range(3):
             assert (await bots.other("send_private_msg", HELLO))["retcode"] == 0
@@ -123,8 +126,6 @@ async def test_a_bot_over_its_send_rate_is_slowed_not_the_others(transport: str)
         clock.now += 60
         front.buckets[SELF_ID].pump()
         assert (await third)["retcode"] == 0
-        registry = bots.supervisor.metrics.registry
-        labels = {"entry": "bot"}
         assert registry.get_sample_value("onebot_send_rate_waits_total", labels) == 1
         assert registry.get_sample_value("onebot_send_rate_refusals_total", labels) == 1
 
