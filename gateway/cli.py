@@ -107,18 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     args = build_parser(settings).parse_args(argv)
     if args.command == "schema":
-        sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
-        return EXIT_OK
+        return _to_stdout(lambda: _print_json(json_schema()))
     if args.command == "openapi":
-        document = openapi_document(default_catalog())
-        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return EXIT_OK
+        return _to_stdout(lambda: _print_json(openapi_document(default_catalog())))
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "sandbox":
         return sandbox_cli.run(args)
     if args.command == "test":
-        return run_tests(args)
+        return _to_stdout(lambda: run_tests(args))
     gateway_logging.configure(args.log_level, args.log_format)
     try:
         config = _load(args.config)
@@ -127,6 +124,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"onebot-gateway: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     return run_loop(lambda: serve(config, args.config, watch=args.watch))
+
+
+def _print_json(document: Any) -> int:
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_OK
+
+
+def _to_stdout(command: Callable[[], int]) -> int:
+    """Run a command whose output is read by another program; when that reader goes away
+    (`| head`), end quietly with 1, as a filter killed by SIGPIPE would, not with a traceback."""
+    try:
+        code = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The interpreter flushes stdout once more at exit: let that flush go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 def run_tests(args: argparse.Namespace) -> int:

@@ -174,3 +174,21 @@ async def test_sandbox_say_sends_as_a_simulated_user(gateway_process: Any) -> No
     assert (body["data"]["group_id"], body["data"]["user_id"]) == (30001, 20002)
     refused = await asyncio.to_thread(cli, "sandbox", "say", "--url", url, "--user", "1", "x")
     assert refused.returncode == 1 and "1403" in refused.stderr
+
+
+def test_output_read_by_a_program_that_stops_early_ends_quietly() -> None:
+    """`onebot-gateway openapi | head -1`: the reader leaves early; no traceback, exit 1."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "openapi"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    # Gone before the document is written (imports take a while): its first write fails.
+    proc.stdout.close()
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert "Traceback" not in stderr, stderr
+    assert "BrokenPipeError" not in stderr, stderr
