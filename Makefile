@@ -21,8 +21,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
+# Four workers, a test file each at a time: most tests wait on sockets and child processes, so
+# even on two CPUs the suite takes about half as long as in one process (TEST_WORKERS=0: serial).
+TEST_WORKERS ?= 4
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # The robustness suite with many more generated inputs and larger bursts than `make test` runs
 # (tests/robustness/conftest.py: the `fuzz` hypothesis profile).
