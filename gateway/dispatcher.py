@@ -171,6 +171,14 @@ class Dispatcher:
             self.flush_answered()
         return answer
 
+    def record(self, action: str, retcode: int, seconds: float = 0.0) -> None:
+        """Count an answer a client got for this dispatcher's account without the call running
+        (an entry's front refused it), so `onebot_requests_total` holds every answer."""
+        answered = self._answered
+        answered.append((action, retcode, seconds))
+        if len(answered) >= ANSWER_BATCH:
+            self.flush_answered()
+
     def flush_answered(self) -> None:
         """Hand the answers recorded since the last flush to the observer (metrics call this
         before every read, so what they report is up to date)."""

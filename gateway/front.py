@@ -12,6 +12,7 @@ account separately; today that is the one backend's account.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -38,6 +39,8 @@ from gateway.rate_limit import BucketClosed, SendQueueFull, TokenBucket
 
 log = structlog.get_logger("gateway.front")
 
+REFUSAL_LOG_INTERVAL = 1.0
+"""Seconds between two `action_refused` log lines of one entry."""
 DECISION_CACHE_SIZE = 4096
 """Action names whose decision is remembered (bounded: names come from clients)."""
 
@@ -109,6 +112,8 @@ class EntryFront:
         self.buckets: dict[int, TokenBucket] = {}
         """Send buckets by account (`self_id`)."""
         self._decisions: dict[str, Decision | None] = {}
+        self._last_refusal_log: float | None = None
+        self._refused_since_log = 0
         self._warn_unmatched()
 
     @property
@@ -195,7 +200,7 @@ class EntryFront:
         if sends and not self._valid(decision.canonical, params):
             sends = False  # the dispatcher answers 1400 at once: a bad call never waits
         if sends:
-            failure = await self._take_send_token(decision.label, echo)
+            failure = await self._take_send_token(decision, echo)
             if failure is not None:
                 return failure
         return await self.dispatcher.call(action, params, echo, send)
@@ -223,18 +228,33 @@ class EntryFront:
         """The 1403 answer; `refused` is the action refused (a quick operation's own action,
         or one it would run)."""
         self.metrics.policy_refusals.labels(self.entry).inc()
+        self.dispatcher.record(decision.sent, envelope.Retcode.FORBIDDEN)
         label = decision.label
         if refused != decision.canonical:
             label += f" (its operation runs {refused})"
-        log.warning(
-            "action_refused", entry=self.entry, action=decision.sent, refused=refused, reason=reason
-        )
+        # At most one line a second per entry: a bot retrying a refused call in a loop must not
+        # flood the log (the metric counts every refusal).
+        self._refused_since_log += 1
+        now = time.monotonic()
+        last = self._last_refusal_log
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
+            log.warning(
+                "action_refused",
+                entry=self.entry,
+                action=decision.sent,
+                refused=refused,
+                reason=reason,
+                refused_since_last_line=self._refused_since_log,
+            )
+            self._last_refusal_log = now
+            self._refused_since_log = 0
         message = f"action {label} is not allowed on entry {self.entry!r}: {reason}"
         answer = envelope.failed(envelope.Retcode.FORBIDDEN, message, echo)
         return mark_failed(answer) if refused in STREAM_ACTIONS else answer
 
-    async def _take_send_token(self, label: str, echo: Any) -> Envelope | None:
+    async def _take_send_token(self, decision: Decision, echo: Any) -> Envelope | None:
         """Wait for a send token; None once taken, else the 1200 answer."""
+        label = decision.label
         bucket = self._bucket()
         if bucket is None or bucket.try_take():
             return None
@@ -244,6 +264,7 @@ class EntryFront:
             await bucket.acquire()
         except SendQueueFull:
             self.metrics.send_rate_refusals.labels(self.entry).inc()
+            self.dispatcher.record(decision.sent, envelope.Retcode.FAILED)
             rate = self.send_rate
             assert rate is not None
             return envelope.failed(
@@ -254,6 +275,7 @@ class EntryFront:
                 echo,
             )
         except BucketClosed:
+            self.dispatcher.record(decision.sent, envelope.Retcode.FAILED)
             return envelope.failed(
                 envelope.Retcode.FAILED,
                 f"action {label}: entry {self.entry!r} stopped while this send waited for its "

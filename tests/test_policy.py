@@ -142,6 +142,25 @@ async def test_http_post_quick_operation_with_a_denied_effect_runs_nothing() -> 
     assert "bye" not in [m["raw_message"] for m in history["data"]["messages"]]
 
 
+async def test_refusals_are_counted_as_answers_and_logged_without_flooding() -> None:
+    """A bot retrying a refused call in a loop: every answer is in onebot_requests_total, the
+    log gets a line now and then (with how many refusals it stands for), not one per call."""
+    async with bot_and_other("http", {"actions": {"deny": ["send_like"]}}) as bots:
+        with capture_logs() as logs:
+            for _ in range(50):
+                answer = await bots.bot("send_like", {"user_id": 20001, "times": 1})
+                assert answer["retcode"] == 1403
+        bots.supervisor.dispatcher.flush_answered()
+        counted = bots.supervisor.metrics.registry.get_sample_value(
+            "onebot_requests_total", {"action": "send_like", "retcode": "1403"}
+        )
+    assert counted == 50
+    lines = [e for e in logs if e["event"] == "action_refused"]
+    assert lines and lines[0]["action"] == "send_like"
+    assert len(lines) < 50
+    assert sum(line["refused_since_last_line"] for line in lines) <= 50
+
+
 # --- reload, console, metrics ------------------------------------------------------------------
 
 
