@@ -1,9 +1,10 @@
 """SQLite storage for the sandbox, kept off the event loop, with group commit.
 
 Writes go through one writer thread and its connection. `Store.run(fn)` queues a call; the
-writer takes every call queued at that moment and runs them in one transaction, each one all or
-nothing on its own (`Store._commit`), then commits once: calls that arrive while a batch runs or commits join
-the next one. A caller gets its result only after the commit of its batch. Reads
+writer takes every call queued at that moment and runs them in one transaction, each one all
+or nothing on its own (`Store._commit`), then commits once: calls that arrive while a batch
+runs or commits join the next one. A caller gets its result only after the commit of its
+batch. Reads
 (`Store.read`) run on a reader thread with a connection of their own, so on a file database
 (WAL) they never queue behind writes.
 
@@ -376,11 +377,11 @@ class Store:
         database is as if it had never run (rows, AUTOINCREMENT counters, everything) and the
         exception propagates; no other call's writes are undone. `fn` may run twice: when a
         call raises after writing, its batch is rolled back and run again with a savepoint per
-        call, so `fn` must act only on the connection (anything else it does, idempotently). If it returns, the future resolves only once
-        the transaction holding its writes has committed: an answer built from the result is
-        never sent for writes that could still be lost when the gateway is killed. If that
-        commit fails, every call of the batch raises ActionFailed (1200) and none of them was
-        stored.
+        call, so `fn` must act only on the connection (anything else it does, idempotently).
+        If it returns, the future resolves only once the transaction holding its writes has
+        committed: an answer built from the result is never sent for writes that could still
+        be lost when the gateway is killed. If that commit fails, every call of the batch
+        raises ActionFailed (1200) and none of them was stored.
 
         `fn` sees the writes of the calls before it in the same batch. It must not commit,
         roll back or begin a transaction itself.
