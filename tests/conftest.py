@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -170,9 +171,30 @@ def gateway_process(tmp_path: Path) -> Iterator[Any]:
         process.kill()
 
 
+PORT_BLOCK = 1500
+"""Ports per pytest-xdist worker, from 20000 up: below the kernel's ephemeral range (32768 and
+up), which outgoing connections and `bind(0)` draw from."""
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
+    """A loopback port nothing listens on right now, for a child process to listen on.
+
+    A port from `bind(0)` is free only until someone else takes it: an outgoing connection or
+    another worker's `bind(0)` did, between this call and the child's bind, when the suite ran
+    in parallel. So each xdist worker hands out ports from a block of its own, below the
+    ephemeral range, in turn (a port comes back only after PORT_BLOCK others)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 20000 + (int(worker) % 8 if worker.isdigit() else 0) * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = base + next(_next_port) % PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or still held by a closed connection
+            return port
+    with socket.socket() as sock:  # the whole block is taken: fall back on the kernel's pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
