@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +24,7 @@ from structlog.testing import capture_logs as _capture_logs
 from gateway.config import parse_config
 from gateway.logging import merge_log_context
 from gateway.supervisor import Supervisor
+from gateway.testing.ports import free_port as free_port  # tests import it from here
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -169,34 +168,6 @@ def gateway_process(tmp_path: Path) -> Iterator[Any]:
     yield start
     for process in started:
         process.kill()
-
-
-PORT_BLOCK = 1500
-"""Ports per pytest-xdist worker, from 20000 up: below the kernel's ephemeral range (32768 and
-up), which outgoing connections and `bind(0)` draw from."""
-_next_port = itertools.count()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now, for a child process to listen on.
-
-    A port from `bind(0)` is free only until someone else takes it: an outgoing connection or
-    another worker's `bind(0)` did, between this call and the child's bind, when the suite ran
-    in parallel. So each xdist worker hands out ports from a block of its own, below the
-    ephemeral range, in turn (a port comes back only after PORT_BLOCK others)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    base = 20000 + (int(worker) % 8 if worker.isdigit() else 0) * PORT_BLOCK
-    for _ in range(PORT_BLOCK):
-        port = base + next(_next_port) % PORT_BLOCK
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # in use, or still held by a closed connection
-            return port
-    with socket.socket() as sock:  # the whole block is taken: fall back on the kernel's pick
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until_closed(port: int, limit: float = 5.0) -> bool:

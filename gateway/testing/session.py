@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from gateway.testing.bot_process import BotProcess
 from gateway.testing.chat import Chat
 from gateway.testing.harness import HarnessError, HarnessOptions, SandboxHarness, Transport
+from gateway.testing.ports import free_port
 
 PORT_PLACEHOLDER = "{port}"
 
@@ -37,13 +37,6 @@ class BotSpec:
     """Seconds the bot has to connect after it is started."""
     reply_timeout: float = 5.0
     quiet_period: float = 0.5
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def resolve_url(url: str | None) -> str | None:
