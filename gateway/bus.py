@@ -235,16 +235,7 @@ class Subscription:
     async def get(self) -> bytes:
         """The next frame, waiting if the queue is empty; SubscriptionClosed once closed."""
         while True:
-            while not self._queue:
-                if self.closed_reason is not None:
-                    raise SubscriptionClosed(self.closed_reason)
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-            if self.closed_reason is not None:
-                raise SubscriptionClosed(self.closed_reason)
+            await self.wait()
             queued_at, frame = self._queue.popleft()
             max_age = self.options.max_age
             if max_age is not None and time.monotonic() - queued_at > max_age:
