@@ -168,10 +168,9 @@ async def test_input_that_cannot_be_answered_is_refused_at_parse_time(
     await still_answers(gw)
 
 
-async def test_an_answer_that_cannot_be_encoded_is_a_1200_envelope(
-    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Fault injection: a backend bug returning a lone surrogate must not become an HTTP 500.
+def break_get_status(gw: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: `get_status` answers a lone surrogate, as a backend bug could."""
+
     async def broken(self: Any, params: Any) -> Any:
         return {"nickname": "\ud800"}
 
@@ -184,6 +183,13 @@ async def test_an_answer_that_cannot_be_encoded_is_a_1200_envelope(
 
     monkeypatch.setattr(sandbox_backend.SandboxBackend, "bind", bind_broken)
     gw.supervisor.dispatcher._routes.clear()
+
+
+async def test_an_answer_that_cannot_be_encoded_is_a_1200_envelope(
+    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: a backend bug returning a lone surrogate must not become an HTTP 500.
+    break_get_status(gw, monkeypatch)
     async with (
         aiohttp.ClientSession() as http,
         http.post(
@@ -269,18 +275,7 @@ async def test_a_websocket_answer_that_cannot_be_encoded_is_a_1200_envelope(
     gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Fault injection, as above: the call is answered (1200), never left without an answer.
-    async def broken(self: Any, params: Any) -> Any:
-        return {"nickname": "\ud800"}
-
-    bind = sandbox_backend.SandboxBackend.bind
-
-    def bind_broken(self: Any, action: str) -> Any:
-        return (
-            (lambda params: broken(self, params)) if action == "get_status" else bind(self, action)
-        )
-
-    monkeypatch.setattr(sandbox_backend.SandboxBackend, "bind", bind_broken)
-    gw.supervisor.dispatcher._routes.clear()
+    break_get_status(gw, monkeypatch)
     async with (
         aiohttp.ClientSession() as http,
         http.ws_connect(
