@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -33,6 +34,21 @@ def sandbox_document(database: str = ":memory:", **backend: Any) -> dict[str, An
         },
         "backend": {"type": "sandbox", "database": database, **backend},
     }
+
+
+MEMBER_BOT_WORLD = (
+    '{self: {user_id: 10001, nickname: "Bot"}, groups: [{group_id: 40001, group_name: "G",'
+    ' members: [{user_id: 20001, nickname: "Alice", role: "owner"},'
+    ' {user_id: 10001, nickname: "Bot"}]}]}'
+)
+"""A world where the bot is a plain member of group 40001, whose owner is Alice (20001)."""
+
+
+def member_bot_document(directory: Path) -> dict[str, Any]:
+    """`sandbox_document` on MEMBER_BOT_WORLD, written into `directory`."""
+    world = directory / "world.json5"
+    world.write_text(MEMBER_BOT_WORLD)
+    return sandbox_document(world=str(world))
 
 
 class SandboxClient:

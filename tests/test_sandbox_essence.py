@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
+from tests.sandbox_client import (
+    SandboxClient,
+    member_bot_document,
+    sandbox_client,
+    sandbox_document,
+)
 
 BOT, ALICE, BOB, CAROL = 10001, 20001, 20002, 20003
 LAB, PLAYGROUND = 30001, 30002
@@ -119,13 +124,7 @@ async def test_essence_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_a_plain_member_bot_cannot_set_essence(tmp_path: Path) -> None:
-    world = tmp_path / "world.json5"
-    world.write_text(
-        '{self: {user_id: 10001, nickname: "Bot"}, groups: [{group_id: 40001, group_name: "G",'
-        ' members: [{user_id: 20001, nickname: "Alice", role: "owner"},'
-        ' {user_id: 10001, nickname: "Bot"}]}]}'
-    )
-    async with sandbox_client(sandbox_document(world=str(world))) as sandbox:
+    async with sandbox_client(member_bot_document(tmp_path)) as sandbox:
         message_id = await receive(sandbox, "x", ALICE, 40001)
         body = await sandbox.call("set_essence_msg", message_id=message_id)
         assert body["retcode"] == 1200 and "admin or owner" in body["message"]

@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
+from tests.sandbox_client import (
+    SandboxClient,
+    member_bot_document,
+    sandbox_client,
+)
 
 BOT, ALICE, BOB, CAROL, DAVE = 10001, 20001, 20002, 20003, 20004
 LAB, PLAYGROUND = 30001, 30002
@@ -224,13 +228,7 @@ async def test_upload_private_file_needs_a_friend(sandbox: SandboxClient) -> Non
 
 
 async def test_a_plain_member_bot_manages_only_its_own_files(tmp_path: Path) -> None:
-    world = tmp_path / "world.json5"
-    world.write_text(
-        '{self: {user_id: 10001, nickname: "Bot"}, groups: [{group_id: 40001, group_name: "G",'
-        ' members: [{user_id: 20001, nickname: "Alice", role: "owner"},'
-        ' {user_id: 10001, nickname: "Bot"}]}]}'
-    )
-    async with sandbox_client(sandbox_document(world=str(world))) as sandbox:
+    async with sandbox_client(member_bot_document(tmp_path)) as sandbox:
         body = await sandbox.call("create_group_file_folder", group_id=40001, name="f")
         assert body["retcode"] == 1200 and "admin or owner" in body["message"]
         theirs = await sandbox.ok(

@@ -6,7 +6,11 @@ import base64
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
+from tests.sandbox_client import (
+    SandboxClient,
+    member_bot_document,
+    sandbox_client,
+)
 
 BOT, ALICE = 10001, 20001
 LAB, PLAYGROUND = 30001, 30002
@@ -70,13 +74,7 @@ async def test_bad_notices_fail_and_store_nothing(sandbox: SandboxClient) -> Non
 
 
 async def test_a_plain_member_bot_cannot_publish_or_delete(tmp_path: Path) -> None:
-    world = tmp_path / "world.json5"
-    world.write_text(
-        '{self: {user_id: 10001, nickname: "Bot"}, groups: [{group_id: 40001, group_name: "G",'
-        ' members: [{user_id: 20001, nickname: "Alice", role: "owner"},'
-        ' {user_id: 10001, nickname: "Bot"}]}]}'
-    )
-    async with sandbox_client(sandbox_document(world=str(world))) as sandbox:
+    async with sandbox_client(member_bot_document(tmp_path)) as sandbox:
         body = await sandbox.call("_send_group_notice", group_id=40001, content="x")
         assert body["retcode"] == 1200 and "admin or owner" in body["message"]
         body = await sandbox.call("_del_group_notice", group_id=40001, notice_id="x")

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox_client import SandboxClient, sandbox_client, sandbox_document
+from tests.sandbox_client import (
+    SandboxClient,
+    member_bot_document,
+    sandbox_client,
+)
 
 BOT, ALICE, BOB, CAROL, STRANGER = 10001, 20001, 20002, 20003, 99999
 LAB, PLAYGROUND, NOT_A_GROUP = 30001, 30002, 39999
@@ -137,13 +141,7 @@ async def test_complete_or_cancel_without_a_todo(sandbox: SandboxClient) -> None
 
 
 async def test_a_plain_member_bot_cannot_set_or_cancel_todos(tmp_path: Path) -> None:
-    world = tmp_path / "world.json5"
-    world.write_text(
-        '{self: {user_id: 10001, nickname: "Bot"}, groups: [{group_id: 40001, group_name: "G",'
-        ' members: [{user_id: 20001, nickname: "Alice", role: "owner"},'
-        ' {user_id: 10001, nickname: "Bot"}]}]}'
-    )
-    async with sandbox_client(sandbox_document(world=str(world))) as sandbox:
+    async with sandbox_client(member_bot_document(tmp_path)) as sandbox:
         said = await sandbox.ok(
             "sandbox_receive_message",
             message_type="group",
@@ -388,13 +386,7 @@ async def test_trans_group_file_of_unknown_files_and_groups(sandbox: SandboxClie
 
 
 async def test_a_plain_member_bot_keeps_only_its_own_files(tmp_path: Path) -> None:
-    world = tmp_path / "world.json5"
-    world.write_text(
-        '{self: {user_id: 10001, nickname: "Bot"}, groups: [{group_id: 40001, group_name: "G",'
-        ' members: [{user_id: 20001, nickname: "Alice", role: "owner"},'
-        ' {user_id: 10001, nickname: "Bot"}]}]}'
-    )
-    async with sandbox_client(sandbox_document(world=str(world))) as sandbox:
+    async with sandbox_client(member_bot_document(tmp_path)) as sandbox:
         theirs = await sandbox.ok(
             "sandbox_upload_group_file",
             group_id=MEMBER_GROUP,
