@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.protocol.envelope import Envelope
+from gateway.protocol.envelope import Envelope, ok
 
 STREAM_ACTION = "stream-action"
 HTTP_SEPARATOR = b"\r\n\r\n"
@@ -38,16 +38,11 @@ class PacketStream:
 
 
 def packet(data: Any, echo: Any) -> Envelope:
-    """An intermediate packet's envelope (and a stream action's success envelope)."""
-    return {
-        "status": "ok",
-        "retcode": 0,
-        "data": data,
-        "message": "",
-        "wording": "",
-        "echo": echo,
-        "stream": STREAM_ACTION,
-    }
+    """An intermediate packet's envelope (and a stream action's success envelope): a success
+    envelope marked as a stream action's."""
+    answer = ok(data, echo)
+    answer["stream"] = STREAM_ACTION
+    return answer
 
 
 def mark_failed(answer: Envelope) -> Envelope:
