@@ -87,6 +87,10 @@ class SendRateConfig(_Model):
     """Calls that may wait for a token; the next one fails with 1200 at once (0: never wait)."""
 
 
+AccountRef = Annotated[int, Field(gt=0, lt=2**63)] | str
+"""An account named in an entry's `accounts`: its `name`, or its QQ number (`self_id`)."""
+
+
 class _AdapterEntry(_Model):
     """Fields every adapter entry has."""
 
@@ -113,6 +117,22 @@ class _AdapterEntry(_Model):
     """Which actions this entry's bots may call (default: all but the process-level ones)."""
     send_rate: SendRateConfig | None = None
     """Rate limit of this entry's sends, per account; None (default) does not limit them."""
+    accounts: tuple[AccountRef, ...] | None = None
+    """The accounts this entry serves, by `name` (from the top-level `accounts`) or by QQ
+    number (`self_id`); None (default) serves every account. Its bots get only these accounts'
+    events, and their calls go only to these accounts (see the README's routing rules)."""
+
+    @field_validator("accounts")
+    @classmethod
+    def _check_account_refs(
+        cls, refs: tuple[AccountRef, ...] | None
+    ) -> tuple[AccountRef, ...] | None:
+        if refs is None:
+            return None
+        if not refs:
+            raise ValueError("an entry must serve at least one account (omit `accounts` for all)")
+        # A string of digits is a QQ number (account names are never all digits).
+        return tuple(int(ref) if isinstance(ref, str) and ref.isdigit() else ref for ref in refs)
 
     @field_validator("event_filter")
     @classmethod
@@ -329,6 +349,11 @@ class SandboxBackendConfig(_Model):
     """SQLite file holding the simulated account; `:memory:` keeps nothing across restarts."""
     world: str | None = None
     """JSON5 world file seeding an empty database; the built-in default world when absent."""
+    self_id: Annotated[int, Field(gt=0, lt=2**63)] | None = None
+    """The account's QQ number, instead of the world's `self.user_id` (several accounts can
+    then share one world file: each is added to the world's groups as a member)."""
+    nickname: str | None = None
+    """The account's nickname, instead of the world's `self.nickname`."""
     media_fetch_timeout: Annotated[int, Field(gt=0)] = 10000
     """How long (ms) fetching one loopback `http(s)://` media URL (an image in a message, an
     upload, `download_file`) may take in all before the action fails with 1200. Fetches run on
@@ -382,6 +407,46 @@ class RelayBackendConfig(_Model):
 
 BackendConfig = Annotated[SandboxBackendConfig | RelayBackendConfig, Field(discriminator="type")]
 
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+DEFAULT_ACCOUNT = "default"
+"""The name of the one account of a config with `backend` (or neither section)."""
+
+
+class AccountConfig(_Model):
+    """`accounts[]`: one QQ account behind the gateway and the backend that runs it."""
+
+    name: str
+    """Unique name of the account (letters, digits, `_`, `.`, `-`; not all digits, so it
+    cannot be mistaken for a QQ number); entries name it in their `accounts`."""
+    backend: BackendConfig = SandboxBackendConfig()
+    """The account's backend, as the top-level `backend` section of a one-account config. A
+    sandbox account without `database` keeps its state in `sandbox-<name>.db`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, data: Any) -> Any:
+        # A `backend` without `type` is the sandbox, as is no section at all; a sandbox account
+        # without `database` gets its own file, so accounts never share one by accident.
+        if not isinstance(data, dict):
+            return data
+        backend = data.get("backend", {})
+        if not isinstance(backend, dict):
+            return data
+        backend = {"type": "sandbox", **backend}
+        if backend["type"] == "sandbox" and "database" not in backend:
+            backend["database"] = f"sandbox-{data.get('name')}.db"
+        return {**data, "backend": backend}
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not ACCOUNT_NAME.fullmatch(name) or name.isdigit():
+            raise ValueError(
+                f"{name!r} is not an account name: use 1-64 letters, digits, '_', '.' or '-', "
+                "not all digits"
+            )
+        return name
+
 
 class ApiConfig(_Model):
     """`api`: how the dispatcher runs actions."""
@@ -425,7 +490,11 @@ class GatewayConfig(_Model):
     timeout: TimeoutConfig = TimeoutConfig()
     """Media timeouts (NapCat field)."""
     backend: BackendConfig = SandboxBackendConfig()
-    """The account behind the gateway; the sandbox when absent."""
+    """The account behind the gateway; the sandbox when absent. For several accounts use
+    `accounts` instead (not both)."""
+    accounts: tuple[AccountConfig, ...] | None = None
+    """Several accounts behind one gateway, each with its own backend (instead of `backend`).
+    Entries serve all of them unless their `accounts` says which."""
     api: ApiConfig = ApiConfig()
     """Dispatcher settings."""
     admin: AdminConfig | None = None
@@ -445,20 +514,21 @@ class GatewayConfig(_Model):
         _check_unique_names(self.network)
         _check_listen_addresses(self.network)
         _check_insecure_binds(self.network)
+        _check_accounts(self)
         admin = self.admin
-        relay = self.backend
-        if (
-            isinstance(relay, RelayBackendConfig)
-            and relay.mode == "reverse"
-            and not relay.token
-            and not relay.allow_insecure
-            and not is_loopback(relay.host)
-        ):
-            raise ValueError(
-                f"backend.token: listening on non-loopback address {relay.host!r} "
-                "with an empty token would let anyone pose as the upstream; set a "
-                "token or `allowInsecure: true`"
-            )
+        for path, relay in self.backends():
+            if (
+                isinstance(relay, RelayBackendConfig)
+                and relay.mode == "reverse"
+                and not relay.token
+                and not relay.allow_insecure
+                and not is_loopback(relay.host)
+            ):
+                raise ValueError(
+                    f"{path}.token: listening on non-loopback address {relay.host!r} "
+                    "with an empty token would let anyone pose as the upstream; set a "
+                    "token or `allowInsecure: true`"
+                )
         if admin and not admin.token and not admin.allow_insecure and not is_loopback(admin.host):
             raise ValueError(
                 f"admin.token: binding non-loopback address {admin.host!r} with an "
@@ -466,6 +536,60 @@ class GatewayConfig(_Model):
                 "`allowInsecure: true`"
             )
         return self
+
+    def account_configs(self) -> tuple[AccountConfig, ...]:
+        """Every account: those of `accounts`, or the one of `backend` (named `default`)."""
+        if self.accounts is not None:
+            return self.accounts
+        return (AccountConfig(name=DEFAULT_ACCOUNT, backend=self.backend),)
+
+    def backends(self) -> Iterator[tuple[str, SandboxBackendConfig | RelayBackendConfig]]:
+        """Every account's backend section with its path in the file (`backend`,
+        `accounts[1].backend`)."""
+        if self.accounts is None:
+            yield "backend", self.backend
+            return
+        for index, account in enumerate(self.accounts):
+            yield f"accounts[{index}].backend", account.backend
+
+
+def _check_accounts(config: GatewayConfig) -> None:
+    """`backend` xor `accounts`; unique account names and sandbox databases; entries name only
+    accounts that exist (a QQ number may name an account whose number is learned later)."""
+    accounts = config.accounts
+    if accounts is not None and "backend" in config.model_fields_set:
+        raise ValueError(
+            "backend, accounts: a config has either `backend` (one account) or `accounts` "
+            "(several, each with its own backend), not both; move the backend into an account"
+        )
+    if accounts is not None and not accounts:
+        raise ValueError("accounts: list at least one account (or use `backend` for one)")
+    names: dict[str, int] = {}
+    databases: dict[str, int] = {}
+    for index, account in enumerate(config.account_configs()):
+        if account.name in names:
+            raise ValueError(
+                f"accounts[{index}].name: duplicate name {account.name!r} "
+                f"(also accounts[{names[account.name]}])"
+            )
+        names[account.name] = index
+        backend = account.backend
+        if isinstance(backend, SandboxBackendConfig) and backend.database != ":memory:":
+            where = str(Path(backend.database).resolve())
+            if where in databases:
+                raise ValueError(
+                    f"accounts[{index}].backend.database: {backend.database!r} is already the "
+                    f"database of accounts[{databases[where]}]; each account needs its own"
+                )
+            databases[where] = index
+    for kind, index, entry in config.network.entries():
+        for position, ref in enumerate(entry.accounts or ()):
+            if isinstance(ref, str) and ref not in names:
+                known = ", ".join(repr(name) for name in names)
+                raise ValueError(
+                    f"{_entry_path(kind, index)}.accounts[{position}]: no account is named "
+                    f"{ref!r} (accounts: {known}; a QQ number names an account by self_id)"
+                )
 
 
 def _entry_path(kind: str, index: int) -> str:
