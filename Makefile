@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/config/onebot11.json5
 
-.PHONY: run test fuzz lint bench clean browser
+.PHONY: run test fuzz lint bench clean browser koishi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
+# The Koishi app the multi-account tests run (tests/koishi_harness.py), from its lock file; npm's
+# own record of the tree (node_modules/.package-lock.json) is the stamp, so `npm ci` runs again
+# only when it is missing or older than the lock.
+KOISHI := tests/koishi
+$(KOISHI)/node_modules/.package-lock.json: $(KOISHI)/package-lock.json
+	cd $(KOISHI) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+koishi: $(KOISHI)/node_modules/.package-lock.json
+
 # Four workers, a test file each at a time: most tests wait on sockets and child processes, so
 # even on two CPUs the suite takes about half as long as in one process (TEST_WORKERS=0: serial).
 TEST_WORKERS ?= 4
-test: $(STAMP) browser
+test: $(STAMP) browser koishi
 	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # The robustness suite with many more generated inputs and larger bursts than `make test` runs
@@ -44,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick,--results bench/RESULTS.md)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(KOISHI)/node_modules
