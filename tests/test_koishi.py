@@ -19,7 +19,10 @@ async def test_koishi_forward_ws_registers_the_bot_with_a_token() -> None:
     async with run_gateway(doc) as gw:
         port = gw.supervisor.adapters["ws"].port
         async with run_koishi(f"ws://127.0.0.1:{port}/", 10001, "k-token") as koishi:
-            assert await koishi.wait_for("KOISHI_CONNECTED") == {"selfId": "10001"}
+            assert await koishi.wait_for("KOISHI_CONNECTED") == {
+                "selfId": "10001",
+                "loginId": "10001",
+            }
 
 
 async def test_koishi_answers_ping_in_a_group_and_privately() -> None:

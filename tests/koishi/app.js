@@ -5,9 +5,11 @@
 // URL), KOISHI_SELF_ID (the account the bot is configured as), KOISHI_TOKEN (optional).
 // It prints one line per fact the harness (tests/koishi_harness.py) waits on, each a word and a
 // JSON object:
-//   KOISHI_CONNECTED {"selfId": ...}                    the bot is online (get_login_info answered)
-//   KOISHI_RECEIVED {"selfId", "type", "channelId", "userId", "messageId", "content"}
-//                                                       a message event reached the bot
+//   KOISHI_CONNECTED {"selfId", "loginId"}              the bot is online; loginId is the user_id
+//                                                       get_login_info answered
+//   KOISHI_RECEIVED {"selfId", "botSelfId", "type", "channelId", "userId", "messageId", "content"}
+//                                                       a message event reached the bot (selfId:
+//                                                       the event's self_id; botSelfId: the bot's)
 //   KOISHI_REPLIED {"selfId", "channelId", "content"}   the bot's answer was sent
 'use strict'
 
@@ -42,7 +44,8 @@ ctx.plugin(OneBot.default || OneBot, {
 ctx.on('login-updated', (session) => {
   const bot = session.bot
   // Status 1 is ONLINE in the Satori protocol.
-  if (bot.status === 1) report('KOISHI_CONNECTED', { selfId: bot.selfId })
+  // loginId is the account get_login_info answered with (the bot's selfId is its config).
+  if (bot.status === 1) report('KOISHI_CONNECTED', { selfId: bot.selfId, loginId: bot.user?.id })
 })
 
 // `message` sees every message event, before any command or middleware filters it.
@@ -50,6 +53,7 @@ ctx.on('message', async (session) => {
   const content = session.content
   report('KOISHI_RECEIVED', {
     selfId: session.selfId,
+    botSelfId: session.bot.selfId,
     type: session.isDirect ? 'private' : 'group',
     channelId: session.channelId,
     userId: session.userId,

@@ -4,7 +4,8 @@ Settings come from the environment the test passes: NB_PORT (where /onebot/v11/w
 ONEBOT_ACCESS_TOKEN. Each reverse connection is a bot of its own, named by its X-Self-ID, and
 answers through itself. It prints one line per fact a test waits on, a word and a JSON object
 (read by tests/app_process.py):
-  NB_CONNECTED {"self_id"}                                   a connection registered a bot
+  NB_CONNECTED {"self_id", "login_id"}    a connection registered a bot; login_id is the user_id
+                                          its get_login_info answered
   NB_RECEIVED {"self_id", "event_self_id", "message_type", "group_id", "user_id",
                "message_id", "text"}                          a message event reached a bot
   NB_REPLIED {"self_id", "message_type", "group_id", "user_id", "text"}   its answer was sent
@@ -36,7 +37,9 @@ def report(word: str, **fields: Any) -> None:
 
 @driver.on_bot_connect
 async def announce(bot: Bot) -> None:
-    report("NB_CONNECTED", self_id=bot.self_id)
+    # A call on the new connection: the account it reaches is the one this bot acts as.
+    login = await bot.get_login_info()
+    report("NB_CONNECTED", self_id=bot.self_id, login_id=str(login["user_id"]))
 
 
 every_message = on_message()
