@@ -12,6 +12,13 @@ ends with upstream's final envelope. At most `STREAM_BUFFER` packets wait for a 
 that, the upstream connection is not read until the caller takes one (backpressure reaches
 upstream), for up to `callTimeout`, after which the call fails and its later packets are dropped.
 
+In reverse mode the relay listens through `RelayListeners` (gateway.backends.relay_listener),
+shared by every relay account of the gateway: accounts configured on the same `host:port` share
+one listener, which hands each connecting upstream to its account by path and `X-Self-ID`. An
+account sharing its listener keeps its configured `selfId` (its upstream speaks only for it:
+events naming another account are dropped, counted); an account alone on its listener learns its
+QQ number from the upstream, as a forward one does.
+
 No single upstream frame can stop the relay: a frame that is not JSON, not an object, an answer
 nobody waits for, or an event that cannot be published is dropped, counted on the bus
 (`onebot_events_rejected_total{reason}`) and logged, and the connection goes on. A frame over
@@ -40,12 +47,20 @@ from pydantic_core import to_jsonable_python
 
 from gateway.actions.catalog import Params
 from gateway.actions.stream import PACKET_ACTIONS
+from gateway.backends.relay_listener import RelayListeners, valid_self_id
 from gateway.bus import EventBus
 from gateway.config import RelayBackendConfig
-from gateway.network.auth import request_token, token_matches
 from gateway.network.backoff import Backoff
+from gateway.network.listener import json_response
 from gateway.protocol import jsonio
-from gateway.protocol.envelope import ActionError, ActionFailed, ActionNotFound, BadRequest
+from gateway.protocol.envelope import (
+    ActionError,
+    ActionFailed,
+    ActionNotFound,
+    BadRequest,
+    Retcode,
+    failed,
+)
 from gateway.protocol.message import parse_cq, raw_message
 from gateway.protocol.stream import STREAM_ACTION, Emit, PacketStream
 
@@ -53,7 +68,6 @@ log = structlog.get_logger("gateway.relay")
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 MAX_FRAME = 64 * 1024 * 1024
-MAX_SELF_ID = 2**63 - 1
 STREAM_BUFFER = 16
 """Upstream packets of one stream call held for a caller that has not taken them yet."""
 _ECHO_IN_TEXT: Final = re.compile(r'"echo"\s*:\s*"(gw-[0-9]{1,20})"')
@@ -195,15 +209,6 @@ def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def valid_self_id(value: Any) -> int | None:
-    """An account number from upstream (a positive int64, or its decimal digits), else None."""
-    if type(value) is str and 0 < len(value) <= 19 and value.isascii() and value.isdigit():
-        value = int(value)
-    if type(value) is int and 0 < value <= MAX_SELF_ID:
-        return value
-    return None
-
-
 def retcode_of(envelope: Mapping[str, Any]) -> int:
     """A failed envelope's retcode; 1200 when upstream gave none that makes sense."""
     retcode = envelope.get("retcode")
@@ -311,10 +316,17 @@ class RelayBackend:
     passes_through = True
     """Actions the catalog does not know are forwarded unchanged."""
 
-    def __init__(self, config: RelayBackendConfig, bus: EventBus) -> None:
+    def __init__(
+        self, config: RelayBackendConfig, bus: EventBus, listeners: RelayListeners | None = None
+    ) -> None:
+        """`listeners` are the gateway's reverse-mode listeners, shared by its relay accounts
+        (a reverse account given none listens alone)."""
         self.config = config
         self.bus = bus
         self._self_id = config.self_id
+        self._pinned = False
+        """The connected upstream shares its listener: `self_id` is the configured one, kept."""
+        self._listeners = listeners if listeners is not None else RelayListeners()
         self._socket: Socket | None = None
         self._pending: dict[str, tuple[Socket, asyncio.Future[dict[str, Any]]]] = {}
         """Calls waiting for an answer, by echo, with the connection they were sent on."""
@@ -325,7 +337,6 @@ class RelayBackend:
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
         self._deduper = Deduper(config.dedupe_window_ms / 1000)
         self.reconnects = 0
         self.down_reason = "upstream has not connected yet"
@@ -342,7 +353,7 @@ class RelayBackend:
             self._session = aiohttp.ClientSession()
             self._tasks.append(asyncio.create_task(self._dial_forever(), name="relay-dial"))
         else:
-            await self._listen()
+            await self._listeners.attach(self)
         # Wait a little for upstream, so self_id is known when the adapters start.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), self.config.connect_timeout / 1000)
@@ -360,15 +371,15 @@ class RelayBackend:
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 log.error("relay_task_failed", exc_info=outcome)
-        if self._runner is not None:
-            # Closes the listener first, so a reverse upstream that redials at once finds no
-            # port, then closes the connected one (on_shutdown), then waits for its handler.
-            await self._runner.cleanup()
+        # The connected upstream first (its handler then ends; one that redials meanwhile is
+        # refused with 503), then the listener lets go of this account, closing if it was the
+        # last one there (which waits for the handlers).
         await self._close_upstream()
+        await self._listeners.detach(self)
         if self._session is not None:
             await self._session.close()
 
-    async def _close_upstream(self, _app: web.Application | None = None) -> None:
+    async def _close_upstream(self) -> None:
         socket = self._socket
         if socket is not None:
             with contextlib.suppress(Exception):
@@ -484,6 +495,7 @@ class RelayBackend:
                 log.error("upstream_dial_failed", exc_info=error)
             else:
                 backoff.reset()
+                self._socket = socket
                 try:
                     await self._serve(socket)
                 except Exception as error:
@@ -492,47 +504,34 @@ class RelayBackend:
             self.reconnects += 1
             await asyncio.sleep(backoff.next_delay())
 
-    async def _listen(self) -> None:
-        app = web.Application()
-        app.router.add_get(self.config.path, self._accept)
-        app.on_shutdown.append(self._close_upstream)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        log.info(
-            "relay_listening",
-            address=f"{self.config.host}:{self.config.port}",
-            path=self.config.path,
-        )
-
-    async def _accept(self, request: web.Request) -> web.StreamResponse:
+    async def accept(
+        self, request: web.Request, self_id: int, *, shared: bool
+    ) -> web.StreamResponse:
+        """A reverse upstream its listener admitted (token and X-Self-ID checked): upgrade it,
+        replace the account's previous connection, and serve it until it closes."""
         if self._stopping:
-            return web.json_response({"message": "the gateway is shutting down"}, status=503)
-        # Checked before the upgrade: a wrong peer never gets a socket.
-        if not token_matches(self.config.token, request_token(request)):
-            log.warning("upstream_auth_failed", peer=request.remote)
-            return web.json_response({"message": "access token is missing or wrong"}, status=403)
-        self_id = valid_self_id(request.headers.get("X-Self-ID", ""))
-        if self_id is None:
-            return web.json_response(
-                {"message": "X-Self-ID header is required (the account's QQ number)"}, status=400
-            )
-        self._self_id = self_id
-        if self._socket is not None and not self._socket.closed:
-            await self._socket.close(
-                code=aiohttp.WSCloseCode.GOING_AWAY,
-                message=b"replaced by a new upstream connection",
-            )
+            return json_response(failed(Retcode.FAILED, "the gateway is shutting down"), 503)
         socket = web.WebSocketResponse(
             max_msg_size=MAX_FRAME, heartbeat=self.config.ping_interval / 1000 or None
         )
         await socket.prepare(request)
+        if self._stopping:  # stop() began during the upgrade and will not see this socket
+            await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutting down")
+            return socket
+        # Claimed before any await, so of two upgrades racing the later one wins.
+        self._pinned = shared
+        self._self_id = self_id
+        previous, self._socket = self._socket, socket
+        if previous is not None and not previous.closed:
+            await previous.close(
+                code=aiohttp.WSCloseCode.GOING_AWAY,
+                message=b"replaced by a new upstream connection",
+            )
         await self._serve(socket)
         return socket
 
     async def _serve(self, socket: Socket) -> None:
-        self._socket = socket
+        """Read a connection the caller made current (`_socket`) until it closes."""
         self._upstream_online = True
         log.info("upstream_connected", mode=self.config.mode)
         learn = asyncio.create_task(self._learn_self_id())
@@ -586,10 +585,12 @@ class RelayBackend:
         else:
             data = info.get("data")
             user_id = valid_self_id(data.get("user_id")) if isinstance(data, dict) else None
-            if user_id is not None:
-                self._self_id = user_id
-            else:
+            if user_id is None:
                 log.warning("upstream_login_info_unusable", retcode=info.get("retcode"))
+            elif self._pinned and user_id != self._self_id:
+                log.warning("upstream_login_self_id_mismatch", self_id=self._self_id, login=user_id)
+            else:
+                self._self_id = user_id
         self._connected.set()
 
     def _on_frame(self, data: str | bytes) -> UpstreamStream | None:
@@ -635,7 +636,14 @@ class RelayBackend:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         self_id = valid_self_id(event.get("self_id"))
-        if self_id is not None:
+        if self._pinned:
+            # The upstream was admitted as this account: it speaks for no other.
+            if self_id is None:
+                event = {**event, "self_id": self._self_id}
+            elif self_id != self._self_id:
+                self.bus.reject("upstream_foreign_self_id", self_id=self_id, account=self._self_id)
+                return
+        elif self_id is not None:
             self._self_id = self_id
         if event.get("post_type") == "meta_event":
             # The gateway sends its own lifecycle and heartbeats; upstream's feed liveness.
