@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,8 +38,10 @@ from gateway.backends.sandbox import (
     todos,
 )
 from gateway.backends.sandbox.context import Handler, compose
+from gateway.backends.sandbox.exchange import SandboxExchange
+from gateway.backends.sandbox.seed import seed
 from gateway.backends.sandbox.store import Store
-from gateway.backends.sandbox.world import World, load_world
+from gateway.backends.sandbox.world import load_world
 from gateway.bus import EventBus
 from gateway.config import SandboxBackendConfig
 from gateway.fetcher import Fetcher
@@ -89,13 +90,20 @@ class SandboxBackend:
     """A simulated QQ account. `start()` opens the database and seeds it from the world once.
 
     It owns the media `fetcher` (loopback URLs in segments and uploads): `stop()` closes it.
+    With an `exchange` (one per gateway, shared by its sandbox accounts) it takes part in the
+    world the accounts share from `start()` to `stop()`: its bot's messages reach the other
+    accounts, theirs reach it (exchange.py).
     """
 
     kind = "sandbox"
 
-    def __init__(self, config: SandboxBackendConfig, bus: EventBus) -> None:
+    def __init__(
+        self, config: SandboxBackendConfig, bus: EventBus, exchange: SandboxExchange | None = None
+    ) -> None:
         self.config = config
         self.bus = bus
+        self.exchange = exchange
+        self.shared_world: SandboxExchange | None = None
         self.online = True
         self.store = Store(config.database)
         self.fetcher = Fetcher(
@@ -114,14 +122,29 @@ class SandboxBackend:
         return self.config.media_max_size
 
     async def start(self) -> None:
-        world = load_world(self.config.world)
+        """Open the database, seeding an empty one from the world (`selfId` and `nickname`
+        in place of the world's own); ConfigError when a seeded database is another account
+        than `selfId` says, or another account of the exchange has the same QQ number."""
+        config = self.config
+        world = load_world(config.world)
         await self.store.open()
-        self._self_id, self.nickname = await self.store.run(lambda db: _seed(db, world))
-        self.online = await self.store.run(
-            lambda db: bool(db.execute("SELECT online FROM account").fetchone()[0])
-        )
+        try:
+            me = await self.store.run(
+                lambda db: seed(db, world, config.self_id, config.nickname, config.database)
+            )
+            self._self_id, self.nickname = me.self_id, me.nickname
+            self.online = await self.store.run(
+                lambda db: bool(db.execute("SELECT online FROM account").fetchone()[0])
+            )
+            if self.exchange is not None:
+                self.exchange.register(self)
+        except BaseException:
+            await self.store.close()
+            raise
 
     async def stop(self) -> None:
+        if self.exchange is not None:
+            self.exchange.unregister(self)  # first: nothing more is delivered to this store
         await bench.stop_emitters(self)  # benchmark runs still publishing
         await self.fetcher.close()
         await self.store.close()
@@ -169,35 +192,3 @@ class SandboxBackend:
 
     def bind(self, action: str) -> Callable[[Params], Awaitable[Any]]:
         return functools.partial(HANDLERS[action], self)
-
-
-def _seed(db: sqlite3.Connection, world: World) -> tuple[int, str]:
-    row = db.execute("SELECT self_id, nickname FROM account").fetchone()
-    if row is not None:
-        return int(row["self_id"]), str(row["nickname"])
-    now = int(time.time())
-    db.execute(
-        "INSERT INTO account (self_id, nickname) VALUES (?, ?)",
-        (world.self.user_id, world.self.nickname),
-    )
-    for friend in world.friends:
-        db.execute(
-            "INSERT INTO users (user_id, nickname, is_friend, remark, category) VALUES (?,?,1,?,?)",
-            (friend.user_id, friend.nickname, friend.remark, friend.category),
-        )
-    for group in world.groups:
-        db.execute(
-            "INSERT INTO groups (group_id, group_name) VALUES (?, ?)",
-            (group.group_id, group.group_name),
-        )
-        for member in group.members:
-            db.execute(
-                "INSERT OR IGNORE INTO users (user_id, nickname) VALUES (?, ?)",
-                (member.user_id, member.nickname),
-            )
-            db.execute(
-                "INSERT INTO members (group_id, user_id, role, card, title, join_time) "
-                "VALUES (?,?,?,?,?,?)",
-                (group.group_id, member.user_id, member.role, member.card, member.title, now),
-            )
-    return world.self.user_id, world.self.nickname

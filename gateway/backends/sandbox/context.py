@@ -9,10 +9,13 @@ the tables explicitly (`compose`), so which module serves which action is read i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.backends.sandbox.store import Store
 from gateway.fetcher import Fetcher
+
+if TYPE_CHECKING:
+    from gateway.backends.sandbox.exchange import SandboxExchange
 
 
 class Sandbox(Protocol):
@@ -21,6 +24,9 @@ class Sandbox(Protocol):
     store: Store
     fetcher: Fetcher
     nickname: str
+    shared_world: SandboxExchange | None
+    """The exchange while another sandbox account shares the world, else None: a message the
+    bot sent and stored is handed to it (`SandboxExchange.sent`), after its own event."""
 
     @property
     def self_id(self) -> int: ...

@@ -3,8 +3,11 @@
 A send is three steps: media URLs in the segments are fetched on the event loop
 (`message_store.prepare_media`), then one transaction checks, stores the media and the message,
 then the event is published. A step that fails ends the call with nothing stored and nothing
-published. A message of `node` segments, and the forward actions, store a bundle of nodes and
-send a `forward` segment pointing at it (`get_forward_msg` reads the bundle back).
+published. While other sandbox accounts share the world, the stored message is then handed to
+them (`shared_world`, exchange.py), which delivers it off this call's path.
+
+A message of `node` segments, and the forward actions, store a bundle of nodes and send a
+`forward` segment pointing at it (`get_forward_msg` reads the bundle back).
 """
 
 from __future__ import annotations
@@ -117,6 +120,8 @@ async def send_to_friend(
     )
     event = message_event(message, sandbox.self_id)
     sandbox.publish(event)
+    if sandbox.shared_world is not None:
+        sandbox.shared_world.sent(sandbox, message)
     return event
 
 
@@ -128,6 +133,8 @@ async def send_to_group(sandbox: Sandbox, group_id: int, segments: Message) -> d
     )
     event = message_event(message, sandbox.self_id, name)
     sandbox.publish(event)
+    if sandbox.shared_world is not None:
+        sandbox.shared_world.sent(sandbox, message)
     return event
 
 
@@ -204,6 +211,8 @@ async def send_forward(
 
     message, name = await sandbox.store.run(write)
     sandbox.publish(message_event(message, sandbox.self_id, name))
+    if sandbox.shared_world is not None:
+        sandbox.shared_world.sent(sandbox, message)
     return {"message_id": message["message_id"], "forward_id": forward_id, "res_id": forward_id}
 
 
