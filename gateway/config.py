@@ -590,6 +590,45 @@ def _check_accounts(config: GatewayConfig) -> None:
                     f"{_entry_path(kind, index)}.accounts[{position}]: no account is named "
                     f"{ref!r} (accounts: {known}; a QQ number names an account by self_id)"
                 )
+    _check_relay_listeners(config)
+
+
+def _check_relay_listeners(config: GatewayConfig) -> None:
+    """Reverse relay accounts on one `host:port` share its listener, which hands each upstream
+    to the account of its path and X-Self-ID: each sets a distinct `selfId` (paths may differ).
+    Two listeners whose addresses overlap (a wildcard, `localhost`) could not both bind."""
+    listeners: dict[tuple[str, int], list[tuple[str, RelayBackendConfig]]] = {}
+    for path, relay in config.backends():
+        if isinstance(relay, RelayBackendConfig) and relay.mode == "reverse" and relay.port:
+            listeners.setdefault((relay.host, relay.port), []).append((path, relay))
+    seen: list[tuple[str, int]] = []
+    for (host, port), members in listeners.items():
+        for other, other_port in seen:
+            same = _normal_host(host) == _normal_host(other)
+            if port == other_port and (same or _is_wildcard(host) or _is_wildcard(other)):
+                raise ValueError(
+                    f"{members[0][0]}.host: {host}:{port} overlaps the relay listener "
+                    f"{other}:{port} of {listeners[(other, port)][0][0]}; accounts share a "
+                    "listener by naming the same host and port"
+                )
+        seen.append((host, port))
+        if len(members) < 2:
+            continue
+        owners: dict[int, str] = {}
+        for path, relay in members:
+            if not 0 < relay.self_id < 2**63:
+                raise ValueError(
+                    f"{path}.selfId: the relay listener {host}:{port} is shared by "
+                    f"{', '.join(p for p, _ in members)}, whose upstreams are told apart by "
+                    "X-Self-ID; set selfId to this account's QQ number"
+                )
+            if relay.self_id in owners:
+                raise ValueError(
+                    f"{path}.selfId: {relay.self_id} is also the selfId of "
+                    f"{owners[relay.self_id]} on the shared relay listener {host}:{port}; "
+                    "each account's upstream needs its own"
+                )
+            owners[relay.self_id] = path
 
 
 def _entry_path(kind: str, index: int) -> str:

@@ -12,6 +12,9 @@ or a wrong token, 404/1404 for a path no account uses.
 
 A listener opens with the first account that attaches to it and closes when the last one
 detaches; accounts come and go one at a time (reload) without touching the others' upstreams.
+Once a listener has served several accounts it keeps telling upstreams apart until it closes:
+the upstream of an account that was removed, still redialling, is refused instead of being
+taken for the remaining account's.
 An account on port 0 gets a listener of its own (the system picks its port).
 """
 
@@ -79,6 +82,8 @@ class RelayListener:
         self.host = host
         self.port = port
         self.accounts: list[ReverseAccount] = []
+        self.shared = False
+        """It has served several accounts at once: upstreams must name theirs (X-Self-ID)."""
         self._runner: web.AppRunner | None = None
 
     @property
@@ -124,7 +129,7 @@ class RelayListener:
                 Retcode.NOT_FOUND,
                 f"no relay account accepts upstreams on path {shown(request.path)}",
             )
-        if len(self.accounts) == 1:
+        if not self.shared:
             return await self._admit_only(request, here[0])
         return await self._admit_shared(request, here)
 
@@ -213,6 +218,7 @@ class RelayListeners:
                             "already another account's; each account's upstream needs its own"
                         )
             listener.accounts.append(account)
+            listener.shared = listener.shared or len(listener.accounts) > 1
             self._of[account] = listener
             return listener
 
