@@ -33,23 +33,32 @@ class AppProcess:
         """
         if found := self.seen(word, **fields):
             return found[0]
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._read_until(word, fields)
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.name}: no {word} {fields} within {seconds}s; read so far:\n"
+                + "".join(self.output)
+            ) from None
+
+    async def _read_until(self, word: str, fields: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdout is not None
-        async with asyncio.timeout(seconds):
-            while True:
-                raw = await self.process.stdout.readline()
-                if not raw:
-                    raise AssertionError(
-                        f"{self.name} exited before {word} {fields}:\n" + "".join(self.output)
-                    )
-                line = raw.decode(errors="replace")
-                self.output.append(line)
-                kind, _, rest = line.partition(" ")
-                if not (kind.isupper() and rest.startswith("{")):
-                    continue
-                report = json.loads(rest)
-                self.reports.append((kind, report))
-                if kind == word and _has(report, fields):
-                    return report
+        while True:
+            raw = await self.process.stdout.readline()
+            if not raw:
+                raise AssertionError(
+                    f"{self.name} exited before {word} {fields}:\n" + "".join(self.output)
+                )
+            line = raw.decode(errors="replace")
+            self.output.append(line)
+            kind, _, rest = line.partition(" ")
+            if not (kind.isupper() and rest.startswith("{")):
+                continue
+            report = json.loads(rest)
+            self.reports.append((kind, report))
+            if kind == word and _has(report, fields):
+                return report
 
 
 def _has(report: dict[str, Any], fields: dict[str, Any]) -> bool:
