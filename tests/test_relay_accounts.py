@@ -82,8 +82,10 @@ async def connect(
     transport: Any = ws._writer.transport  # fault injection needs it; the client API hides it
 
     async def serve() -> None:
-        await upstream.serve(ws, transport.abort)
-        await ws.close()
+        try:
+            await upstream.serve(ws, transport.abort)
+        finally:  # cancelled too: the connection goes back to the session
+            await ws.close()
 
     return asyncio.create_task(serve())
 
