@@ -285,20 +285,20 @@ class SandboxExchange:
     # --- message ids across accounts ------------------------------------------------------
 
     def _quoting(self, sender: int, receiver: int, segments: Message) -> Message:
-        """The segments for the receiver: each its own dict (the receiver's store rewrites
-        media segments' data), a reply quoting the receiver's copy, or left out."""
+        """The segments for the receiver: a reply quotes the receiver's copy of the message,
+        or is left out; the others are shared (nothing changes a stored message's segments)."""
         copied: Message = []
         for segment in segments:
-            kind, data = segment["type"], segment["data"]
-            if kind == "reply":
+            if segment["type"] == "reply":
+                data = segment["data"]
                 target = str(data.get("id", data.get("seq", "")))
                 local = None
                 if target.isascii() and target.isdigit() and len(target) <= 10:
                     local = self._local(sender, int(target), receiver)
                 if local is None:
                     continue
-                data = {"id": str(local)}
-            copied.append({"type": kind, "data": data})
+                segment = {"type": "reply", "data": {"id": str(local)}}
+            copied.append(segment)
         return copied
 
     def _local(self, account: int, message_id: int, receiver: int) -> int | None:

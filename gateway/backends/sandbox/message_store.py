@@ -299,25 +299,33 @@ async def prepare_media(sandbox: Sandbox, segments: Message) -> Mapping[str, Sou
 NO_SOURCES: Mapping[str, Source] = MappingProxyType({})
 
 
-def store_media(db: sqlite3.Connection, segments: Message, sources: Mapping[str, Source]) -> None:
-    """Store the files media segments point at; rewrite `file` to the media id and add `url`.
+def store_media(
+    db: sqlite3.Connection, segments: Message, sources: Mapping[str, Source]
+) -> Message:
+    """Store the files media segments point at; the segments to store, `file` rewritten to the
+    media id and `url` added (a new list: `segments` is left as it was, so a call the store
+    runs again, see Store.run, finds its sources again).
 
     `sources` comes from `prepare_media` of the same segments. So `get_image`/`get_record`/
     `get_file` of a received or sent file work like NapCat's.
     """
     if not sources:  # no media segment with a source: nothing to store
-        return
+        return segments
+    stored_segments: Message = []
     for segment in segments:
         data = segment["data"]
         source = data.get("file") or data.get("url") or data.get("path")
         if segment["type"] in MEDIA_SEGMENTS and isinstance(source, str) and source:
             stored = ingest(db, segment["type"], sources[source], str(data.get("name", "")))
-            segment["data"] = {
+            data = {
                 **{k: v for k, v in data.items() if k != "path"},
                 "file": stored["file"],
                 "url": stored["url"],
                 "file_size": str(stored["file_size"]),
             }
+            segment = {**segment, "data": data}
+        stored_segments.append(segment)
+    return stored_segments
 
 
 def check_replies(db: sqlite3.Connection, segments: Message) -> None:

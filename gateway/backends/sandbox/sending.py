@@ -76,7 +76,7 @@ def write_private(
             "shared group for a temporary session)"
         )
     check_replies(db, segments)
-    store_media(db, segments, sources)
+    segments = store_media(db, segments, sources)
     sender = {"user_id": self_id, "nickname": sandbox.nickname, "card": ""}
     # A friend is written to as a friend, group_id or not (NapCat's rule); others in a session.
     temp = "" if user["is_friend"] or via_group is None else temp_sub_type(via_group)
@@ -100,7 +100,7 @@ def write_group(
     if group["whole_ban"] and me["role"] == "member":
         raise ActionFailed(f"group {group_id} is muted for members (whole ban)")
     check_replies(db, segments)
-    store_media(db, segments, sources)
+    segments = store_media(db, segments, sources)
     sender = {
         "user_id": self_id,
         "nickname": sandbox.nickname,

@@ -101,7 +101,7 @@ def write_private_receipt(
     someone who is not a friend, with `group_id`, it is a temporary session from that group
     (1200 unless both are members); a friend's chat stays a friend's."""
     check_replies(db, segments)
-    store_media(db, segments, sources)
+    segments = store_media(db, segments, sources)
     user = _known(db, who)
     sender = {"user_id": who.user_id, "nickname": user["nickname"], "card": ""}
     sub_type = "friend" if user["is_friend"] else "other"
@@ -127,7 +127,7 @@ def write_group_receipt(
     not in the group, or the sender is muted there). A sender who is not a member joins."""
     group, _ = bot_speaks_in(db, group_id, self_id)
     check_replies(db, segments)
-    store_media(db, segments, sources)
+    segments = store_media(db, segments, sources)
     user = _known(db, who)
     joined = speaker(db, group_id, who.user_id) is None
     if joined:
