@@ -403,3 +403,26 @@ async def test_two_accounts_with_one_number_are_a_config_error() -> None:
             await twin.start()
         assert str(error.value).startswith("backend.selfId: two sandbox accounts are both QQ")
         assert world.exchange.accounts == (BOT,)
+
+
+async def test_an_account_restarting_takes_part_again() -> None:
+    async with shared_world() as world:
+        a = await world.add()
+        b = await world.add(self_id=10002)
+        await world.published()
+        await asyncio.gather(
+            *(a.invoke("send_group_msg", {"group_id": LAB, "message": f"{n}"}) for n in range(20))
+        )
+        await b.invoke("set_restart", {"delay": 0})
+        while True:  # the restart runs in a task of its own: wait for its lifecycle event
+            event = orjson.loads(await world.events.get())
+            if event.get("meta_event_type") == "lifecycle" and event["sub_type"] == "enable":
+                break
+        assert world.exchange.accounts == (BOT, 10002) and a.shared_world is world.exchange
+        await a.invoke("send_group_msg", {"group_id": LAB, "message": "after the restart"})
+        events = await world.published()
+        exchange = world.exchange
+        assert exchange.delivered + exchange.failed == 21  # each one delivered or counted
+        assert text(messages_of(events, b.self_id)[-1]) == "after the restart"
+        history = await b.invoke("get_group_msg_history", {"group_id": LAB})
+        assert text(history["messages"][-1]) == "after the restart"
