@@ -50,6 +50,7 @@ from gateway.backends.sandbox.message_store import (
     message_event,
 )
 from gateway.backends.sandbox.simulated import (
+    GroupReceipt,
     Incoming,
     publish_group_receipt,
     write_group_receipt,
@@ -68,6 +69,8 @@ INBOX_SIZE = 10_000
 """Messages waiting for one receiver at most; more are dropped (counted in `failed`)."""
 MAX_REMEMBERED = 100_000
 """Message ids of copies remembered at most (for replies), the oldest forgotten first."""
+MAX_PIPELINED = 256
+"""Writes one receiver queues before it waits for them (they commit in the store's batches)."""
 FAILURE_LOG_INTERVAL = 1.0
 """Seconds between two `sandbox_exchange_failed` log lines at least."""
 
@@ -196,14 +199,29 @@ class SandboxExchange:
         inbox.wake.set()
 
     async def _work(self, inbox: _Inbox) -> None:
-        """Deliver the inbox's messages in order until it is closed and empty."""
+        """Deliver the inbox's messages in order until it is closed and empty.
+
+        The receiver's writes are queued one after the other without waiting for each (so the
+        store commits them in batches, in order), then published in order as they commit. A
+        message quoting another waits for those before it: the quote needs their ids."""
+        receiver = inbox.account
         while True:
+            pending: list[tuple[_Sent, asyncio.Future[Any]]] = []
             while inbox.items:
                 sent = inbox.items.popleft()
+                if pending and (len(pending) >= MAX_PIPELINED or _quotes(sent)):
+                    await self._finish(pending, receiver)
+                    pending = []
                 try:
-                    await self._deliver(sent, inbox.account)
+                    write = await self._start(sent, receiver)
                 except Exception as error:  # the receiver's failure is never the sender's
                     self._fail(sent, inbox.self_id, error)
+                    continue
+                if write is not None:
+                    pending.append((sent, write))
+            if pending:
+                await self._finish(pending, receiver)
+                continue  # more may have come meanwhile
             inbox.idle.set()
             if not inbox.open:
                 if self._closing.get(inbox.self_id) is inbox:
@@ -212,12 +230,14 @@ class SandboxExchange:
             inbox.wake.clear()
             await inbox.wake.wait()
 
-    async def _deliver(self, sent: _Sent, receiver: Sandbox) -> None:
+    async def _start(self, sent: _Sent, receiver: Sandbox) -> asyncio.Future[Any] | None:
+        """Queue the receiver's write of a message (None: nothing to write); its result is a
+        GroupReceipt, None (not a member of the group) or a stored private message."""
         message = sent.message
         to = receiver.self_id
         segments = self._quoting(sent.self_id, to, message["segments"])
         if not segments:  # only a reply to a message the receiver never got
-            return
+            return None
         sources = NO_SOURCES
         if has_media(segments):
             sources = await _sources(sent.account, segments, receiver.media_max_size)
@@ -238,20 +258,14 @@ class SandboxExchange:
         if message["message_type"] == "group":
             group_id = message["peer_id"]
 
-            def write_group(db: sqlite3.Connection) -> Any:
+            def write_group(db: sqlite3.Connection) -> GroupReceipt | None:
                 if speaker(db, group_id, to) is None:
                     return None  # not a member: not for this account
                 receipt = write_group_receipt(db, to, group_id, who, segments, sources)
                 keep_bundle(db, receipt.message["message_id"])
                 return receipt
 
-            receipt = await receiver.store.run(write_group)
-            if receipt is None:
-                return
-            self._remember(sent.self_id, message["message_id"], to, receipt.message["message_id"])
-            self.delivered += 1
-            publish_group_receipt(receiver, receipt)
-            return
+            return receiver.store.run(write_group)
         sub_type = message["sub_type"]
         via = int(sub_type[len(_TEMP) :]) if sub_type.startswith(_TEMP) else None
 
@@ -260,10 +274,28 @@ class SandboxExchange:
             keep_bundle(db, stored["message_id"])
             return stored
 
-        stored = await receiver.store.run(write_private)
-        self._remember(sent.self_id, message["message_id"], to, stored["message_id"])
-        self.delivered += 1
-        receiver.publish(message_event(stored, to))
+        return receiver.store.run(write_private)
+
+    async def _finish(
+        self, pending: list[tuple[_Sent, asyncio.Future[Any]]], receiver: Sandbox
+    ) -> None:
+        """Wait for each queued write in order; publish what it stored, or count its failure."""
+        to = receiver.self_id
+        for sent, write in pending:
+            try:
+                result = await write
+            except Exception as error:
+                self._fail(sent, to, error)
+                continue
+            if result is None:
+                continue
+            stored = result.message if isinstance(result, GroupReceipt) else result
+            self._remember(sent.self_id, sent.message["message_id"], to, stored["message_id"])
+            self.delivered += 1
+            if isinstance(result, GroupReceipt):
+                publish_group_receipt(receiver, result)
+            else:
+                receiver.publish(message_event(stored, to))
 
     def _fail(self, sent: _Sent, to: int, error: Exception | str) -> None:
         self.failed += 1
@@ -339,3 +371,11 @@ async def _sources(account: Sandbox, segments: Message, limit: int) -> Mapping[s
         return sources
 
     return await account.store.read(read)
+
+
+def _quotes(sent: _Sent) -> bool:
+    """Whether a message has a reply segment (most have none)."""
+    for segment in sent.message["segments"]:  # noqa: SIM110 - no generator for one or two
+        if segment["type"] == "reply":
+            return True
+    return False
