@@ -1,4 +1,5 @@
-"""The world file: the simulated account, its friends and groups, used to seed an empty database."""
+"""The world file: the simulated account, its friends and groups, used to seed an empty database
+(seed.py); several sandbox accounts may share one, each seeded as its own `selfId`."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class World(_Model):
     """A whole world file."""
 
     self: Account
-    """The bot account."""
+    """The bot account (`backend.selfId` and `nickname` take its place when given)."""
     friends: tuple[Friend, ...] = ()
     """Friends."""
     groups: tuple[Group, ...] = ()
