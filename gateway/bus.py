@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 import structlog
@@ -30,6 +30,9 @@ from gateway.event_filter import EventFilter
 from gateway.protocol import jsonio
 from gateway.protocol.events import string_form
 from gateway.protocol.message import MessageError
+
+if TYPE_CHECKING:
+    from gateway.accounts import AccountFilter
 
 log = structlog.get_logger("gateway.bus")
 
@@ -52,6 +55,8 @@ class SubscriberOptions:
     overflow: OverflowPolicy = "drop_oldest"
     max_age: float | None = None
     """Seconds a frame may wait; older frames are dropped (counted) instead of delivered."""
+    accounts: AccountFilter | None = None
+    """The accounts whose events it takes (by the event's `self_id`); None: every account."""
 
 
 class SubscriptionClosed(Exception):
@@ -377,8 +382,13 @@ class EventBus:
                 known = decided.get(id(options))
                 if known is not None:
                     frame = known
-                elif (is_self and not options.report_self_message) or (
-                    options.event_filter is not None and not options.event_filter(event)
+                elif (
+                    (is_self and not options.report_self_message)
+                    or (
+                        options.accounts is not None
+                        and not options.accounts.serves(event.get("self_id", 0))
+                    )
+                    or (options.event_filter is not None and not options.event_filter(event))
                 ):
                     frame = decided[id(options)] = b""
                 else:

@@ -65,9 +65,13 @@ class Metrics:
     def watch(self, supervisor: Supervisor) -> None:
         """Count the supervisor's answered actions; report its live state (subscribers, queues,
         clients) at every scrape."""
-        supervisor.dispatcher.observer = self.actions.observe
-        self.actions.flush = supervisor.dispatcher.flush_answered
+        self.actions.flush = lambda: _flush_accounts(supervisor)
         self.registry.register(_LiveState(supervisor))
+
+
+def _flush_accounts(supervisor: Supervisor) -> None:
+    for account in supervisor.accounts:
+        account.dispatcher.flush_answered()
 
 
 class ActionStats:

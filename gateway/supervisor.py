@@ -1,25 +1,34 @@
-"""The supervisor owns the backend, the dispatcher and one adapter per enabled config entry.
+"""The supervisor owns the accounts (a backend and a dispatcher each) and one adapter per enabled
+config entry.
 
-Start order: backend → dispatcher → adapters (in file order). Stop order is the reverse, so no
-adapter ever calls into a stopped dispatcher or backend; the adapters stop together, within one
-shutdown grace.
+Start order: every account's backend and dispatcher (in file order) → adapters (in file order).
+Stop order is the reverse, so no adapter ever calls into a stopped dispatcher or backend; the
+adapters stop together, within one shutdown grace.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from gateway.accounts import Account, Accounts, AccountScope
 from gateway.actions import default_catalog
+from gateway.actions.catalog import Catalog
 from gateway.backends.base import Backend
 from gateway.backends.relay import RelayBackend
 from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.bus import EventBus
-from gateway.config import AdapterConfig, AdminConfig, GatewayConfig, RelayBackendConfig
+from gateway.config import (
+    AccountConfig,
+    AdapterConfig,
+    AdminConfig,
+    BackendConfig,
+    GatewayConfig,
+    RelayBackendConfig,
+)
 from gateway.dispatcher import Dispatcher
 from gateway.front import EntryFront, describe_rules
 from gateway.logging import redactor
@@ -59,8 +68,9 @@ def config_secrets(config: GatewayConfig) -> list[str]:
     tokens = [entry.token for _, _, entry in config.network.entries()]
     if config.admin is not None:
         tokens.append(config.admin.token)
-    if isinstance(config.backend, RelayBackendConfig):
-        tokens.append(config.backend.token)
+    for _, backend in config.backends():
+        if isinstance(backend, RelayBackendConfig):
+            tokens.append(backend.token)
     return [token for token in tokens if token]
 
 
@@ -76,11 +86,24 @@ def only_policy_changed(old: AdapterConfig, new: AdapterConfig) -> bool:
     return type(old) is type(new) and new.model_copy(update=unset) == old
 
 
-def create_backend(config: GatewayConfig, bus: EventBus) -> Backend:
-    """The backend named by `backend.type`; it publishes its events on `bus`."""
-    if isinstance(config.backend, RelayBackendConfig):
-        return RelayBackend(config.backend, bus)
-    return SandboxBackend(config.backend, bus)
+def create_backend(config: BackendConfig, bus: EventBus) -> Backend:
+    """The backend named by `config.type`; it publishes its events on `bus`."""
+    if isinstance(config, RelayBackendConfig):
+        return RelayBackend(config, bus)
+    return SandboxBackend(config, bus)
+
+
+def account_overview(account: Account) -> dict[str, Any]:
+    """One account's live state for the console and `/readyz`."""
+    status = account.backend.status()
+    online = bool(status.get("online"))
+    return {
+        "name": account.name,
+        "kind": account.backend.kind,
+        "self_id": account.self_id,
+        "online": online,
+        "state": "online" if online else "offline",
+    }
 
 
 class Supervisor:
@@ -97,25 +120,45 @@ class Supervisor:
         (`time.monotonic` when None; tests move a clock of their own)."""
         self.config = config
         self.bus = EventBus() if bus is None else bus
-        self.backend = create_backend(config, self.bus)
-        self.dispatcher = Dispatcher(
-            default_catalog(),
-            self.backend,
-            rate_limit_interval=config.api.rate_limit_interval / 1000,
-            max_async_calls=config.api.max_async_calls,
-        )
+        self.catalog: Catalog = default_catalog()
+        self.accounts = Accounts()
+        """The running accounts (in config order once started)."""
+        self._pending = [self._new_account(account) for account in config.account_configs()]
         self.metrics = Metrics()
         self.metrics.watch(self)
         self.parser = BodyParser()
-        self.services = Services(
-            self.dispatcher, self.bus, config.api.shutdown_grace, self.metrics, self.parser
-        )
         self.adapters: dict[str, Adapter] = {}
         self.fronts: dict[str, EntryFront] = {}
         """Each running entry's front of the dispatcher (its action policy and send rate)."""
         self.clock = clock
         self._entries: dict[str, tuple[str, AdapterConfig]] = {}
         self.admin: AdminServer | None = None
+
+    @property
+    def backend(self) -> Backend:
+        """The first account's backend (the only one of a one-account config)."""
+        return self._first().backend
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The first account's dispatcher (the only one of a one-account config)."""
+        return self._first().dispatcher
+
+    def _first(self) -> Account:
+        return self.accounts.first() if len(self.accounts) else self._pending[0]
+
+    def _new_account(self, config: AccountConfig) -> Account:
+        backend = create_backend(config.backend, self.bus)
+        dispatcher = Dispatcher(
+            self.catalog,
+            backend,
+            rate_limit_interval=self.config.api.rate_limit_interval / 1000,
+            max_async_calls=self.config.api.max_async_calls,
+        )
+        return Account(config.name, config.backend, backend, dispatcher)
+
+    def _services(self, front: EntryFront) -> Services:
+        return Services(front, self.bus, self.config.api.shutdown_grace, self.metrics, self.parser)
 
     async def start(self) -> None:
         """Start everything; on failure stop what started and raise StartupError."""
@@ -126,23 +169,61 @@ class Supervisor:
                 count=len(self.config.network.plugins),
                 reason="NapCat JS plugins cannot run in this gateway",
             )
+        pending, self._pending = self._pending, []
         try:
-            await self.backend.start()
-        except OSError as error:
-            raise StartupError(f"backend: cannot start: {error.strerror or error}") from None
-        await self.dispatcher.start()
-        try:
+            for account in pending:
+                await self._start_account(account)
             await self._start_adapters()
             await self._start_admin(self.config.admin)
         except BaseException:
+            self._pending = [a for a in pending if self.accounts.named(a.name) is not a]
             await self.stop()
             raise
         log.info(
             "gateway_ready",
-            backend=self.backend.kind,
-            self_id=self.backend.self_id,
+            accounts=[f"{a.name}:{a.backend.kind}:{a.self_id}" for a in self.accounts],
             adapters=len(self.adapters),
         )
+
+    @staticmethod
+    def _account_path(name: str, config: GatewayConfig) -> str:
+        """Where an account's backend is in the config file, for messages."""
+        if config.accounts is None:
+            return "backend"
+        index = [a.name for a in config.accounts].index(name)
+        return f"accounts[{index}] ({name!r}): backend"
+
+    async def _start_account(self, account: Account, config: GatewayConfig | None = None) -> None:
+        """Start an account's backend and dispatcher and add it to `accounts`."""
+        where = self._account_path(account.name, config or self.config)
+        try:
+            await account.backend.start()
+        except OSError as error:
+            raise StartupError(f"{where}: cannot start: {error.strerror or error}") from None
+        await account.dispatcher.start()
+        account.dispatcher.observer = self.metrics.actions.observe
+        other = account.self_id and self.accounts.with_self_id(account.self_id)
+        if other:
+            await self._stop_account(account)
+            raise StartupError(
+                f"{where}: QQ number {account.self_id} is already account {other.name!r}'s; "
+                "each account needs its own (set `selfId`)"
+            )
+        self.accounts.add(account)
+        log.info(
+            "account_started",
+            account=account.name,
+            backend=account.backend.kind,
+            self_id=account.self_id,
+        )
+
+    async def _stop_account(self, account: Account, grace: float | None = None) -> None:
+        """Stop an account's dispatcher (its `_async` calls get `grace`) and backend."""
+        if grace is None:
+            grace = self.config.api.shutdown_grace
+        account.dispatcher.flush_answered()
+        await account.dispatcher.stop(grace)
+        await account.backend.stop()
 
     async def _start_adapters(self) -> None:
         for kind, index, entry in self.config.network.entries():
@@ -152,15 +233,15 @@ class Supervisor:
     async def _start_adapter(self, kind: str, index: int, entry: AdapterConfig) -> None:
         front = EntryFront(
             entry.name,
-            self.dispatcher,
+            AccountScope(self.accounts, entry.accounts),
+            self.catalog,
             entry_policy(entry),
             entry.send_rate,
             self.metrics,
             self.clock,
         )
         # The adapter calls actions through its entry's front only: explicit, per entry.
-        services = dataclasses.replace(self.services, dispatcher=front)
-        adapter = ADAPTER_FACTORIES[kind](entry, services)
+        adapter = ADAPTER_FACTORIES[kind](entry, self._services(front))
         try:
             await adapter.start()
         except OSError as error:
@@ -190,8 +271,10 @@ class Supervisor:
     def not_ready(self) -> list[str]:
         """Why the gateway is not ready (empty when it is): backend and every enabled entry."""
         reasons = []
-        if not self.backend.status().get("online", False):
-            reasons.append(f"{self.backend.kind} backend is not online")
+        for account in self.accounts:
+            if not account.online():
+                name = "" if self.config.accounts is None else f"account {account.name!r}: "
+                reasons.append(f"{name}{account.backend.kind} backend is not online")
         for _, _, entry in self.config.network.entries():
             if entry.enable and entry.name not in self.adapters:
                 reasons.append(f"adapter {entry.name!r} is not running")
@@ -210,9 +293,11 @@ class Supervisor:
 
         Removed and changed entries stop first (freeing their ports), then changed and added
         ones start. An entry whose `actions`/`sendRate` alone changed keeps running: its front
-        takes the new rules. A start failure is logged and the rest still applies. Backend and
-        `api` changes need a restart; they are logged and ignored.
+        takes the new rules. Accounts are diffed by name first (see `_reload_accounts`). A start
+        failure is logged and the rest still applies. `api` changes need a restart; they are
+        logged and ignored.
         """
+        await self._reload_accounts(config)
         wanted = {
             (kind, entry.name): (index, entry)
             for kind, index, entry in config.network.entries()
@@ -232,15 +317,60 @@ class Supervisor:
                 except StartupError as error:
                     log.error("adapter_start_failed", error=str(error))
         await self._reload_admin(config)
-        if (config.backend, config.api) != (self.config.backend, self.config.api):
+        if config.api != self.config.api:
             log.warning(
                 "reload_needs_restart",
-                sections="backend/api",
-                reason="the running backend and dispatcher are kept",
+                sections="api",
+                reason="the running dispatchers keep their settings",
             )
         self.config = config
         redactor.set_tokens(config_secrets(config))
         log.info("gateway_reloaded", adapters=len(self.adapters))
+
+    async def _reload_accounts(self, config: GatewayConfig) -> None:
+        """Apply the new config's accounts, diffed by name: a removed account stops (the
+        connections bound to it close), a changed one restarts its backend in place (the
+        connections bound to it stay, and reach the new backend), an added one starts; the
+        other accounts and their connections are not touched. A failure is logged."""
+        wanted = {account.name: account for account in config.account_configs()}
+        changed = False
+        for account in self.accounts:
+            new = wanted.get(account.name)
+            if new is not None and new.backend == account.config:
+                continue
+            changed = True
+            self.accounts.remove(account.name)
+            await self._stop_account(account)
+            log.info("account_stopped", account=account.name)
+            if new is None:
+                continue
+            replacement = self._new_account(new)
+            # The same Account object: fronts and connections bound to it follow the change.
+            account.config = replacement.config
+            account.backend = replacement.backend
+            account.dispatcher = replacement.dispatcher
+            wanted[account.name] = new
+            try:
+                await self._start_account(account, config)
+            except StartupError as error:
+                log.error("account_start_failed", error=str(error))
+        for name, new in wanted.items():
+            if self.accounts.named(name) is None and new is not None:
+                changed = True
+                try:
+                    await self._start_account(self._new_account(new), config)
+                except StartupError as error:
+                    log.error("account_start_failed", error=str(error))
+        if changed:
+            # Config order, whatever order they (re)started in.
+            order = list(wanted)
+            for account in sorted(self.accounts, key=lambda a: order.index(a.name)):
+                self.accounts.remove(account.name)
+                self.accounts.add(account)
+            for adapter in self.adapters.values():
+                notify = getattr(adapter, "accounts_changed", None)
+                if notify is not None:
+                    await notify()
 
     def _reload_policy(self, key: tuple[str, str], entry: AdapterConfig) -> None:
         kind, name = key
@@ -305,17 +435,19 @@ class Supervisor:
                 "online": bool(status.get("online")),
                 "state": "online" if status.get("online") else "offline",
             },
+            "accounts": [account_overview(account) for account in self.accounts],
             "adapters": adapters,
             "actions": {str(code): count for code, count in self.metrics.answered.items()},
             "events_published": self.bus.published,
         }
 
     def summary(self) -> str:
-        """One line for `STATUS=`: backend, account and adapters."""
-        return (
-            f"{self.backend.kind} backend, self_id {self.backend.self_id}, "
-            f"{len(self.adapters)} adapters: {', '.join(self.adapters) or 'none'}"
-        )
+        """One line for `STATUS=`: backend and account (or the accounts), and adapters."""
+        adapters = f"{len(self.adapters)} adapters: {', '.join(self.adapters) or 'none'}"
+        if len(self.accounts) == 1:
+            return f"{self.backend.kind} backend, self_id {self.backend.self_id}, {adapters}"
+        accounts = ", ".join(f"{a.name} ({a.self_id})" for a in self.accounts)
+        return f"{len(self.accounts)} accounts: {accounts}; {adapters}"
 
     async def stop(self) -> None:
         """Stop within `api.shutdownGrace` seconds from now: one deadline for everything.
@@ -333,6 +465,17 @@ class Supervisor:
         for failure in await asyncio.gather(*stopping, return_exceptions=True):
             if isinstance(failure, Exception):
                 log.error("adapter_stop_failed", exc_info=failure)
-        await self.dispatcher.stop(max(deadline - loop.time(), 0))
+        accounts = list(self.accounts)
+        for account in accounts:
+            self.accounts.remove(account.name)
+        self._pending = [*accounts, *self._pending]  # `backend`/`dispatcher` still answer
+        # `_async` calls of every account share what is left of the grace.
+        grace = max(deadline - loop.time(), 0)
+        await asyncio.gather(*(account.dispatcher.stop(grace) for account in accounts))
         await self.parser.stop()
-        await self.backend.stop()
+        for account in reversed(accounts):
+            account.dispatcher.flush_answered()
+            try:
+                await account.backend.stop()
+            except Exception:
+                log.exception("account_stop_failed", account=account.name)

@@ -124,7 +124,7 @@ async def test_a_bot_over_its_send_rate_is_slowed_not_the_others(transport: str)
         assert "send rate" in fourth["message"] and "maxWaiting" in fourth["message"]
         assert "'bot'" in fourth["message"]
         clock.now += 60
-        front.buckets[SELF_ID].pump()
+        front.buckets["default"].pump()
         assert (await third)["retcode"] == 0
         assert registry.get_sample_value("onebot_send_rate_waits_total", labels) == 1
         assert registry.get_sample_value("onebot_send_rate_refusals_total", labels) == 1
@@ -141,11 +141,11 @@ async def test_waiting_sends_go_in_the_order_they_came(transport: str) -> None:
         second = asyncio.create_task(bots.bot("send_group_msg_async", GROUP_HELLO))
         await until(lambda: front.waiting() == 2)
         clock.now += 60
-        front.buckets[SELF_ID].pump()
+        front.buckets["default"].pump()
         assert (await first)["retcode"] == 0
         assert not second.done() and front.waiting() == 1
         clock.now += 60
-        front.buckets[SELF_ID].pump()
+        front.buckets["default"].pump()
         assert (await second)["retcode"] == 1  # accepted once its token came
 
 

@@ -1,7 +1,9 @@
 """`httpClients[]`: HTTP POST event reporting (reference/onebot11.md §1.3).
 
 Each event is POSTed once its predecessors are done, from this client's own bounded queue, so a
-slow or dead receiver delays nobody else. Connection errors and 5xx answers are retried with
+slow or dead receiver delays nobody else. An entry serving several accounts keeps a queue per
+account: each event goes with its account's `X-Self-ID`, and a quick operation in the answer
+runs on that account. Connection errors and 5xx answers are retried with
 backoff; every attempt carries the same `X-OneBot-Event-Id`, so receivers can drop duplicates.
 A JSON object in the answer is a quick operation, applied through the dispatcher; 204, an empty
 or a non-JSON body is no operation. Heartbeats (`heartInterval`) go through the same queue, but
@@ -20,6 +22,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from gateway.accounts import Account, OneAccount
 from gateway.bus import Subscription
 from gateway.config import HttpClientConfig
 from gateway.network.backoff import Backoff
@@ -35,37 +38,41 @@ class RetryableError(Exception):
 
 
 class HttpClient:
-    """One `httpClients` entry."""
+    """One `httpClients` entry: a delivery queue per account it serves (see `PostLink`)."""
 
     def __init__(self, entry: HttpClientConfig, services: Services) -> None:
         self.name = entry.name
         self.entry = entry
         self.services = services
-        self.subscription: Subscription | None = None
         self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "rejected": 0, "gave_up": 0}
-        self._delivery: asyncio.Task[None] | None = None
-        self.retrying = False
+        """Outcomes of every account's posts so far."""
+        self.links: dict[str, PostLink] = {}
+        """Each served account's delivery, by account name."""
         self._session: aiohttp.ClientSession | None = None
-        self.heartbeat = Heartbeat(
-            services.dispatcher.backend, entry.heart_interval, self._meta_subscribers, entry.name
-        )
 
     async def start(self) -> None:
-        self.subscription = self.services.bus.subscribe(
-            self.name, subscriber_options(self.entry, persistent=True)
-        )
         timeout = aiohttp.ClientTimeout(total=self.entry.timeout / 1000)
         self._session = aiohttp.ClientSession(timeout=timeout)
-        self._delivery = asyncio.create_task(self._deliver(), name=f"http-post:{self.name}")
-        self.heartbeat.start()
+        await self.accounts_changed()
+
+    async def accounts_changed(self) -> None:
+        """Start a delivery for each account served now that has none; stop those of accounts
+        no longer served (the others keep their queues)."""
+        assert self._session is not None
+        served = {account.name: account for account in self.services.dispatcher.accounts()}
+        stale = [name for name, link in self.links.items() if served.get(name) is not link.account]
+        for name in stale:
+            await self.links.pop(name).stop()
+        for name, account in served.items():
+            if name not in self.links:
+                link = PostLink(self, account, self._session)
+                self.links[name] = link
+                link.start()
 
     async def stop(self) -> None:
-        # Stop delivering (an in-flight POST is cancelled), then release the queue and session.
-        await self.heartbeat.stop()
-        delivery, self._delivery = self._delivery, None
-        await cancel_and_wait(delivery)
-        if self.subscription is not None:
-            self.services.bus.unsubscribe(self.subscription)
+        # Stop delivering (an in-flight POST is cancelled), then release the queues and session.
+        links, self.links = list(self.links.values()), {}
+        await asyncio.gather(*(link.stop() for link in links))
         if self._session is not None:
             await self._session.close()
 
@@ -74,7 +81,50 @@ class HttpClient:
 
     def state(self) -> str:
         """`delivering`, or `retrying` while an event is being retried (for the console)."""
-        return "retrying" if self.retrying else "delivering"
+        return "retrying" if any(link.retrying for link in self.links.values()) else "delivering"
+
+    @property
+    def subscription(self) -> Subscription | None:
+        """The first account's queue (the only one's on a one-account entry)."""
+        return next(iter(self.links.values())).subscription if self.links else None
+
+
+class PostLink:
+    """The delivery of one account's events to an `httpClients` entry's URL: its own queue,
+    posted in order with its `X-Self-ID`; the quick operation in an answer goes to it."""
+
+    def __init__(
+        self, client: HttpClient, account: Account, session: aiohttp.ClientSession
+    ) -> None:
+        self.client = client
+        self.name = client.name
+        self.entry = client.entry
+        self.services = client.services
+        self.account = account
+        self.caller = client.services.dispatcher.bind(account)
+        self.outcomes = client.outcomes
+        self.subscription: Subscription | None = None
+        self._delivery: asyncio.Task[None] | None = None
+        self.retrying = False
+        self._session = session
+        self.heartbeat = Heartbeat(
+            self.caller.accounts, self.entry.heart_interval, self._meta_subscribers, self.name
+        )
+
+    def start(self) -> None:
+        self.subscription = self.services.bus.subscribe(
+            self.name,
+            subscriber_options(self.entry, OneAccount(self.account), persistent=True),
+        )
+        self._delivery = asyncio.create_task(self._deliver(), name=f"http-post:{self.name}")
+        self.heartbeat.start()
+
+    async def stop(self) -> None:
+        await self.heartbeat.stop()
+        delivery, self._delivery = self._delivery, None
+        await cancel_and_wait(delivery)
+        if self.subscription is not None:
+            self.services.bus.unsubscribe(self.subscription)
 
     def _meta_subscribers(self) -> Iterable[Subscription]:
         if self.retrying or self.subscription is None:
@@ -141,7 +191,7 @@ class HttpClient:
     def _headers(self, body: bytes, event_id: str) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
-            "X-Self-ID": str(self.services.dispatcher.backend.self_id),
+            "X-Self-ID": str(self.account.self_id),
             "X-OneBot-Event-Id": event_id,
             "User-Agent": "OneBot/11",
         }
@@ -160,7 +210,7 @@ class HttpClient:
         if not isinstance(operation, dict) or not operation:
             return
         context: Any = jsonio.loads(event_body)
-        result = await self.services.dispatcher.call(
+        result = await self.caller.call(
             ".handle_quick_operation", {"context": context, "operation": operation}
         )
         if result["retcode"] != 0:

@@ -1,9 +1,12 @@
 """`httpServers[]`: the HTTP API adapter (reference/spec-http-api.txt, codes fixed in DESIGN.md).
 
 `/:action` by GET (query) or POST (JSON, JSON5, urlencoded, or no content type); the query
-overrides body fields; `/` answers a health envelope. Order of work for every request: CORS
-preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every answer is an envelope;
-a stream action's come as NapCat writes them, on one chunked response (`http_stream`).
+overrides body fields; `/` answers a health envelope. An entry serving several accounts takes
+the account from `/<self_id>/:action`, an `X-Self-ID` header or `self_id` in the parameters
+(`?self_id=` included; see `gateway.network.binding` and `gateway.front`). Order of work for
+every request: CORS preflight → token (403 + 1403) → body (413 / 1400) → dispatcher. Every
+answer is an envelope; a stream action's come as NapCat writes them, on one chunked response
+(`http_stream`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from gateway import __version__
 from gateway.actions.stream import STREAM_ACTIONS
 from gateway.config import HttpServerConfig
+from gateway.front import Caller
 from gateway.logging import bind_log_context, reset_log_context
 from gateway.network import body_parser
+from gateway.network.binding import bind, split_account_path
 from gateway.network.body_parser import BodyParser
 from gateway.network.http_stream import HttpPackets
 from gateway.network.listener import Listener, Services, envelope_response
@@ -43,7 +48,8 @@ class HttpServer(Listener):
     entry: HttpServerConfig
 
     def __init__(self, entry: HttpServerConfig, services: Services) -> None:
-        ws_settings = settings_for(entry) if entry.enable_websocket else None
+        accounts = services.dispatcher.event_filter()
+        ws_settings = settings_for(entry, accounts) if entry.enable_websocket else None
         super().__init__(
             entry, services, heart_interval=entry.heart_interval, ws_settings=ws_settings
         )
@@ -128,9 +134,16 @@ class HttpServer(Listener):
                 )
             if not request.path.startswith("/"):
                 return self._answer_target(request)
-            action = request.path.split("/")[1]
+            path_id, path = split_account_path(request.path)
+            caller: Caller = self.dispatcher
+            if path_id is not None or "X-Self-ID" in request.headers:
+                binding = bind(self.dispatcher, request, path_id)
+                if isinstance(binding, ActionError):
+                    return self._answer(request, envelope.from_error(binding), binding.http_status)
+                caller = binding.caller
+            action = path.split("/")[1]
             if not action:
-                return self._answer(request, envelope.ok(self._health()))
+                return self._answer(request, envelope.ok(self._health(caller)))
             if request.method not in ("GET", "POST"):
                 message = f"method {request.method} is not allowed; use GET or POST"
                 return self._answer(request, envelope.failed(1400, message), 405)
@@ -148,8 +161,8 @@ class HttpServer(Listener):
                 if self.entry.debug:
                     log.info("http_request", method=request.method, params=payload)
                 if action in STREAM_ACTIONS:
-                    return await self._stream(request, action, payload, echo)
-                body = await self.dispatcher.call(action, payload, echo)
+                    return await self._stream(request, caller, action, payload, echo)
+                body = await caller.call(action, payload, echo)
                 if self.entry.debug:
                     log.info("http_response", response=body)
             finally:
@@ -159,11 +172,16 @@ class HttpServer(Listener):
             self.leave()
 
     async def _stream(
-        self, request: web.BaseRequest, action: str, payload: dict[str, Any], echo: Any
+        self,
+        request: web.BaseRequest,
+        caller: Caller,
+        action: str,
+        payload: dict[str, Any],
+        echo: Any,
     ) -> web.StreamResponse:
         cors = self.cors_headers(request) if self.entry.enable_cors else None
         packets = HttpPackets(request, cors)
-        answer = await self.dispatcher.call(action, payload, echo, packets.send)
+        answer = await caller.call(action, payload, echo, packets.send)
         if self.entry.debug:
             log.info("http_response", response=answer)
         return await packets.finish(answer)
@@ -180,14 +198,20 @@ class HttpServer(Listener):
         cors = self.cors_headers(request) if self.entry.enable_cors else None
         return envelope_response(body, status, cors)
 
-    def _health(self) -> dict[str, Any]:
-        backend = self.dispatcher.backend
+    def _health(self, caller: Caller) -> dict[str, Any]:
+        """What `/` (or `/<self_id>/`) answers: the server and the accounts it serves there
+        (`backend` and `self_id` of the first, for one-account clients)."""
+        accounts = caller.accounts()
+        first = accounts[0] if accounts else None
         return {
             "app_name": "onebot-gateway",
             "app_version": __version__,
             "server": self.name,
-            "backend": backend.kind,
-            "self_id": backend.self_id,
+            "backend": first.backend.kind if first else None,
+            "self_id": first.self_id if first else None,
+            "accounts": [
+                {"name": a.name, "self_id": a.self_id, "backend": a.backend.kind} for a in accounts
+            ],
         }
 
 

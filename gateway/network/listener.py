@@ -16,9 +16,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.backends.base import Backend
+from gateway.accounts import Account
 from gateway.bus import EventBus, Subscription
-from gateway.front import Caller
+from gateway.front import BoundFront, EntryFront
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
 from gateway.network.body_parser import BodyParser
@@ -45,8 +45,8 @@ treats 0 as no limit at all)."""
 class Services:
     """The services an adapter is built with: shared ones, and its entry's front."""
 
-    dispatcher: Caller
-    """What the adapter calls actions through: its entry's front of the shared dispatcher."""
+    dispatcher: EntryFront
+    """What the adapter calls actions through: its entry's front of the accounts it serves."""
     bus: EventBus
     shutdown_grace: float
     """Seconds from the start of a stop until its deadline (see `Listener.stop`)."""
@@ -76,7 +76,8 @@ envelope_response = json_response
 
 class Heartbeat:
     """Offers a heartbeat meta event every `interval` ms into each subscription `targets()`
-    names, where its connection's one sender writes it like any event.
+    names, where its connection's one sender writes it like any event: one per account the
+    subscription takes events of, among `accounts()`.
 
     The only source of heartbeats, for every transport: WebSocket connections and SSE streams
     of a listener, a reverse WebSocket client while connected, an HTTP POST client.
@@ -84,12 +85,12 @@ class Heartbeat:
 
     def __init__(
         self,
-        backend: Backend,
+        accounts: Callable[[], Iterable[Account]],
         interval: int,
         targets: Callable[[], Iterable[Subscription]],
         name: str,
     ) -> None:
-        self.backend = backend
+        self.accounts = accounts
         self.interval = interval
         self.targets = targets
         self.name = name
@@ -113,11 +114,15 @@ class Heartbeat:
         while True:
             await asyncio.sleep(interval / 1000)
             try:
-                frame = meta_frame(
-                    events.heartbeat(self.backend.self_id, self.backend.status(), interval)
-                )
+                frames = []
+                for account in self.accounts():
+                    beat = events.heartbeat(account.self_id, account.backend.status(), interval)
+                    frames.append((account.self_id, meta_frame(beat)))
                 for subscription in self.targets():
-                    subscription.offer(frame)
+                    wanted = subscription.options.accounts
+                    for self_id, frame in frames:
+                        if wanted is None or wanted.serves(self_id):
+                            subscription.offer(frame)
             except Exception:
                 # One failed beat (a backend that cannot say its status) skips that beat only.
                 log.exception("heartbeat_failed", name=self.name)
@@ -144,7 +149,7 @@ class Listener:
         self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
         self.heartbeat = Heartbeat(
-            services.dispatcher.backend, heart_interval, self.meta_subscribers, self.name
+            services.dispatcher.accounts, heart_interval, self.meta_subscribers, self.name
         )
         self._server: web.Server | None = None
         self._origins: frozenset[str] = frozenset(entry.allowed_origins)
@@ -317,6 +322,23 @@ class Listener:
         self._server.pre_shutdown()
         await self._server.shutdown(max(deadline - loop.time(), LAST_WAIT))
         await self._runner.cleanup()
+
+    async def accounts_changed(self) -> None:
+        """The gateway's accounts changed (a reload): connections bound to an account that is
+        gone close with 1001; the others stay (unbound ones take the entry's accounts as they
+        are now)."""
+        current = set(map(id, self.services.dispatcher.scope.accounts))
+        gone = [
+            connection
+            for connection in self.websockets.values()
+            if isinstance(connection.dispatcher, BoundFront)
+            and id(connection.dispatcher.account) not in current
+        ]
+        for connection in gone:
+            connection.stop_calls()
+        if gone:
+            deadline = asyncio.get_running_loop().time() + self.services.shutdown_grace
+            await asyncio.gather(*(connection.shut_down(deadline) for connection in gone))
 
     def describe(self) -> str:
         scheme = "http" if self.ws_settings is None or hasattr(self.entry, "enable_cors") else "ws"

@@ -36,7 +36,7 @@ class SseServer(HttpServer):
     def __init__(self, entry: HttpSseServerConfig, services: Services) -> None:
         self._streams: dict[asyncio.Task[Any], Subscription] = {}
         super().__init__(entry, services)
-        self._stream_settings = settings_for(entry)
+        self._stream_settings = settings_for(entry, services.dispatcher.event_filter())
 
     def add_routes(self) -> None:
         self.route("/_events", self._events, "GET")

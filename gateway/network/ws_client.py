@@ -1,6 +1,9 @@
 """`websocketClients[]`: the reverse WebSocket client (reference/onebot11.md §1.5), Universal role.
 
-One subscription lives as long as the adapter, so events published while the bot is away wait in
+One connection per account the entry serves, each announcing its account's `X-Self-ID` (as
+OneBot 11 implementations do, one per account), with its own lifecycle, buffer and backoff; a
+reload that adds or removes accounts opens or closes only theirs. For each, one subscription
+lives as long as the link, so events published while the bot is away wait in
 its bounded queue (count `queueSize`, age `bufferMaxAge`) and are delivered in order after the
 next connect, right after `lifecycle.connect`. Heartbeats go into it only while connected, so
 none pile up for a bot that is away. Reconnects back off exponentially with full jitter;
@@ -17,6 +20,7 @@ from collections.abc import Iterable
 import aiohttp
 import structlog
 
+from gateway.accounts import Account, OneAccount
 from gateway.bus import Subscription
 from gateway.config import DEFAULT_MAX_BODY as DEFAULT_MAX_FRAME
 from gateway.config import WebsocketClientConfig
@@ -33,22 +37,99 @@ log = structlog.get_logger("gateway.ws_client")
 
 
 class WsClient:
-    """One `websocketClients` entry: keeps a connection to `url` up for as long as it runs."""
+    """One `websocketClients` entry: one connection to `url` per account it serves, each kept
+    up for as long as it runs (its own `X-Self-ID`, buffer, backoff and lifecycle)."""
 
     def __init__(self, entry: WebsocketClientConfig, services: Services) -> None:
         self.name = entry.name
         self.entry = entry
         self.services = services
+        self.links: dict[str, ReverseLink] = {}
+        """The connection of each account served, by account name."""
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        await self.accounts_changed()
+
+    async def accounts_changed(self) -> None:
+        """Open a link for each account served now that has none; stop the links of accounts
+        no longer served (the others keep their connections)."""
+        assert self._session is not None
+        served = {account.name: account for account in self.services.dispatcher.accounts()}
+        for name in [
+            name for name, link in self.links.items() if served.get(name) is not link.account
+        ]:
+            await self.links.pop(name).stop()
+        for name, account in served.items():
+            if name not in self.links:
+                link = ReverseLink(self.entry, self.services, account, self._session)
+                self.links[name] = link
+                link.start()
+
+    async def stop(self) -> None:
+        """Stop every link within `api.shutdownGrace` seconds (see `ReverseLink.stop`)."""
+        links, self.links = list(self.links.values()), {}
+        await asyncio.gather(*(link.stop() for link in links))
+        if self._session is not None:
+            await self._session.close()
+
+    def describe(self) -> str:
+        return self.entry.url
+
+    def state(self) -> str:
+        """`connected`, or `reconnecting in N s` (for the console); with several accounts, each
+        account's as `name: state`."""
+        links = list(self.links.values())
+        if len(links) == 1:
+            return links[0].state()
+        return ", ".join(f"{link.account.name}: {link.state()}" for link in links) or "idle"
+
+    @property
+    def connected(self) -> bool:
+        """Whether every account's connection is up (and there is at least one)."""
+        return bool(self.links) and all(link.connected for link in self.links.values())
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnects of every link so far."""
+        return sum(link.reconnects for link in self.links.values())
+
+    @property
+    def subscription(self) -> Subscription | None:
+        """The first link's subscription (the only one's on a one-account entry)."""
+        return next(iter(self.links.values())).subscription if self.links else None
+
+
+class ReverseLink:
+    """The reverse WebSocket connection of one account of a `websocketClients` entry.
+
+    Its subscription lives as long as the link, so events of the account published while the
+    bot is away wait in its bounded queue and are delivered in order after the next connect.
+    """
+
+    def __init__(
+        self,
+        entry: WebsocketClientConfig,
+        services: Services,
+        account: Account,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.name = entry.name
+        self.entry = entry
+        self.services = services
+        self.account = account
+        self.caller = services.dispatcher.bind(account)
         self.settings = WsSettings(
             server=entry.name,
-            options=subscriber_options(entry, persistent=True),
+            options=subscriber_options(entry, OneAccount(account), persistent=True),
             max_frame=DEFAULT_MAX_FRAME,
             debug=entry.debug,
             max_inflight=entry.max_inflight,
         )
         self.subscription: Subscription | None = None
         self.heartbeat = Heartbeat(
-            services.dispatcher.backend, entry.heart_interval, self._meta_subscribers, entry.name
+            self.caller.accounts, entry.heart_interval, self._meta_subscribers, self.name
         )
         self._connection: WsConnection | None = None
         self._stopping = False
@@ -57,17 +138,17 @@ class WsClient:
         self.reconnects = 0
         self.next_attempt_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session = session
 
-    async def start(self) -> None:
-        self.subscription = self.services.bus.subscribe(self.name, self.settings.options)
-        self._session = aiohttp.ClientSession()
+    def start(self) -> None:
+        # Named after the entry: its queue, drops and subscribers count as the entry's.
+        self.subscription = self.services.bus.subscribe(self.entry.name, self.settings.options)
         self._task = asyncio.create_task(self._keep_connected(), name=f"ws-client:{self.name}")
         self.heartbeat.start()
 
     async def stop(self) -> None:
         """Stop within `api.shutdownGrace` seconds: no reconnect; a connected bot's running calls
-        answer (until then), the connection closes with 1001; then the buffer and session go."""
+        answer (until then), the connection closes with 1001; then the buffer goes."""
         deadline = asyncio.get_running_loop().time() + self.services.shutdown_grace
         self._stopping = True
         await self.heartbeat.stop()
@@ -77,11 +158,6 @@ class WsClient:
         await cancel_and_wait(task)
         if self.subscription is not None:
             self.services.bus.unsubscribe(self.subscription)
-        if self._session is not None:
-            await self._session.close()
-
-    def describe(self) -> str:
-        return self.entry.url
 
     def state(self) -> str:
         """`connected`, or `reconnecting in N s` (for the console)."""
@@ -138,12 +214,14 @@ class WsClient:
                 autoping=True,
             )
         self.connected = True
-        log.info("ws_client_connected", client=self.name, url=entry.url)
+        log.info(
+            "ws_client_connected", client=self.name, url=entry.url, self_id=self.account.self_id
+        )
         self._connection = WsConnection(
             ws,
             "universal",
             self.settings,
-            self.services.dispatcher,
+            self.caller,
             self.services.bus,
             subscription=self.subscription,
             parser=self.services.parser,
@@ -157,7 +235,7 @@ class WsClient:
 
     def _headers(self) -> dict[str, str]:
         headers = {
-            "X-Self-ID": str(self.services.dispatcher.backend.self_id),
+            "X-Self-ID": str(self.account.self_id),
             "X-Client-Role": "Universal",
             "User-Agent": "OneBot/11",
         }

@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError, WebSocketReader
 
+from gateway.accounts import Account, AccountFilter, OneAccount
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.config import DEFAULT_MAX_INFLIGHT
 from gateway.event_filter import compile_filter
-from gateway.front import Caller
+from gateway.front import Caller, EntryFront
 from gateway.logging import bind_call_frame, bind_log_context, reset_log_context
+from gateway.network.binding import bind, split_account_path
 from gateway.network.body_parser import INLINE_LIMIT, BodyParser
 from gateway.network.handshake import handshake_refusal
 from gateway.protocol import envelope, events, jsonio
@@ -208,6 +211,17 @@ class WsSettings:
     debug: bool = False
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     """Calls running at once on one connection before it stops being read."""
+    _bound: dict[str, WsSettings] = field(default_factory=dict, compare=False, repr=False)
+
+    def bound_to(self, account: Account) -> WsSettings:
+        """These settings for a connection bound to `account`: its subscription takes that
+        account's events only. One object per account, so the bus decides once per event for
+        every connection bound to it."""
+        bound = self._bound.get(account.name)
+        if bound is None or bound.options.accounts != OneAccount(account):
+            options = dataclasses.replace(self.options, accounts=OneAccount(account))
+            bound = self._bound[account.name] = dataclasses.replace(self, options=options)
+        return bound
 
 
 class WsConnection:
@@ -289,9 +303,10 @@ class WsConnection:
                 self.subscription = self.bus.subscribe(self.settings.server, self.settings.options)
             subscription = self.subscription
             self._since = time.monotonic()
-            # First on this connection, ahead of what a reverse client buffered while away.
-            lifecycle = meta_frame(events.lifecycle(self.dispatcher.backend.self_id))
-            subscription.push_front(lifecycle)
+            # First on this connection, ahead of what a reverse client buffered while away: one
+            # per account it serves, in order.
+            for account in reversed(self.dispatcher.accounts()):
+                subscription.push_front(meta_frame(events.lifecycle(account.self_id)))
             direct = self._writes_directly()
             sender = asyncio.create_task(
                 self._send_direct() if direct else self._send_events(), name="ws-sender"
@@ -512,9 +527,10 @@ class WsConnection:
                     echo = frame.get("echo")
                     action = frame["action"]
                     bind_call_frame(frame)
-                    reply = await self.dispatcher.call(
-                        action, frame.get("params"), echo, self._packets
-                    )
+                    params = frame.get("params")
+                    if "self_id" in frame:
+                        params = with_self_id(params, frame["self_id"])
+                    reply = await self.dispatcher.call(action, params, echo, self._packets)
             if self.settings.debug:
                 log.info("ws_response", response=reply)
             if not self.ws.closed:
@@ -598,6 +614,17 @@ class WsConnection:
         return None
 
 
+def with_self_id(params: Any, self_id: Any) -> Any:
+    """A frame's `params` with the `self_id` written beside `action` (OneBot clients name the
+    account either way); `params.self_id` wins when both are there (`gateway.front` routes by
+    it). Parameters that are not an object are left for the dispatcher to refuse."""
+    if params is None:
+        return {"self_id": self_id}
+    if type(params) is dict and "self_id" not in params:
+        return {**params, "self_id": self_id}
+    return params
+
+
 Registry = dict[web.WebSocketResponse, WsConnection]
 """Open WebSockets of one listener and their connections."""
 
@@ -605,16 +632,27 @@ Registry = dict[web.WebSocketResponse, WsConnection]
 async def accept(
     request: web.BaseRequest,
     settings: WsSettings,
-    dispatcher: Caller,
+    front: EntryFront,
     bus: EventBus,
     registry: Registry,
     parser: BodyParser | None = None,
 ) -> web.StreamResponse:
     """Upgrade an (already authorised) request and serve it until it closes; a malformed
-    opening handshake is refused (4xx + 1400) instead."""
+    opening handshake is refused (4xx + 1400) instead, as is a binding to an account the
+    entry does not serve (`gateway.network.binding`: 400 + 1400, 403 + 1403)."""
     refusal = handshake_refusal(request)
     if refusal is not None:
         return refusal
+    path_id, path = split_account_path(request.path)
+    binding = bind(front, request, path_id)
+    if isinstance(binding, envelope.ActionError):
+        log.warning("ws_binding_refused", server=settings.server, error=binding.message)
+        # Never 200: no socket was opened (403 for an account not served, else 400).
+        status = binding.http_status if binding.http_status != 200 else 400
+        return web.json_response(envelope.from_error(binding), status=status)
+    dispatcher: Caller = binding.caller
+    if binding.account is not None:
+        settings = settings.bound_to(binding.account)
     # aiohttp refuses a message of `max_msg_size` bytes itself; the limit is what may pass.
     # permessage-deflate is not negotiated, as NapCat does not: bot frameworks offer it by
     # default, and it would deflate every event once per subscriber (per-connection compressor
@@ -622,7 +660,7 @@ async def accept(
     # delivery, and up to ~256 KiB of zlib state per connection.
     ws = OneBotWebSocket(max_msg_size=settings.max_frame + 1, autoping=True, compress=False)
     writer = await ws.prepare(request)
-    role = role_of(request.path)
+    role = role_of(path)
     connection = WsConnection(
         ws, role, settings, dispatcher, bus, request.transport, parser=parser, drain=writer.drain
     )
@@ -638,8 +676,11 @@ async def accept(
     return ws
 
 
-def subscriber_options(entry: Any, *, persistent: bool = False) -> SubscriberOptions:
-    """A subscriber's options from its adapter entry.
+def subscriber_options(
+    entry: Any, accounts: AccountFilter | None, *, persistent: bool = False
+) -> SubscriberOptions:
+    """A subscriber's options from its adapter entry; it takes the events of `accounts` (None:
+    of every account).
 
     A `persistent` subscription (reverse WebSocket, HTTP POST) outlives connections and buffers
     across outages: it never disconnects, and frames older than `bufferMaxAge` expire.
@@ -653,14 +694,16 @@ def subscriber_options(entry: Any, *, persistent: bool = False) -> SubscriberOpt
         queue_size=entry.queue_size,
         overflow="drop_oldest" if persistent else entry.overflow_policy,
         max_age=max_age / 1000 if persistent and max_age else None,
+        accounts=accounts,
     )
 
 
-def settings_for(entry: Any) -> WsSettings:
-    """WsSettings from a server entry (httpServers, httpSseServers or websocketServers)."""
+def settings_for(entry: Any, accounts: AccountFilter | None) -> WsSettings:
+    """WsSettings from a server entry (httpServers, httpSseServers or websocketServers) whose
+    unbound connections take the events of `accounts` (None: every account)."""
     return WsSettings(
         server=entry.name,
-        options=subscriber_options(entry),
+        options=subscriber_options(entry, accounts),
         max_frame=entry.max_body_size,
         debug=entry.debug,
         max_inflight=entry.max_inflight,

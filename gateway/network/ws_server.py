@@ -1,6 +1,7 @@
 """`websocketServers[]`: the forward WebSocket server (reference/onebot11.md §1.4).
 
-`/api` answers actions, `/event` pushes events, any other path does both. The token is checked
+`/api` answers actions, `/event` pushes events, any other path does both; a `/<self_id>` prefix
+(or an `X-Self-ID` header) binds the connection to one account of the entry. The token is checked
 before the upgrade: a bad one gets HTTP 403 and no socket is ever opened.
 """
 
@@ -20,7 +21,7 @@ class WsServer(Listener):
     entry: WebsocketServerConfig
 
     def __init__(self, entry: WebsocketServerConfig, services: Services) -> None:
-        settings = settings_for(entry)
+        settings = settings_for(entry, services.dispatcher.event_filter())
         super().__init__(entry, services, heart_interval=entry.heart_interval, ws_settings=settings)
         self.settings = settings
         self.route("*", self._handle)
@@ -31,7 +32,8 @@ class WsServer(Listener):
                 envelope.failed(
                     1400,
                     "this is a WebSocket server; connect with a WebSocket "
-                    "upgrade on /, /api or /event",
+                    "upgrade on /, /api or /event (or /<self_id>/, /<self_id>/api, "
+                    "/<self_id>/event)",
                 ),
                 426,
             )

@@ -1,0 +1,176 @@
+"""The accounts behind one gateway, and which of them an entry (or a connection) serves.
+
+An `Account` is one QQ account: its name from the config, its backend and the dispatcher that
+runs actions on it. `Accounts` holds them in config order and finds one by name or by QQ number
+(`self_id`: known after its backend starts; a relay learns it from its upstream). An
+`AccountScope` is what one entry's `accounts` names (all of them when absent) and answers, for
+the event bus, whether an event of a given `self_id` belongs to it.
+
+These are the two seams of a multi-account gateway: which account an event belongs to (its
+`self_id`), and which account a call goes to (`gateway.front` routes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.backends.base import Backend
+from gateway.config import AccountRef, BackendConfig
+from gateway.dispatcher import Dispatcher
+
+SCOPE_CACHE_SIZE = 4096
+"""`self_id`s whose membership a scope remembers (bounded: ids come from events)."""
+
+
+@dataclass(eq=False, slots=True)
+class Account:
+    """One account: `name` from the config, its backend and its dispatcher."""
+
+    name: str
+    config: BackendConfig
+    backend: Backend
+    dispatcher: Dispatcher
+
+    @property
+    def self_id(self) -> int:
+        """Its QQ number (0 while a relay has not learned it yet)."""
+        return self.backend.self_id
+
+    def online(self) -> bool:
+        """Whether its backend says it is online (no I/O)."""
+        return bool(self.backend.status().get("online"))
+
+    def describe(self) -> str:
+        """`'name' (self_id)` for messages."""
+        return f"{self.name!r} ({self.self_id})"
+
+
+class Accounts:
+    """The gateway's accounts in config order; `version` changes whenever one is added or
+    removed, so what is derived from the set (scopes, fronts) knows to look again."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, Account] = {}
+        self.version = 0
+
+    def add(self, account: Account) -> None:
+        """Add an account (its name must be new)."""
+        assert account.name not in self._accounts, account.name
+        self._accounts[account.name] = account
+        self.version += 1
+
+    def remove(self, name: str) -> Account:
+        """Remove and return the account named `name`."""
+        account = self._accounts.pop(name)
+        self.version += 1
+        return account
+
+    def __iter__(self) -> Iterator[Account]:
+        return iter(list(self._accounts.values()))
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    def named(self, name: str) -> Account | None:
+        """The account called `name`, if any."""
+        return self._accounts.get(name)
+
+    def with_self_id(self, self_id: int) -> Account | None:
+        """The account whose QQ number is `self_id`, if any."""
+        for account in self._accounts.values():
+            if account.self_id == self_id:
+                return account
+        return None
+
+    def first(self) -> Account:
+        """The first account of the config (the only one of a one-account config)."""
+        return next(iter(self._accounts.values()))
+
+
+class AccountFilter(Protocol):
+    """Which accounts' events a subscription takes (see `SubscriberOptions.accounts`)."""
+
+    def serves(self, self_id: int) -> bool:
+        """Whether events of the account `self_id` go to the subscription."""
+        ...
+
+
+class AccountScope:
+    """The accounts one entry serves: those its `accounts` names (by name or QQ number), or
+    every account of the gateway when it names none (`refs` None), now and after a reload."""
+
+    def __init__(self, accounts: Accounts, refs: tuple[AccountRef, ...] | None) -> None:
+        self.accounts = accounts
+        self.refs = refs
+        self._names = frozenset(ref for ref in refs or () if isinstance(ref, str))
+        self._ids = frozenset(ref for ref in refs or () if isinstance(ref, int))
+        self._version = -1
+        self._served: tuple[Account, ...] = ()
+        self._members: dict[int, bool] = {}
+
+    @property
+    def everything(self) -> bool:
+        """Whether the entry serves every account (it names none)."""
+        return self.refs is None
+
+    @property
+    def settled(self) -> bool:
+        """Whether `served()` changes only when accounts are added or removed (the entry names
+        none by QQ number, which an account may learn later)."""
+        return not self._ids
+
+    def served(self) -> tuple[Account, ...]:
+        """The accounts served now, in config order."""
+        if self._version != self.accounts.version or self._ids:
+            # Named by QQ number: an account may have learned its number since (a relay).
+            self._refresh(keep_members=self._version == self.accounts.version)
+        return self._served
+
+    def includes(self, account: Account) -> bool:
+        """Whether `account` is one the entry names (or it names none)."""
+        return self.refs is None or account.name in self._names or account.self_id in self._ids
+
+    def serves(self, self_id: int) -> bool:
+        """Whether an event of the account `self_id` belongs to this entry (`AccountFilter`).
+
+        Remembered per `self_id` until the accounts change: the bus asks once per event and
+        entry. A QQ number the entry names serves even before an account has it (a relay that
+        has not met its upstream yet, or, later, an account on another node)."""
+        if self._version != self.accounts.version:
+            self._refresh()
+        known = self._members.get(self_id)
+        if known is None:
+            known = self_id in self._ids or any(a.self_id == self_id for a in self._served)
+            if len(self._members) >= SCOPE_CACHE_SIZE:
+                self._members.clear()
+            self._members[self_id] = known
+        return known
+
+    def find(self, self_id: int) -> Account | None:
+        """The served account whose QQ number is `self_id`, if any."""
+        for account in self.served():
+            if account.self_id == self_id:
+                return account
+        return None
+
+    def describe(self) -> str:
+        """The served accounts as `'a' (10001), 'b' (10002)` for messages."""
+        return ", ".join(account.describe() for account in self.served()) or "none"
+
+    def _refresh(self, keep_members: bool = False) -> None:
+        self._version = self.accounts.version
+        self._served = tuple(account for account in self.accounts if self.includes(account))
+        if not keep_members:
+            self._members = {}
+
+
+@dataclass(frozen=True, slots=True)
+class OneAccount:
+    """The events of one account only (a connection bound to it: `AccountFilter`)."""
+
+    account: Account
+
+    def serves(self, self_id: int) -> bool:
+        return self_id == self.account.self_id
