@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -19,13 +20,16 @@ from gateway.actions import default_catalog
 from gateway.actions.catalog import Catalog
 from gateway.backends.base import Backend
 from gateway.backends.relay import RelayBackend
+from gateway.backends.relay_listener import RelayListeners
 from gateway.backends.sandbox.backend import SandboxBackend
+from gateway.backends.sandbox.exchange import SandboxExchange
 from gateway.bus import EventBus
 from gateway.config import (
     AccountConfig,
     AdapterConfig,
     AdminConfig,
     BackendConfig,
+    ConfigError,
     GatewayConfig,
     RelayBackendConfig,
 )
@@ -86,11 +90,20 @@ def only_policy_changed(old: AdapterConfig, new: AdapterConfig) -> bool:
     return type(old) is type(new) and new.model_copy(update=unset) == old
 
 
-def create_backend(config: BackendConfig, bus: EventBus) -> Backend:
+@dataclass(frozen=True, slots=True)
+class SharedByBackends:
+    """What the accounts' backends of one gateway share: the sandbox accounts one world (what
+    one's bot sends reaches the others), the relay accounts their reverse-mode listeners."""
+
+    sandboxes: SandboxExchange = field(default_factory=SandboxExchange)
+    relay_listeners: RelayListeners = field(default_factory=RelayListeners)
+
+
+def create_backend(config: BackendConfig, bus: EventBus, shared: SharedByBackends) -> Backend:
     """The backend named by `config.type`; it publishes its events on `bus`."""
     if isinstance(config, RelayBackendConfig):
-        return RelayBackend(config, bus)
-    return SandboxBackend(config, bus)
+        return RelayBackend(config, bus, shared.relay_listeners)
+    return SandboxBackend(config, bus, shared.sandboxes)
 
 
 def account_overview(account: Account) -> dict[str, Any]:
@@ -121,6 +134,7 @@ class Supervisor:
         self.config = config
         self.bus = EventBus() if bus is None else bus
         self.catalog: Catalog = default_catalog()
+        self.shared = SharedByBackends()
         self.accounts = Accounts()
         """The running accounts (in config order once started)."""
         self._pending = [self._new_account(account) for account in config.account_configs()]
@@ -148,7 +162,7 @@ class Supervisor:
         return self.accounts.first() if len(self.accounts) else self._pending[0]
 
     def _new_account(self, config: AccountConfig) -> Account:
-        backend = create_backend(config.backend, self.bus)
+        backend = create_backend(config.backend, self.bus, self.shared)
         dispatcher = Dispatcher(
             self.catalog,
             backend,
@@ -200,8 +214,12 @@ class Supervisor:
             await account.backend.start()
         except OSError as error:
             raise StartupError(f"{where}: cannot start: {error.strerror or error}") from None
+        except ConfigError as error:
+            if (config or self.config).accounts is None:
+                raise
+            raise ConfigError(f"{where.removesuffix(': backend')}: {error}") from None
         await account.dispatcher.start()
-        account.dispatcher.observer = self.metrics.actions.observe
+        account.dispatcher.observer = self.metrics.actions.observer(account)
         other = account.self_id and self.accounts.with_self_id(account.self_id)
         if other:
             await self._stop_account(account)
@@ -269,8 +287,13 @@ class Supervisor:
         log.info("admin_started", address=server.describe())
 
     def not_ready(self) -> list[str]:
-        """Why the gateway is not ready (empty when it is): backend and every enabled entry."""
+        """Why the gateway is not ready (empty when it is): every account (its backend runs
+        and is online) and every enabled entry."""
         reasons = []
+        running = {account.name for account in self.accounts}
+        for config in self.config.account_configs():
+            if config.name not in running:
+                reasons.append(f"account {config.name!r} is not running")
         for account in self.accounts:
             if not account.online():
                 name = "" if self.config.accounts is None else f"account {account.name!r}: "
@@ -352,14 +375,14 @@ class Supervisor:
             wanted[account.name] = new
             try:
                 await self._start_account(account, config)
-            except StartupError as error:
+            except (StartupError, ConfigError) as error:
                 log.error("account_start_failed", error=str(error))
         for name, new in wanted.items():
             if self.accounts.named(name) is None and new is not None:
                 changed = True
                 try:
                     await self._start_account(self._new_account(new), config)
-                except StartupError as error:
+                except (StartupError, ConfigError) as error:
                     log.error("account_start_failed", error=str(error))
         if changed:
             # Config order, whatever order they (re)started in.
@@ -403,6 +426,7 @@ class Supervisor:
         """Live state for the console: backend, every configured entry, action counters."""
         status = self.backend.status()
         per_entry = self.bus.entry_stats()
+        answered = self.metrics.answered_per_account()
         adapters = []
         for kind, _, entry in self.config.network.entries():
             adapter = self.adapters.get(entry.name)
@@ -435,7 +459,10 @@ class Supervisor:
                 "online": bool(status.get("online")),
                 "state": "online" if status.get("online") else "offline",
             },
-            "accounts": [account_overview(account) for account in self.accounts],
+            "accounts": [
+                {**account_overview(account), "actions": answered.get(str(account.self_id), {})}
+                for account in self.accounts
+            ],
             "adapters": adapters,
             "actions": {str(code): count for code, count in self.metrics.answered.items()},
             "events_published": self.bus.published,

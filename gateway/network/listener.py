@@ -338,7 +338,9 @@ class Listener:
             connection.stop_calls()
         if gone:
             deadline = asyncio.get_running_loop().time() + self.services.shutdown_grace
-            await asyncio.gather(*(connection.shut_down(deadline) for connection in gone))
+            await asyncio.gather(
+                *(connection.shut_down(deadline, "account removed") for connection in gone)
+            )
 
     def describe(self) -> str:
         scheme = "http" if self.ws_settings is None or hasattr(self.entry, "enable_cors") else "ws"

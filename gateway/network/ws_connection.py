@@ -379,9 +379,9 @@ class WsConnection:
         """Run no new call from now on: frames that still arrive are answered 1200."""
         self._closing = True
 
-    async def shut_down(self, deadline: float) -> None:
+    async def shut_down(self, deadline: float, reason: str = "gateway shutting down") -> None:
         """Close for shutdown: run no new call (see `stop_calls`), let running calls answer
-        until `deadline` (event loop time), then close with 1001."""
+        until `deadline` (event loop time), then close with 1001 and `reason`."""
         self._closing = True
         loop = asyncio.get_running_loop()
         while self.running and (remaining := deadline - loop.time()) > 0:
@@ -389,7 +389,7 @@ class WsConnection:
         if self.running:
             log.warning("ws_calls_cut_at_shutdown", calls=self.running)
         self._write_answers()
-        await close_going_away(self.ws, self.transport)
+        await close_going_away(self.ws, self.transport, reason)
 
     async def _send_direct(self) -> None:
         """The sender of a connection the bus writes to (see `write`): it steps in when the
@@ -717,12 +717,14 @@ async def close_all(registry: Registry, deadline: float) -> None:
         await asyncio.gather(*(connection.shut_down(deadline) for connection in connections))
 
 
-async def close_going_away(ws: AnyWebSocket, transport: asyncio.Transport | None) -> None:
-    """Close with 1001 (going away). A peer that stopped reading cannot take the close frame;
-    its transport is aborted after a short wait."""
+async def close_going_away(
+    ws: AnyWebSocket, transport: asyncio.Transport | None, reason: str = "gateway shutting down"
+) -> None:
+    """Close with 1001 (going away) and `reason`. A peer that stopped reading cannot take the
+    close frame; its transport is aborted after a short wait."""
     try:
         await asyncio.wait_for(
-            ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down"),
+            ws.close(code=WSCloseCode.GOING_AWAY, message=reason.encode()[:120]),
             SLOW_CLOSE_TIMEOUT,
         )
     except (TimeoutError, ConnectionError):
