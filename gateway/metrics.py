@@ -19,6 +19,8 @@ from prometheus_client.core import (
 )
 
 if TYPE_CHECKING:
+    from gateway.accounts import Account
+    from gateway.dispatcher import Answered
     from gateway.supervisor import Supervisor
 
 
@@ -62,11 +64,27 @@ class Metrics:
             totals[retcode] = totals.get(retcode, 0) + count
         return totals
 
+    def answered_per_account(self) -> dict[str, dict[str, int]]:
+        """Actions answered per retcode since start, per account (by its `self_id` label), for
+        the console's per-account counters."""
+        self.actions.flush()
+        return {
+            self_id: _per_retcode((key, int(sum(row[:-1]))) for key, row in rows.items())
+            for self_id, rows in self.actions.rows.items()
+        }
+
     def watch(self, supervisor: Supervisor) -> None:
         """Count the supervisor's answered actions; report its live state (subscribers, queues,
         clients) at every scrape."""
         self.actions.flush = lambda: _flush_accounts(supervisor)
         self.registry.register(_LiveState(supervisor))
+
+
+def _per_retcode(counts: Iterable[tuple[tuple[str, int], int]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for (_action, retcode), count in counts:
+        totals[str(retcode)] = totals.get(str(retcode), 0) + count
+    return totals
 
 
 def _flush_accounts(supervisor: Supervisor) -> None:
@@ -75,27 +93,45 @@ def _flush_accounts(supervisor: Supervisor) -> None:
 
 
 class ActionStats:
-    """`onebot_requests_total{action, retcode}` and the `onebot_action_seconds{action}` histogram.
+    """`onebot_requests_total{action, retcode, self_id}` and the
+    `onebot_action_seconds{action, self_id}` histogram.
 
-    Kept as plain counters, fed in batches by the dispatcher and rendered at scrape time:
+    Kept as plain counters, fed in batches by the dispatchers and rendered at scrape time:
     prometheus_client's own Counter and Histogram take a lock per increment (four per answered
     action), a measured share of a WebSocket call. Everything here runs on the event loop
-    thread, so no lock is needed.
+    thread, so no lock is needed. Each account's dispatcher reports through its own observer
+    (`observer(account)`), which labels a whole batch with the account's QQ number: the
+    per-answer work stays one lookup.
     """
 
     def __init__(self, buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS) -> None:
         self.bounds = tuple(b for b in buckets if b != float("inf"))
         self._labels = (*(repr(float(b)) for b in self.bounds), "+Inf")
-        self.rows: dict[tuple[str, int], list[float]] = {}
-        """Per (action, retcode): answers per latency bucket (the last is +Inf), then the sum of
-        their seconds. One row per answer kind keeps the per-answer work to one lookup."""
+        self.rows: dict[str, dict[tuple[str, int], list[float]]] = {}
+        """Per `self_id` label, per (action, retcode): answers per latency bucket (the last is
+        +Inf), then the sum of their seconds. One row per answer kind keeps the per-answer work
+        to one lookup."""
         self.flush: Callable[[], None] = lambda: None
-        """Makes the dispatcher hand over answers it has not reported yet (set by `watch`)."""
+        """Makes the dispatchers hand over answers they have not reported yet (set by
+        `watch`)."""
 
-    def observe(self, answered: Iterable[tuple[str, int, float]]) -> None:
-        """Count answered actions `(action, retcode, seconds)`; unknown names (1404) share one
-        label, to bound cardinality."""
-        rows, bounds = self.rows, self.bounds
+    def observer(self, account: Account) -> Callable[[list[Answered]], None]:
+        """The observer of `account`'s dispatcher: its batches are labelled with the account's
+        QQ number as it is when the batch arrives (a relay learns it from its upstream; "0"
+        until then)."""
+
+        def observe(answered: list[Answered]) -> None:
+            self.observe(answered, str(account.self_id))
+
+        return observe
+
+    def observe(self, answered: Iterable[Answered], self_id: str = "0") -> None:
+        """Count answered actions `(action, retcode, seconds)` of the account `self_id`;
+        unknown names (1404) share one label, to bound cardinality."""
+        rows = self.rows.get(self_id)
+        if rows is None:
+            rows = self.rows[self_id] = {}
+        bounds = self.bounds
         for action, retcode, seconds in answered:
             key = ("(unknown)", 1404) if retcode == 1404 else (action, retcode)
             row = rows.get(key)
@@ -104,32 +140,43 @@ class ActionStats:
             row[bisect_left(bounds, seconds)] += 1
             row[-1] += seconds
 
-    def requests(self) -> dict[tuple[str, int], int]:
-        """Answers so far per (action, retcode)."""
+    def requests(self, self_id: int | None = None) -> dict[tuple[str, int], int]:
+        """Answers so far per (action, retcode): of every account, or of the account
+        `self_id`."""
         self.flush()
-        return {key: int(sum(row[:-1])) for key, row in self.rows.items()}
+        totals: dict[tuple[str, int], int] = {}
+        for label, rows in self.rows.items():
+            if self_id is not None and label != str(self_id):
+                continue
+            for key, row in rows.items():
+                totals[key] = totals.get(key, 0) + int(sum(row[:-1]))
+        return totals
 
     def collect(self) -> Iterator[Metric]:
+        self.flush()
         requests = CounterMetricFamily(
             "onebot_requests",
-            "Actions answered, by action and retcode.",
-            labels=["action", "retcode"],
+            "Actions answered, by action, retcode and account (self_id).",
+            labels=["action", "retcode", "self_id"],
         )
-        for (action, retcode), count in sorted(self.requests().items()):
-            requests.add_metric([action, str(retcode)], count)
-        yield requests
-        per_action: dict[str, list[float]] = {}
-        for (action, _retcode), row in self.rows.items():
-            merged = per_action.setdefault(action, [0.0] * len(row))
-            for index, value in enumerate(row):
-                merged[index] += value
         latency = HistogramMetricFamily(
-            "onebot_action_seconds", "Time to answer an action.", labels=["action"]
+            "onebot_action_seconds",
+            "Time to answer an action, by action and account (self_id).",
+            labels=["action", "self_id"],
         )
-        for action, row in sorted(per_action.items()):
-            cumulative = list(accumulate(row[:-1]))
-            buckets = list(zip(self._labels, cumulative, strict=True))
-            latency.add_metric([action], buckets, row[-1])
+        for self_id, rows in sorted(self.rows.items()):
+            for (action, retcode), row in sorted(rows.items()):
+                requests.add_metric([action, str(retcode), self_id], int(sum(row[:-1])))
+            per_action: dict[str, list[float]] = {}
+            for (action, _retcode), row in rows.items():
+                merged = per_action.setdefault(action, [0.0] * len(row))
+                for index, value in enumerate(row):
+                    merged[index] += value
+            for action, row in sorted(per_action.items()):
+                cumulative = list(accumulate(row[:-1]))
+                buckets = list(zip(self._labels, cumulative, strict=True))
+                latency.add_metric([action, self_id], buckets, row[-1])
+        yield requests
         yield latency
 
 
@@ -153,6 +200,14 @@ class _LiveState:
             depth.add_metric([name], waiting)
             dropped.add_metric([name], drops)
         yield from (subscribers, depth, dropped)
+        online = GaugeMetricFamily(
+            "onebot_account_online",
+            "1 when the account's backend is online (a relay: connected to its upstream).",
+            labels=["account", "self_id"],
+        )
+        for account in self.supervisor.accounts:
+            online.add_metric([account.name, str(account.self_id)], int(account.online()))
+        yield online
         yield CounterMetricFamily(
             "onebot_events_published", "Events published on the bus.", value=bus.published
         )

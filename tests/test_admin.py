@@ -36,8 +36,12 @@ async def gw() -> AsyncIterator[RunningGateway]:
 
 
 def admin_url(gw: RunningGateway, path: str) -> str:
+    return f"http://127.0.0.1:{admin_port(gw)}{path}"
+
+
+def admin_port(gw: RunningGateway) -> int:
     assert gw.supervisor.admin is not None
-    return f"http://127.0.0.1:{gw.supervisor.admin.port}{path}"
+    return gw.supervisor.admin.port
 
 
 async def get(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, str]:
@@ -60,7 +64,13 @@ async def test_other_endpoints_need_the_admin_token(
 
 
 async def test_readyz_is_ready_when_everything_runs(gw: RunningGateway, http: Any) -> None:
-    assert await get(http, admin_url(gw, "/readyz"), headers=TOKEN) == (200, '{"status":"ready"}')
+    async with http.get(admin_url(gw, "/readyz"), headers=TOKEN) as response:
+        body = await response.json()
+    assert response.status == 200
+    assert body == {
+        "status": "ready",
+        "accounts": [{"name": "default", "self_id": 10001, "kind": "sandbox", "ready": True}],
+    }
 
 
 async def test_readyz_is_503_with_reasons_when_an_entry_is_down(
@@ -94,13 +104,15 @@ async def test_metrics_move_when_requests_are_made(gw: RunningGateway, http: Any
     await http.post(f"{api}/no_such_action", headers={"Authorization": "Bearer t"})
     await http.post(f"{api}/get_login_info", headers={"Authorization": "Bearer wrong"})
     _, after = await get(http, admin_url(gw, "/metrics"), headers=TOKEN)
-    counted = sample(after, "onebot_requests_total", action="get_login_info", retcode="0")
-    assert (
-        counted - sample(before, "onebot_requests_total", action="get_login_info", retcode="0") == 3
-    )
-    assert sample(after, "onebot_requests_total", action="(unknown)", retcode="1404") == 1
+    login = {"action": "get_login_info", "retcode": "0", "self_id": "10001"}
+    counted = sample(after, "onebot_requests_total", **login)
+    assert counted - sample(before, "onebot_requests_total", **login) == 3
+    unknown = {"action": "(unknown)", "retcode": "1404", "self_id": "10001"}
+    assert sample(after, "onebot_requests_total", **unknown) == 1
     assert sample(after, "onebot_auth_failures_total", server="api") == 1
-    assert sample(after, "onebot_action_seconds_count", action="get_login_info") >= 3
+    seconds = {"action": "get_login_info", "self_id": "10001"}
+    assert sample(after, "onebot_action_seconds_count", **seconds) >= 3
+    assert sample(after, "onebot_account_online", account="default", self_id="10001") == 1
 
 
 async def test_metrics_report_subscribers_and_queue_depth(http: Any) -> None:
@@ -112,6 +124,131 @@ async def test_metrics_report_subscribers_and_queue_depth(http: Any) -> None:
             _, text = await get(http, admin_url(gw, "/metrics"), headers=TOKEN)
     assert sample(text, "onebot_subscribers", entry="ws") == 1
     assert sample(text, "onebot_queue_depth", entry="ws") == 0
+
+
+# --- several accounts ---------------------------------------------------------------------------
+
+A, B, RELAY = 10001, 10002, 10009
+
+
+def two_sandboxes_and_an_offline_relay() -> dict[str, Any]:
+    """Accounts `a` and `b` (sandboxes) and `up` (a reverse relay no upstream has joined)."""
+    relay = {"type": "relay", "mode": "reverse", "port": 0, "connectTimeout": 0, "selfId": RELAY}
+    return {
+        "accounts": [
+            {"name": "a", "backend": {"database": ":memory:", "selfId": A}},
+            {"name": "b", "backend": {"database": ":memory:", "selfId": B}},
+            {"name": "up", "backend": relay},
+        ],
+        "network": {"httpServers": [api_entry("api")]},
+        "admin": {"port": 0, "token": "admin-secret"},
+    }
+
+
+@pytest.fixture
+async def three() -> AsyncIterator[RunningGateway]:
+    async with run_gateway(two_sandboxes_and_an_offline_relay()) as running:
+        yield running
+
+
+async def readyz(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    async with http.get(url, headers=TOKEN) as response:
+        return response.status, await response.json()
+
+
+async def test_readyz_reports_each_account_and_is_503_while_one_is_offline(
+    three: RunningGateway, http: Any
+) -> None:
+    status, body = await readyz(http, admin_url(three, "/readyz"))
+    assert status == 503
+    assert body["status"] == "not ready"
+    assert body["reasons"] == ["account 'up': relay backend is not online"]
+    assert body["accounts"] == [
+        {"name": "a", "self_id": A, "kind": "sandbox", "ready": True},
+        {"name": "b", "self_id": B, "kind": "sandbox", "ready": True},
+        {
+            "name": "up",
+            "self_id": RELAY,
+            "kind": "relay",
+            "ready": False,
+            "reason": "relay backend is not online",
+        },
+    ]
+
+
+async def test_readyz_answers_for_one_account_by_name_or_self_id(
+    three: RunningGateway, http: Any
+) -> None:
+    by_name = await readyz(http, admin_url(three, "/readyz?account=b"))
+    by_number = await readyz(http, admin_url(three, f"/readyz?account={A}"))
+    offline = await readyz(http, admin_url(three, "/readyz?account=up"))
+    offline_by_number = await readyz(http, admin_url(three, f"/readyz?account={RELAY}"))
+    account_b = {"name": "b", "self_id": B, "kind": "sandbox", "ready": True}
+    assert by_name == (200, {"status": "ready", "account": account_b})
+    assert by_number[0] == 200 and by_number[1]["account"]["name"] == "a"
+    assert offline[0] == 503
+    assert offline[1]["status"] == "not ready"
+    assert offline[1]["reasons"] == ["account 'up': relay backend is not online"]
+    assert offline_by_number == offline
+
+
+@pytest.mark.parametrize("ref", ["nobody", "10003", "0", ""])
+async def test_readyz_for_an_unknown_account_is_404_naming_the_accounts(
+    three: RunningGateway, http: Any, ref: str
+) -> None:
+    status, body = await readyz(http, admin_url(three, f"/readyz?account={ref}"))
+    assert status == 404
+    assert body["status"] == "unknown account"
+    assert f"no account is named or numbered {ref!r}" in body["message"]
+    assert "'a' (10001), 'b' (10002), 'up' (10009)" in body["message"]
+
+
+async def test_readyz_lists_an_account_that_failed_to_start_as_not_running(
+    gw: RunningGateway, http: Any
+) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        relay = {"type": "relay", "mode": "reverse", "port": busy, "connectTimeout": 0}
+        new = {
+            "accounts": [
+                {"name": "default", "backend": {"database": ":memory:"}},
+                {"name": "blocked", "backend": relay},
+            ],
+            "network": {"httpServers": [api_entry("api")]},
+            "admin": {"port": admin_port(gw), "token": "admin-secret"},
+        }
+        await gw.supervisor.reload(parse_config(new, {}))
+        status, body = await readyz(http, admin_url(gw, "/readyz"))
+        one = await readyz(http, admin_url(gw, "/readyz?account=blocked"))
+    assert status == 503
+    assert "account 'blocked' is not running" in body["reasons"]
+    blocked = body["accounts"][1]
+    assert blocked["name"] == "blocked" and blocked["ready"] is False
+    assert "not running" in blocked["reason"]
+    assert one[0] == 503 and one[1]["account"] == blocked
+
+
+async def test_metrics_label_answers_by_account_and_report_each_accounts_state(
+    three: RunningGateway, http: Any
+) -> None:
+    api = three.url("api")
+    for _ in range(2):
+        await http.post(f"{api}/{A}/get_login_info", headers={"Authorization": "Bearer t"})
+    for _ in range(5):
+        await http.post(f"{api}/{B}/get_login_info", headers={"Authorization": "Bearer t"})
+    await http.post(f"{api}/{RELAY}/get_login_info", headers={"Authorization": "Bearer t"})
+    _, text = await get(http, admin_url(three, "/metrics"), headers=TOKEN)
+    login = {"action": "get_login_info", "retcode": "0"}
+    assert sample(text, "onebot_requests_total", **login, self_id=str(A)) == 2
+    assert sample(text, "onebot_requests_total", **login, self_id=str(B)) == 5
+    offline = {"action": "get_login_info", "retcode": "1200", "self_id": str(RELAY)}
+    assert sample(text, "onebot_requests_total", **offline) == 1
+    assert sample(text, "onebot_action_seconds_count", action="get_login_info", self_id=str(B)) == 5
+    assert sample(text, "onebot_account_online", account="a", self_id=str(A)) == 1
+    assert sample(text, "onebot_account_online", account="b", self_id=str(B)) == 1
+    assert sample(text, "onebot_account_online", account="up", self_id=str(RELAY)) == 0
 
 
 async def test_openapi_document_validates_and_lists_every_action(

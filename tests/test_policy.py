@@ -152,7 +152,12 @@ async def test_refusals_are_counted_as_answers_and_logged_without_flooding() -> 
                 assert answer["retcode"] == 1403
         bots.supervisor.dispatcher.flush_answered()
         counted = bots.supervisor.metrics.registry.get_sample_value(
-            "onebot_requests_total", {"action": "send_like", "retcode": "1403"}
+            "onebot_requests_total",
+            {
+                "action": "send_like",
+                "retcode": "1403",
+                "self_id": str(bots.supervisor.backend.self_id),
+            },
         )
     assert counted == 50
     lines = [e for e in logs if e["event"] == "action_refused"]

@@ -8,7 +8,7 @@ reveals nothing, and container health checks cannot easily send headers).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -83,11 +83,19 @@ class AdminServer:
     async def _healthz(self, _request: web.Request) -> web.Response:
         return json_response({"status": "ok"})
 
-    async def _readyz(self, _request: web.Request) -> web.Response:
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """The gateway's readiness (503 when anything is not ready: an account, an entry), with
+        every account's; `?account=<name|self_id>` answers for that account alone (its backend
+        runs and is online), 404 for an account the gateway does not have."""
+        accounts = account_readiness(self.supervisor)
+        ref = request.query.get("account")
+        if ref is not None:
+            return _one_account_readiness(accounts, ref)
         reasons = self.supervisor.not_ready()
         if reasons:
-            return json_response({"status": "not ready", "reasons": reasons}, 503)
-        return json_response({"status": "ready"})
+            body = {"status": "not ready", "reasons": reasons, "accounts": accounts}
+            return json_response(body, 503)
+        return json_response({"status": "ready", "accounts": accounts})
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self.supervisor.metrics.registry)
@@ -95,3 +103,44 @@ class AdminServer:
 
     async def _openapi(self, _request: web.Request) -> web.Response:
         return json_response(openapi_document(self.supervisor.dispatcher.catalog))
+
+
+def account_readiness(supervisor: Supervisor) -> list[dict[str, Any]]:
+    """Every configured account's readiness, in config order: `{name, self_id, kind, ready}`
+    and, when not ready, `reason` (an account that failed to start is not running)."""
+    running = {account.name: account for account in supervisor.accounts}
+    readiness: list[dict[str, Any]] = []
+    for config in supervisor.config.account_configs():
+        account = running.get(config.name)
+        if account is None:
+            item: dict[str, Any] = {
+                "name": config.name,
+                "self_id": config.backend.self_id or 0,
+                "kind": config.backend.type,
+                "ready": False,
+                "reason": "not running (its backend failed to start: see the log)",
+            }
+        else:
+            item = {
+                "name": account.name,
+                "self_id": account.self_id,
+                "kind": account.backend.kind,
+                "ready": account.online(),
+            }
+            if not item["ready"]:
+                item["reason"] = f"{account.backend.kind} backend is not online"
+        readiness.append(item)
+    return readiness
+
+
+def _one_account_readiness(accounts: list[dict[str, Any]], ref: str) -> web.Response:
+    for item in accounts:
+        if item["name"] == ref or (item["self_id"] and str(item["self_id"]) == ref):
+            ready = item["ready"]
+            body: dict[str, Any] = {"status": "ready" if ready else "not ready", "account": item}
+            if not ready:
+                body["reasons"] = [f"account {item['name']!r}: {item['reason']}"]
+            return json_response(body, 200 if ready else 503)
+    known = ", ".join(f"{item['name']!r} ({item['self_id']})" for item in accounts) or "none"
+    message = f"no account is named or numbered {ref!r}; the accounts are {known}"
+    return json_response({"status": "unknown account", "message": message}, 404)

@@ -1,11 +1,18 @@
 """The web console's endpoints on the admin listener (the page itself is static, in
 `gateway/console/`; every data endpoint needs the admin token, as a header or `?access_token=`).
 
-- `GET /api/overview`: adapters, backend and action counters.
-- `GET /api/catalog`: every action with its parameter schema (the Actions panel builds forms).
-- `POST /api/call {action, params}`: run an action through the dispatcher; the envelope.
+- `GET /api/overview`: accounts, adapters, backend and action counters.
+- `GET /api/catalog?account=`: every action the account's backend supports, with its parameter
+  schema (the Actions panel builds forms).
+- `POST /api/call {action, params, account}`: run an action through the account's dispatcher;
+  the envelope.
 - `GET /api/stream`: server-sent events: `event: overview` every second and `event: event` for
-  each published event (a bus subscriber like any other, with a bounded queue).
+  each published event of every account (a bus subscriber like any other, with a bounded
+  queue; the page filters by the event's `self_id`).
+
+`account` names an account by its name or its QQ number (`self_id`); it may be left out when
+the gateway has one account. A missing one on a multi-account gateway is a 400, an unknown one
+a 404, each with a message naming the accounts.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.accounts import Account, Accounts
 from gateway.bus import SubscriberOptions, SubscriptionClosed
 from gateway.network.listener import json_response
 from gateway.protocol import jsonio
@@ -58,7 +66,10 @@ class Console:
     async def overview(self, _request: web.Request) -> web.Response:
         return json_response(self.supervisor.overview())
 
-    async def catalog(self, _request: web.Request) -> web.Response:
+    async def catalog(self, request: web.Request) -> web.Response:
+        account = find_account(self.supervisor.accounts, request.query.get("account"))
+        if isinstance(account, web.Response):
+            return account
         actions = [
             {
                 "name": action.name,
@@ -66,12 +77,13 @@ class Console:
                 "summary": action.summary,
                 "schema": action.params.model_json_schema(),
             }
-            for action in self.supervisor.dispatcher.catalog
-            if self.supervisor.backend.supports(action.name)
+            for action in account.dispatcher.catalog
+            if account.backend.supports(action.name)
         ]
         return json_response(
             {
-                "backend": self.supervisor.backend.kind,
+                "account": account.name,
+                "backend": account.backend.kind,
                 "actions": sorted(actions, key=lambda a: a["name"]),
             }
         )
@@ -82,8 +94,12 @@ class Console:
         except jsonio.JsonError as error:
             return json_response({"message": f"invalid JSON: {error}"}, 400)
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
-            return json_response({"message": 'send {"action": "...", "params": {...}}'}, 400)
-        answer = await self.supervisor.dispatcher.call(body["action"], body.get("params"))
+            message = 'send {"action": "...", "params": {...}, "account": "<name|self_id>"}'
+            return json_response({"message": message}, 400)
+        account = find_account(self.supervisor.accounts, body.get("account"))
+        if isinstance(account, web.Response):
+            return account
+        answer = await account.dispatcher.call(body["action"], body.get("params"))
         return json_response(answer)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
@@ -115,3 +131,24 @@ class Console:
     async def _send_overview(self, response: web.StreamResponse) -> None:
         data = jsonio.dumps(self.supervisor.overview())
         await response.write(b"event: overview\ndata: %s\n\n" % data)
+
+
+def find_account(accounts: Accounts, ref: object) -> Account | web.Response:
+    """The account `ref` names (its name, or its QQ number as a number or digits; None: the
+    only account), or the 400/404 answer saying what was wrong and which accounts there are."""
+    known = ", ".join(account.describe() for account in accounts) or "none"
+    if ref is None or ref == "":
+        if len(accounts) == 1:
+            return accounts.first()
+        message = f'name the account in "account" (a name or self_id): {known}'
+        return json_response({"message": message}, 400)
+    account = accounts.named(ref) if isinstance(ref, str) else None
+    if isinstance(ref, str) and ref.isascii() and ref.isdigit():
+        ref = int(ref)
+    if account is None and isinstance(ref, int) and not isinstance(ref, bool) and ref > 0:
+        # 0 is no QQ number: it is what a relay that has not learned its own yet reports.
+        account = accounts.with_self_id(ref)
+    if account is None:
+        message = f"no account is named or numbered {ref!r}; the accounts are {known}"
+        return json_response({"message": message}, 404)
+    return account
