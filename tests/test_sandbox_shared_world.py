@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -21,7 +22,7 @@ from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.backends.sandbox.exchange import SandboxExchange
 from gateway.bus import EventBus, SubscriberOptions
 from gateway.config import ConfigError, SandboxBackendConfig
-from tests.conftest import capture_logs
+from tests.conftest import capture_logs, http_entry, run_gateway
 
 BOT = 10001  # the built-in world's own account
 LAB = 30001  # the bot is an admin there; Alice (20001) owns it; Bob (20002) is an admin
@@ -426,3 +427,53 @@ async def test_an_account_restarting_takes_part_again() -> None:
         assert text(messages_of(events, b.self_id)[-1]) == "after the restart"
         history = await b.invoke("get_group_msg_history", {"group_id": LAB})
         assert text(history["messages"][-1]) == "after the restart"
+
+
+# --- through the gateway ------------------------------------------------------------------------
+
+
+async def test_two_sandbox_accounts_of_one_gateway_see_each_others_messages(
+    http: aiohttp.ClientSession,
+) -> None:
+    document = {
+        "accounts": [
+            {"name": "alpha", "backend": {"database": ":memory:"}},
+            {"name": "beta", "backend": {"database": ":memory:", "selfId": 10002}},
+        ],
+        "network": {
+            "httpServers": [http_entry("api")],
+            "websocketServers": [http_entry("ws", heartInterval=0)],  # unbound: both accounts
+        },
+    }
+    async with run_gateway(document) as gw:
+        api = gw.url("api")
+
+        async def call(self_id: int, action: str, **params: Any) -> Any:
+            async with http.post(f"{api}/{self_id}/{action}", json=params) as response:
+                body = await response.json()
+            assert body["retcode"] == 0, body
+            return body["data"]
+
+        url = gw.url("ws", "/").replace("http://", "ws://")
+        async with http.ws_connect(url) as ws:
+
+            async def next_message() -> dict[str, Any]:
+                while True:
+                    event: dict[str, Any] = await ws.receive_json(timeout=5)
+                    if event["post_type"] == "message":
+                        return event
+
+            sent = await call(BOT, "send_group_msg", group_id=LAB, message="hello beta")
+            got = await next_message()
+            assert (got["self_id"], got["user_id"], got["group_id"]) == (10002, BOT, LAB)
+            assert text(got) == "hello beta"
+
+            quote = {"type": "reply", "data": {"id": str(got["message_id"])}}
+            reply = [quote, {"type": "text", "data": {"text": "hi alpha"}}]
+            await call(10002, "send_group_msg", group_id=LAB, message=reply)
+            back = await next_message()
+            assert (back["self_id"], back["user_id"]) == (BOT, 10002)
+            assert back["message"][0]["data"]["id"] == str(sent["message_id"])
+
+            history = await call(10002, "get_group_msg_history", group_id=LAB)
+            assert [text(m) for m in history["messages"]] == ["hello beta", "hi alpha"]
