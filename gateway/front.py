@@ -113,6 +113,7 @@ class EntryFront:
     ) -> None:
         self.entry = entry
         self.scope = scope
+        self._registry = scope.accounts
         self._catalog = catalog
         self.metrics = metrics
         self.clock = clock
@@ -181,19 +182,26 @@ class EntryFront:
         """Route the call to its account (`route`), then the account dispatcher's `call` behind
         this entry's checks. A call that needs no check is handed over directly (no extra
         coroutine on the hot path)."""
-        if self._version != self.scope.accounts.version:
+        if self._version != self._registry.version:
             self._accounts_changed()
         account = self._only
-        if account is None or (type(params) is dict and "self_id" in params):
-            target = self.route(params, None)
-            if type(target) is not Account:
-                served = self.scope.served()
-                if served and self._unknown(action):
-                    # Any account answers 1404 alike: an unknown name needs no account.
-                    return served[0].dispatcher.call(action, params, echo, send)
-                return _answered(_refusal_envelope(target, action, echo))
-            account = target
-        return self.call_on(account, action, params, echo, send)
+        if account is not None and (type(params) is not dict or "self_id" not in params):
+            # The common call, inlined (`call_on`'s first step): one function call less.
+            try:
+                decision = self._decisions[action]
+            except KeyError:
+                decision = self._decide(action)
+            if decision is None:
+                return account.dispatcher.call(action, params, echo, send)
+            return self._checked(account, decision, action, params, echo, send)
+        target = self.route(params, None)
+        if type(target) is not Account:
+            served = self.scope.served()
+            if served and self._unknown(action):
+                # Any account answers 1404 alike: an unknown name needs no account.
+                return served[0].dispatcher.call(action, params, echo, send)
+            return _answered(_refusal_envelope(target, action, echo))
+        return self.call_on(target, action, params, echo, send)
 
     def _unknown(self, action: str) -> bool:
         """Whether no account can run `action` (not in the catalog, and no relay passes it)."""
@@ -264,7 +272,7 @@ class EntryFront:
         )
 
     def _accounts_changed(self) -> None:
-        self._version = self.scope.accounts.version
+        self._version = self._registry.version
         served = self.scope.served()
         # An entry naming accounts by QQ number may serve more once a relay learns its
         # number: its calls are routed one by one.
