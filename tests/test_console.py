@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(
 )
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 TOKEN = "console-token"
+A, B = 10001, 10002
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -70,12 +71,42 @@ async def pong_bot(url: str, ready: asyncio.Event) -> None:
                 await ws.send_json({"action": "send_msg", "params": params, "echo": "1"})
 
 
+def two_accounts() -> dict[str, Any]:
+    """Accounts `a` and `b` on one sandbox world, the pong bot on a WebSocket bound to `b`."""
+    return {
+        "accounts": [
+            {"name": "a", "backend": {"database": ":memory:", "selfId": A}},
+            {"name": "b", "backend": {"database": ":memory:", "selfId": B}},
+        ],
+        "network": {
+            "websocketServers": [{"name": "bot-ws", "enable": True, "port": 0, "heartInterval": 0}]
+        },
+        "admin": {"port": 0, "token": TOKEN},
+    }
+
+
 @pytest.fixture
 async def console() -> AsyncIterator[tuple[RunningGateway, Any]]:
-    async with run_gateway(document()) as gw:
+    async with open_console(document(), "/") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def two_account_console() -> AsyncIterator[tuple[RunningGateway, Any]]:
+    async with open_console(two_accounts(), f"/{B}/") as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def open_console(
+    config: dict[str, Any], bot_path: str
+) -> AsyncIterator[tuple[RunningGateway, Any]]:
+    """A gateway from `config`, the pong bot on its `bot-ws` entry at `bot_path`, and a page of
+    the console in Chromium."""
+    async with run_gateway(config) as gw:
         ready = asyncio.Event()
         ws_port = gw.supervisor.adapters["bot-ws"].port
-        bot = asyncio.create_task(pong_bot(f"ws://127.0.0.1:{ws_port}/", ready))
+        bot = asyncio.create_task(pong_bot(f"ws://127.0.0.1:{ws_port}{bot_path}", ready))
         await asyncio.wait_for(ready.wait(), 10)
         async with playwright_api.async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -132,6 +163,10 @@ async def test_overview_lists_every_configured_adapter(console: Any) -> None:
     assert "unlimited" in await page.inner_text("#adapters tr[data-name='bot-ws']")
     await page.wait_for_selector("#connection.live")
     assert "sandbox" in await page.inner_text("#backend")
+    # One account: no picker, no account table, no account filter.
+    assert await page.is_hidden("#account-picker")
+    assert await page.is_hidden("#accounts")
+    assert await page.is_hidden("#filter-account")
     await shot(page, "overview")
 
 
@@ -180,3 +215,66 @@ async def test_actions_panel_calls_get_login_info(console: Any) -> None:
     await page.select_option("#action-select", "get_stranger_info")
     assert await page.query_selector("#action-fields [name='user_id']") is not None
     await shot(page, "actions")
+
+
+# --- two accounts ------------------------------------------------------------------------------
+
+
+async def test_two_accounts_pick_one_for_the_overview_and_the_actions_panel(
+    two_account_console: Any,
+) -> None:
+    _, page = two_account_console
+    await log_in(page)
+    await page.wait_for_selector("#account-picker:not([hidden])")
+    options = await page.eval_on_selector_all("#account option", "os => os.map(o => o.value)")
+    assert options == ["a", "b"]
+    await page.wait_for_selector("#accounts:not([hidden]) tr[data-name='b']")
+    for name in ("a", "b"):
+        row = f"#accounts tr[data-name='{name}'] td:nth-child(4)"
+        assert await page.inner_text(row) == "online"
+    assert f"sandbox · {A} · online" == await page.inner_text("#backend")
+    await page.select_option("#account", "b")
+    await page.wait_for_function(f"document.querySelector('#backend').textContent.includes('{B}')")
+    await page.click("nav button[data-tab='actions']")
+    await page.wait_for_selector("#action-select option[value='get_login_info']", state="attached")
+    await page.select_option("#action-select", "get_login_info")
+    await page.click("#action-form button[type='submit']")
+    await page.wait_for_function(f"document.querySelector('#envelope').textContent.includes('{B}')")
+    assert f'"user_id": {B}' in await page.inner_text("#envelope")
+    await page.click("nav button[data-tab='overview']")
+    await page.wait_for_selector("#accounts tr.picked[data-name='b']")
+    await shot(page, "accounts")
+
+
+async def test_two_accounts_chat_as_the_picked_one_and_filter_events_by_account(
+    two_account_console: Any,
+) -> None:
+    _, page = two_account_console
+    await log_in(page)
+    await page.wait_for_selector("#account-picker:not([hidden])")
+    await page.select_option("#account", "b")
+    await page.click("nav button[data-tab='chat']")
+    await page.click("#groups li[data-group='30001']")
+    await page.wait_for_selector("#chat-as option[value='20003']", state="attached")
+    await page.select_option("#chat-as", "20003")
+    await page.fill("#chat-input", "ping")
+    await page.click("#chat-form button[type='submit']")
+    # The bot bound to `b` answers; the chat shows `b`'s copy of the group once.
+    await page.wait_for_selector("#messages li.bot .bubble:text('pong')")
+    assert await page.locator("#messages li.user .bubble:text('ping')").count() == 1
+    await page.click("nav button[data-tab='events']")
+    # Both accounts are in group 30001: each gets the member's message.
+    for self_id in (A, B):
+        await page.wait_for_selector(f"#event-list li[data-self-id='{self_id}']")
+    assert not await page.is_hidden("#filter-account")
+    await page.select_option("#filter-account", str(A))
+    shown = await page.eval_on_selector_all(
+        "#event-list li", "items => items.map(i => i.dataset.selfId)"
+    )
+    assert shown and set(shown) == {str(A)}
+    assert "[a]" in await page.inner_text("#event-list li")
+    await page.select_option("#filter-account", "")
+    shown = await page.eval_on_selector_all(
+        "#event-list li", "items => items.map(i => i.dataset.selfId)"
+    )
+    assert set(shown) == {str(A), str(B)}

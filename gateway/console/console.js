@@ -3,7 +3,10 @@
 
 const $ = (selector) => document.querySelector(selector);
 const state = { token: sessionStorage.getItem("obg-token") || "", events: [], chat: null,
-                lastAnswered: null, lastTime: 0, self_id: 0, catalog: [] };
+                lastAnswered: null, lastTime: 0, self_id: 0, catalog: [],
+                // The accounts of the last overview, and the one the chat and actions views use
+                // (by name; the first account until one is picked).
+                accounts: [], account: "", overview: null };
 const MAX_EVENTS = 500;
 
 // --- API -------------------------------------------------------------------------------------
@@ -20,7 +23,8 @@ async function api(path, body) {
   return response.json();
 }
 
-const call = (action, params = {}) => api("/api/call", { action, params });
+// Runs on the picked account (the only one of a one-account gateway).
+const call = (action, params = {}) => api("/api/call", { action, params, account: state.account || undefined });
 
 // --- login -----------------------------------------------------------------------------------
 
@@ -67,9 +71,9 @@ function openStream() {
 }
 
 function render(overview) {
-  const backend = overview.backend;
-  state.self_id = backend.self_id;
-  $("#backend").textContent = `${backend.kind} · ${backend.self_id} · ${backend.state}`;
+  state.overview = overview;
+  renderAccounts(overview.accounts || []);
+  renderBackend();
   $("#events-published").textContent = overview.events_published;
   const answered = Object.values(overview.actions).reduce((a, b) => a + b, 0);
   const now = Date.now() / 1000;
@@ -86,6 +90,73 @@ function render(overview) {
     `<td>${esc(policyText(a.policy))}</td><td>${esc(rateText(a.send_rate))}</td></tr>`);
   $("#adapters tbody").innerHTML = rows.join("");
 }
+
+// --- accounts --------------------------------------------------------------------------------
+
+function picked() {
+  return state.accounts.find((a) => a.name === state.account) || state.accounts[0];
+}
+
+function accountName(selfId) {
+  const account = state.accounts.find((a) => a.self_id === selfId);
+  return account ? account.name : String(selfId);
+}
+
+// The picker, the events' account filter and the accounts table; the picker and the table only
+// show when there is more than one account.
+function renderAccounts(accounts) {
+  const names = accounts.map((a) => `${a.name}:${a.self_id}`).join(",");
+  const changed = names !== state.accounts.map((a) => `${a.name}:${a.self_id}`).join(",");
+  state.accounts = accounts;
+  if (!state.account && accounts.length) state.account = accounts[0].name;
+  const several = accounts.length > 1;
+  if (changed) {
+    $("#account").innerHTML = accounts.map((a) => `<option value="${esc(a.name)}">${esc(a.name)} (${a.self_id})</option>`).join("");
+    const filter = $("#filter-account"), wanted = filter.value;
+    filter.innerHTML = `<option value="">all accounts</option>` +
+      accounts.map((a) => `<option value="${a.self_id}">${esc(a.name)} (${a.self_id})</option>`).join("");
+    filter.value = accounts.some((a) => String(a.self_id) === wanted) ? wanted : "";
+    if (accounts.length && !accounts.some((a) => a.name === state.account)) {
+      pickAccount(accounts[0].name);  // the picked account was removed (a reload)
+      return;
+    }
+  }
+  $("#account").value = (picked() || {}).name || "";
+  $("#account-picker").hidden = !several;
+  $("#filter-account").hidden = !several;
+  $("#accounts").hidden = !several;
+  $("#accounts tbody").innerHTML = accounts.map((a) => {
+    const answered = Object.values(a.actions || {}).reduce((x, y) => x + y, 0);
+    return `<tr data-name="${esc(a.name)}" class="${a === picked() ? "picked" : ""}"><td>${esc(a.name)}</td>` +
+      `<td>${a.self_id}</td><td>${esc(a.kind)}</td><td class="state-${esc(a.state)}">${esc(a.state)}</td><td>${answered}</td></tr>`;
+  }).join("");
+}
+
+// The picked account's backend and state (the first account's when there is none).
+function renderBackend() {
+  const backend = picked() || state.overview.backend;
+  state.self_id = backend.self_id;
+  $("#backend").textContent = `${backend.kind} · ${backend.self_id} · ${backend.state}`;
+}
+
+// The chat and actions views follow the picked account: its contacts, its catalog.
+function pickAccount(name) {
+  state.account = name;
+  const account = picked();
+  state.self_id = account ? account.self_id : 0;
+  state.chat = null;
+  $("#chat-title").textContent = "Pick a friend or a group";
+  $("#messages").innerHTML = "";
+  $("#chat-as").innerHTML = "";
+  $("#chat-status").textContent = "";
+  $("#envelope").textContent = "";
+  renderAccounts(state.accounts);
+  renderBackend();
+  loadContacts();
+  loadCatalog();
+}
+
+$("#account").addEventListener("change", () => pickAccount($("#account").value));
 
 // An entry's `actions` rules in one line (process-level actions need an explicit allow).
 function policyText(policy) {
@@ -114,20 +185,22 @@ function summary(event) {
   const kind = event.message_type || event.notice_type || event.request_type || event.meta_event_type || "";
   const where = event.group_id ? `group ${event.group_id}` : event.user_id ? `user ${event.user_id}` : "";
   const text = event.raw_message || event.sub_type || "";
-  return `${new Date(event.time * 1000).toLocaleTimeString()} ${event.post_type}/${kind} ${where} ${text}`;
+  const account = state.accounts.length > 1 ? ` [${accountName(event.self_id)}]` : "";
+  return `${new Date(event.time * 1000).toLocaleTimeString()}${account} ${event.post_type}/${kind} ${where} ${text}`;
 }
 
 function renderEvents() {
   const type = $("#filter-type").value, chat = $("#filter-chat").value.trim(), text = $("#filter-text").value.trim();
-  const shown = state.events.filter((e) => (!type || e.post_type === type) &&
+  const account = $("#filter-account").value;
+  const shown = state.events.filter((e) => (!account || String(e.self_id) === account) && (!type || e.post_type === type) &&
     (!chat || String(e.group_id) === chat || String(e.user_id) === chat) &&
     (!text || JSON.stringify(e).includes(text)));
   $("#event-list").innerHTML = shown.map((e) =>
-    `<li data-post-type="${e.post_type}"><details><summary>${esc(summary(e))}</summary>` +
+    `<li data-post-type="${e.post_type}" data-self-id="${e.self_id}"><details><summary>${esc(summary(e))}</summary>` +
     `<pre>${esc(JSON.stringify(e, null, 2))}</pre></details></li>`).join("");
 }
 
-["#filter-type", "#filter-chat", "#filter-text"].forEach((s) => $(s).addEventListener("input", renderEvents));
+["#filter-account", "#filter-type", "#filter-chat", "#filter-text"].forEach((s) => $(s).addEventListener("input", renderEvents));
 $("#events-clear").addEventListener("click", () => { state.events = []; renderEvents(); });
 
 // --- chat ------------------------------------------------------------------------------------
@@ -135,6 +208,8 @@ $("#events-clear").addEventListener("click", () => { state.events = []; renderEv
 async function loadContacts() {
   const friends = await call("get_friend_list");
   const groups = await call("get_group_list");
+  $("#friends").innerHTML = "";
+  $("#groups").innerHTML = "";
   if (friends.retcode !== 0) { $("#chat-status").textContent = friends.message; return; }
   $("#friends").innerHTML = friends.data.map((f) => `<li data-user="${f.user_id}">${esc(f.remark || f.nickname)} (${f.user_id})</li>`).join("");
   $("#groups").innerHTML = (groups.data || []).map((g) => `<li data-group="${g.group_id}">${esc(g.group_name)} (${g.group_id})</li>`).join("");
@@ -158,6 +233,8 @@ async function openChat(li) {
 
 function inChat(event) {
   const chat = state.chat;
+  // Each account gets its own copy of what happens in a shared group: show the picked one's.
+  if (event.self_id !== undefined && event.self_id !== state.self_id) return false;
   if (event.post_type === "notice") return chat.group ? event.group_id === chat.group : event.user_id === chat.user && !event.group_id;
   if (event.post_type !== "message" && event.post_type !== "message_sent") return false;
   if (chat.group) return event.message_type === "group" && event.group_id === chat.group;
@@ -221,7 +298,7 @@ $("#chat-request").addEventListener("click", async () => {
 // --- actions ---------------------------------------------------------------------------------
 
 async function loadCatalog() {
-  const catalog = await api("/api/catalog");
+  const catalog = await api(state.account ? `/api/catalog?account=${encodeURIComponent(state.account)}` : "/api/catalog");
   state.catalog = catalog.actions;
   $("#action-select").innerHTML = catalog.actions.map((a) => `<option value="${a.name}">${a.name}</option>`).join("");
   $("#action-names").innerHTML = catalog.actions.map((a) => `<option value="${a.name}">`).join("");
