@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.config import load_config
 from tests.conftest import RunningGateway, http_entry, run_gateway
 
 A, B, C = 10001, 10002, 10003
@@ -358,3 +359,15 @@ async def test_http_post_sends_each_event_with_its_account_and_quick_operation_g
     assert (header, event["self_id"]) == (str(B), B)
     assert "quick" in mine[-1]["raw_message"]
     assert not [m for m in history_c["data"]["messages"] if m["user_id"] == C]
+
+
+def test_the_example_accounts_config_is_valid() -> None:
+    config = load_config("examples/config/accounts.json5", env={})
+    accounts = config.account_configs()
+    assert [a.name for a in accounts] == ["alpha", "beta", "gamma"]
+    assert [a.backend.database for a in accounts] == [  # type: ignore[union-attr]
+        "sandbox-alpha.db",
+        "sandbox-beta.db",
+        "sandbox-gamma.db",
+    ]
+    assert config.network.websocket_servers[0].accounts == ("gamma",)
