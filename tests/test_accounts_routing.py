@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -371,3 +372,46 @@ def test_the_example_accounts_config_is_valid() -> None:
         "sandbox-gamma.db",
     ]
     assert config.network.websocket_servers[0].accounts == ("gamma",)
+
+
+async def sse_messages(http: aiohttp.ClientSession, url: str, count: int, **headers: str) -> Any:
+    """Open an SSE stream; return (the response, a task collecting `count` message events)."""
+    response = await http.get(url, headers=headers)
+
+    async def collect() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        async for line in response.content:
+            if line.startswith(b"data: "):
+                event = json.loads(line[6:])
+                if event.get("post_type") == "message":
+                    found.append(event)
+                    if len(found) == count:
+                        return found
+        return found
+
+    return response, asyncio.create_task(collect())
+
+
+async def test_sse_streams_bound_by_path_or_header_get_their_account_only(
+    http: aiohttp.ClientSession,
+) -> None:
+    sse = {"name": "sse", "enable": True, "host": "127.0.0.1", "port": 0}
+    async with run_gateway(three_accounts(httpSseServers=[sse])) as gw:
+        by_path, from_path = await sse_messages(http, gw.url("sse", f"/{B}/_events"), 1)
+        by_header, from_header = await sse_messages(
+            http, gw.url("sse", "/_events"), 1, **{"X-Self-ID": str(C)}
+        )
+        unbound, from_all = await sse_messages(http, gw.url("sse", "/_events"), 3)
+        refused = await http.get(gw.url("sse", "/99/_events"))
+        for account in ("a", "b", "c"):
+            await receive(gw, account, 30001, f"for {account}")
+        async with asyncio.timeout(10):
+            path_events, header_events, all_events = await asyncio.gather(
+                from_path, from_header, from_all
+            )
+        for response in (by_path, by_header, unbound):
+            response.close()
+    assert [e["self_id"] for e in path_events] == [B]
+    assert [e["self_id"] for e in header_events] == [C]
+    assert sorted(e["self_id"] for e in all_events) == [A, B, C]
+    assert refused.status == 403 and (await refused.json())["retcode"] == 1403

@@ -21,6 +21,7 @@ from gateway.bus import EventBus, Subscription
 from gateway.front import BoundFront, EntryFront
 from gateway.metrics import Metrics
 from gateway.network.auth import request_token, token_matches
+from gateway.network.binding import split_account_path
 from gateway.network.body_parser import BodyParser
 from gateway.network.malformed import EnvelopeServer
 from gateway.network.ws_connection import (
@@ -172,7 +173,8 @@ class Listener:
             return routes[0][2]
 
         async def route(request: web.BaseRequest) -> web.StreamResponse:
-            path, method = request.path, request.method
+            # A `/<self_id>` prefix names an account (`gateway.network.binding`), not a route.
+            path, method = split_account_path(request.path)[1], request.method
             for route_method, route_path, handler in routes:
                 if route_path in ("*", path) and route_method in ("*", method):
                     return await handler(request)

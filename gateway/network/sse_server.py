@@ -1,12 +1,13 @@
 """`httpSseServers[]`: an HTTP API server that also streams events on `GET /_events`.
 
-Each event is one `id:` line and one `data:` line of JSON; an idle stream gets a `: keep-alive`
-comment every `keepAliveInterval` ms so proxies do not cut it. Heartbeat meta events come every
-`heartInterval` ms (0 disables) through the stream's subscription like any event, whether or not
-the entry also accepts WebSockets; no `lifecycle` is sent (OneBot 11 sends `connect` on
-WebSockets only; NapCat's SSE sends none). The token is checked like any request. (Written here
-rather than with aiohttp-sse: the bus hands us pre-encoded bytes shared by every subscriber, and
-that library wants a `str` per send.)
+Each event is one `id:` line and one `data:` line of JSON (on an entry serving several
+accounts, `/<self_id>/_events` or an `X-Self-ID` header streams one account's); an idle
+stream gets a `: keep-alive` comment every `keepAliveInterval` ms so proxies do not cut it.
+Heartbeat meta events come every `heartInterval` ms (0 disables) through the stream's
+subscription like any event, whether or not the entry also accepts WebSockets; no `lifecycle`
+is sent (OneBot 11 sends `connect` on WebSockets only; NapCat's SSE sends none). The token is
+checked like any request. (Written here rather than with aiohttp-sse: the bus hands us
+pre-encoded bytes shared by every subscriber, and that library wants a `str` per send.)
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from aiohttp import web
 
 from gateway.bus import Subscription, SubscriptionClosed
 from gateway.config import HttpSseServerConfig
+from gateway.network.binding import bind, split_account_path
 from gateway.network.http_server import HttpServer
 from gateway.network.listener import Services
 from gateway.network.ws_connection import settings_for
+from gateway.protocol import envelope
+from gateway.protocol.envelope import ActionError
 
 log = structlog.get_logger("gateway.sse")
 
@@ -57,6 +61,12 @@ class SseServer(HttpServer):
 
     async def _events(self, request: web.BaseRequest) -> web.StreamResponse:
         settings = self._stream_settings
+        # `/<self_id>/_events` or an X-Self-ID header: that account's events only.
+        binding = bind(self.dispatcher, request, split_account_path(request.path)[0])
+        if isinstance(binding, ActionError):
+            return self._answer(request, envelope.from_error(binding), binding.http_status)
+        if binding.account is not None:
+            settings = settings.bound_to(binding.account)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
