@@ -371,15 +371,17 @@ class RelayBackend:
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 log.error("relay_task_failed", exc_info=outcome)
-        # The connected upstream first (its handler then ends; one that redials meanwhile is
-        # refused with 503), then the listener lets go of this account, closing if it was the
-        # last one there (which waits for the handlers).
-        await self._close_upstream()
+        # The listener lets go of this account first: an upstream that redials once dropped is
+        # refused, or finds no port when this was the listener's last account (the listener
+        # then closes this upstream itself, after it stopped listening).
         await self._listeners.detach(self)
+        await self.close_upstream()
         if self._session is not None:
             await self._session.close()
 
-    async def _close_upstream(self) -> None:
+    async def close_upstream(self) -> None:
+        """Close the connected upstream, if any (it is dialled again in forward mode unless
+        stopping)."""
         socket = self._socket
         if socket is not None:
             with contextlib.suppress(Exception):

@@ -34,6 +34,8 @@ from gateway.protocol.envelope import Retcode, failed
 log = structlog.get_logger("gateway.relay")
 
 MAX_SELF_ID: Final = 2**63 - 1
+CLOSE_TIMEOUT: Final = 2.0
+"""Seconds closing a listener waits for its request handlers."""
 SHOWN_HEADER: Final = 24
 """Characters of a refused header value repeated in the refusal (the rest is elided)."""
 
@@ -62,6 +64,9 @@ class ReverseAccount(Protocol):
         X-Self-ID; `shared` says the listener serves other accounts too (the account then keeps
         its configured QQ number instead of learning one)."""
         ...
+
+    async def close_upstream(self) -> None:
+        """Close its connected upstream, if any (its `accept` then returns)."""
 
 
 def refusal(status: int, retcode: Retcode, message: str) -> web.Response:
@@ -102,7 +107,9 @@ class RelayListener:
         # One route for every path: accounts (and so paths) come and go while the app runs,
         # and an aiohttp router is frozen once the app starts.
         app.router.add_get("/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        # Handlers are upstream connections, closed by their accounts before the listener
+        # closes, and refusals: the timeout only bounds a connection accepted as it closed.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
@@ -112,12 +119,20 @@ class RelayListener:
         self._runner = runner
         log.info("relay_listening", address=self.address)
 
-    async def close(self) -> None:
-        """Stop listening and wait for the handlers (their accounts closed their sockets)."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            log.info("relay_listener_closed", address=self.address)
+    async def close(self, last: ReverseAccount) -> None:
+        """Stop listening, close the upstream of `last` (the account that was left), then wait
+        for the handlers."""
+        runner = self._runner
+        if runner is None:
+            return
+        self._runner = None
+        # Listening stops first: an upstream that redials the moment it is dropped finds no
+        # port, instead of a connection the shutdown below would wait on.
+        for site in list(runner.sites):
+            await site.stop()
+        await last.close_upstream()
+        await runner.cleanup()
+        log.info("relay_listener_closed", address=self.address)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         # Checked before the upgrade: a wrong peer never gets a socket.
@@ -223,8 +238,9 @@ class RelayListeners:
             return listener
 
     async def detach(self, account: ReverseAccount) -> None:
-        """Stop handing upstreams to `account`; close its listener if it was the last there.
-        Does nothing for an account that is not attached."""
+        """Stop handing upstreams to `account`; if it was the last there, close the listener
+        (and the account's upstream with it). Does nothing for an account that is not
+        attached."""
         async with self._lock:
             listener = self._of.pop(account, None)
             if listener is None:
@@ -234,7 +250,7 @@ class RelayListeners:
                 return
             if self._shared.get((listener.host, listener.port)) is listener:
                 del self._shared[(listener.host, listener.port)]
-            await listener.close()
+            await listener.close(account)
 
     def listener_of(self, account: ReverseAccount) -> RelayListener | None:
         """The listener serving `account`, if attached."""
