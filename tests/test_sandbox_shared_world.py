@@ -22,6 +22,7 @@ from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.backends.sandbox.exchange import SandboxExchange
 from gateway.bus import EventBus, SubscriberOptions
 from gateway.config import ConfigError, SandboxBackendConfig
+from gateway.protocol.envelope import ActionFailed
 from tests.conftest import capture_logs, http_entry, run_gateway
 
 BOT = 10001  # the built-in world's own account
@@ -70,8 +71,8 @@ async def shared_world() -> AsyncIterator[SharedWorld]:
 
 
 def messages_of(events: list[dict[str, Any]], self_id: int) -> list[dict[str, Any]]:
-    """The `message` events (not the bot's own `message_sent`) of one account."""
-    return [e for e in events if e["post_type"] == "message" and e["self_id"] == self_id]
+    """The `message` events (not the bot's own `message_sent`) of one account (0: of all)."""
+    return [e for e in events if e["post_type"] == "message" and self_id in (0, e["self_id"])]
 
 
 def text(event: dict[str, Any]) -> str:
@@ -326,6 +327,57 @@ async def test_one_account_alone_shares_nothing() -> None:
         events = await world.published()
         assert messages_of(events, b.self_id) == []  # sent before B took part
         assert world.exchange.delivered == 0
+
+
+async def test_a_recall_reaches_every_account_holding_the_message() -> None:
+    async with shared_world() as world:
+        a = await world.add()
+        b = await world.add(self_id=10002)
+        c = await world.add(self_id=10003)
+        await world.published()
+
+        # The sender recalls its own message: each copy is recalled, with its own notice.
+        sent = await a.invoke("send_group_msg", {"group_id": LAB, "message": "oops"})
+        copies = {e["self_id"]: e["message_id"] for e in messages_of(await world.published(), 0)}
+        await a.invoke("delete_msg", {"message_id": sent["message_id"]})
+        events = await world.published()
+        recalls = {e["self_id"]: e for e in events if e.get("notice_type") == "group_recall"}
+        assert set(recalls) == {BOT, 10002, 10003}
+        for receiver in (b, c):
+            notice = recalls[receiver.self_id]
+            assert notice["message_id"] == copies[receiver.self_id]
+            assert (notice["user_id"], notice["operator_id"], notice["group_id"]) == (
+                BOT,
+                BOT,
+                LAB,
+            )
+            with pytest.raises(ActionFailed, match="was recalled"):
+                await receiver.invoke("get_msg", {"message_id": copies[receiver.self_id]})
+
+        # An admin's bot (A, in its own store) recalls B's message: B's original and C's copy go.
+        said = await b.invoke("send_group_msg", {"group_id": LAB, "message": "spam"})
+        [in_a] = messages_of(await world.published(), BOT)
+        await a.invoke("delete_msg", {"message_id": in_a["message_id"]})
+        events = await world.published()
+        recalls = {e["self_id"]: e for e in events if e.get("notice_type") == "group_recall"}
+        assert set(recalls) == {BOT, 10002, 10003}
+        assert recalls[10002]["message_id"] == said["message_id"]
+        assert (recalls[10002]["user_id"], recalls[10002]["operator_id"]) == (10002, BOT)
+        history = await b.invoke("get_group_msg_history", {"group_id": LAB})
+        assert [text(m) for m in history["messages"]] == []
+        assert world.exchange.failed == 0
+
+        # A private message recalled: the receiving account gets a friend_recall.
+        alice = await world.add(self_id=ALICE)
+        private = await a.invoke("send_private_msg", {"user_id": ALICE, "message": "psst"})
+        [copy] = messages_of(await world.published(), ALICE)
+        await a.invoke("delete_msg", {"message_id": private["message_id"]})
+        events = await world.published()
+        [notice] = [e for e in events if e["self_id"] == ALICE]
+        assert notice["notice_type"] == "friend_recall"
+        assert (notice["user_id"], notice["message_id"]) == (BOT, copy["message_id"])
+        with pytest.raises(ActionFailed, match="was recalled"):
+            await alice.invoke("get_msg", {"message_id": copy["message_id"]})
 
 
 # --- seeding as another account -----------------------------------------------------------------

@@ -22,6 +22,10 @@ INBOX_SIZE messages) and one task working through it, so messages from A reach B
 sent them. A message the receiver cannot take (its store refuses it, it is stopped, its inbox is
 full) is counted in `failed` and logged (at most once a second), never raised to the sender.
 
+A recall (`delete_msg`) reaches every account holding the message: the copies of a message the
+bot sent, and the original of a copy an admin's bot recalled; each publishes its own recall
+notice, with the recalling account's bot as the operator.
+
 What a segment points at in the sender's store is carried over: media content (stored again in
 the receiver's store, under the same content-derived id), a forward bundle (stored under the
 same id, read back in the receiver's chat), and a reply, which quotes the receiver's copy of
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import structlog
 
 from gateway.backends.sandbox.forwards import forward_id_of, load_bundle
+from gateway.backends.sandbox.history import publish_recall
 from gateway.backends.sandbox.media import Blob, Source, media_row
 from gateway.backends.sandbox.membership import speaker
 from gateway.backends.sandbox.message_store import (
@@ -48,6 +53,7 @@ from gateway.backends.sandbox.message_store import (
     has_media,
     media_uris,
     message_event,
+    row_dict,
 )
 from gateway.backends.sandbox.simulated import (
     GroupReceipt,
@@ -85,6 +91,20 @@ class _Sent(NamedTuple):
     nickname: str
     message: dict[str, Any]
 
+    @property
+    def message_id(self) -> int:
+        """The message's id in the sender's store."""
+        return int(self.message["message_id"])
+
+
+class _Recall(NamedTuple):
+    """A message one account's bot recalled, and the receiver's id of its copy (or original)."""
+
+    self_id: int
+    message_id: int
+    """The recalled message's id in the recalling account's store."""
+    copy_id: int
+
 
 class _Inbox:
     """One receiver's queue of messages and the task delivering them in order."""
@@ -93,7 +113,7 @@ class _Inbox:
         self.account = account
         self.self_id = account.self_id
         self.size = size
-        self.items: deque[_Sent] = deque()
+        self.items: deque[_Sent | _Recall] = deque()
         self.open = True
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()
@@ -183,6 +203,18 @@ class SandboxExchange:
         if receiver is not None and receiver.account is not account:
             self._offer(receiver, sent)
 
+    def recalled(self, account: Sandbox, message: dict[str, Any]) -> None:
+        """Share a recall `account`'s bot made (`delete_msg`, after its own notice): each
+        account holding the message (a copy, or the original another account sent) recalls it
+        too, after what it was delivered before, and publishes its own recall notice."""
+        self_id = account.self_id
+        message_id = message["message_id"]
+        for receiver, inbox in self._inboxes.items():
+            if receiver != self_id:
+                copy_id = self._local(self_id, message_id, receiver)
+                if copy_id is not None:
+                    self._offer(inbox, _Recall(self_id, message_id, copy_id))
+
     # --- delivery -------------------------------------------------------------------------
 
     def _share(self) -> None:
@@ -190,11 +222,11 @@ class SandboxExchange:
         for inbox in self._inboxes.values():
             inbox.account.shared_world = shared
 
-    def _offer(self, inbox: _Inbox, sent: _Sent) -> None:
+    def _offer(self, inbox: _Inbox, item: _Sent | _Recall) -> None:
         if len(inbox.items) >= inbox.size:
-            self._fail(sent, inbox.self_id, f"its inbox is full ({inbox.size} messages)")
+            self._fail(item, inbox.self_id, f"its inbox is full ({inbox.size} messages)")
             return
-        inbox.items.append(sent)
+        inbox.items.append(item)
         inbox.idle.clear()
         inbox.wake.set()
 
@@ -209,9 +241,17 @@ class SandboxExchange:
             pending: list[tuple[_Sent, asyncio.Future[Any]]] = []
             while inbox.items:
                 sent = inbox.items.popleft()
-                if pending and (len(pending) >= MAX_PIPELINED or _quotes(sent)):
+                if pending and (
+                    len(pending) >= MAX_PIPELINED or isinstance(sent, _Recall) or _quotes(sent)
+                ):
                     await self._finish(pending, receiver)
                     pending = []
+                if isinstance(sent, _Recall):
+                    try:
+                        await self._recall(sent, receiver)
+                    except Exception as error:
+                        self._fail(sent, inbox.self_id, error)
+                    continue
                 try:
                     write = await self._start(sent, receiver)
                 except Exception as error:  # the receiver's failure is never the sender's
@@ -290,14 +330,28 @@ class SandboxExchange:
             if result is None:
                 continue
             stored = result.message if isinstance(result, GroupReceipt) else result
-            self._remember(sent.self_id, sent.message["message_id"], to, stored["message_id"])
+            self._remember(sent.self_id, sent.message_id, to, stored["message_id"])
             self.delivered += 1
             if isinstance(result, GroupReceipt):
                 publish_group_receipt(receiver, result)
             else:
                 receiver.publish(message_event(stored, to))
 
-    def _fail(self, sent: _Sent, to: int, error: Exception | str) -> None:
+    async def _recall(self, recall: _Recall, receiver: Sandbox) -> None:
+        def write(db: sqlite3.Connection) -> dict[str, Any] | None:
+            row = db.execute(
+                "SELECT * FROM messages WHERE message_id = ?", (recall.copy_id,)
+            ).fetchone()
+            if row is None or row["recalled"]:
+                return None
+            db.execute("UPDATE messages SET recalled = 1 WHERE message_id = ?", (recall.copy_id,))
+            return row_dict(row)
+
+        message = await receiver.store.run(write)
+        if message is not None:
+            publish_recall(receiver, message, operator_id=recall.self_id)
+
+    def _fail(self, sent: _Sent | _Recall, to: int, error: Exception | str) -> None:
         self.failed += 1
         self._failed_since_log += 1
         now = time.monotonic()
@@ -306,7 +360,7 @@ class SandboxExchange:
                 "sandbox_exchange_failed",
                 from_self_id=sent.self_id,
                 to_self_id=to,
-                message_id=sent.message["message_id"],
+                message_id=sent.message_id,
                 error=str(error) or type(error).__name__,
                 failed=self._failed_since_log,
                 failed_total=self.failed,

@@ -113,7 +113,10 @@ async def delete_msg(sandbox: Sandbox, p: MessageId) -> None:
         db.execute("UPDATE messages SET recalled = 1 WHERE message_id = ?", (p.message_id,))
         return message
 
-    publish_recall(sandbox, await sandbox.store.run(recall), operator_id=self_id)
+    message = await sandbox.store.run(recall)
+    publish_recall(sandbox, message, operator_id=self_id)
+    if sandbox.shared_world is not None:  # the copies other sandbox accounts hold
+        sandbox.shared_world.recalled(sandbox, message)
 
 
 def publish_recall(sandbox: Sandbox, message: dict[str, Any], operator_id: int) -> None:
