@@ -18,9 +18,12 @@ What a receiver stores is never sent on: receiving is not sending.
 
 Delivery runs off the sender's call path: `sent` only queues, after the sender's write has
 committed and its own event is published; each receiver has a queue (an inbox, at most
-INBOX_SIZE messages) and one task working through it, so messages from A reach B in the order A
-sent them. A message the receiver cannot take (its store refuses it, it is stopped, its inbox is
-full) is counted in `failed` and logged (at most once a second), never raised to the sender.
+INBOX_SIZE messages) and one task working through it, so messages from A reach B in the order
+A's store committed them (the order of A's own events). A message the receiver cannot take (its
+store refuses it, say for a mute it knows of; it is stopped; its inbox is full) is counted in
+`failed` and logged (at most once a second), never raised to the sender. An account that is not
+registered (stopped, or restarting) gets nothing sent meanwhile, later either: there is no
+offline queue. Use an exchange from one event loop.
 
 A recall (`delete_msg`) reaches every account holding the message: the copies of a message the
 bot sent, and the original of a copy an admin's bot recalled; each publishes its own recall
@@ -131,7 +134,8 @@ class SandboxExchange:
         self.delivered = 0
         """Messages stored and published by a receiving account."""
         self.failed = 0
-        """Messages a receiving account could not take (refused, stopped, inbox full)."""
+        """Messages and recalls a receiving account could not take (refused, stopped, inbox
+        full)."""
         self._inboxes: dict[int, _Inbox] = {}
         self._closing: dict[int, _Inbox] = {}
         # (account, its message id) of a copy → (sending account, the original's id), and
