@@ -91,6 +91,11 @@ AccountRef = Annotated[int, Field(gt=0, lt=2**63)] | str
 """An account named in an entry's `accounts`: its `name`, or its QQ number (`self_id`)."""
 
 
+def _qq_or_name(ref: AccountRef) -> AccountRef:
+    """A string of ASCII digits as the QQ number it is; anything else as it is."""
+    return int(ref) if isinstance(ref, str) and ref.isascii() and ref.isdigit() else ref
+
+
 class _AdapterEntry(_Model):
     """Fields every adapter entry has."""
 
@@ -132,7 +137,10 @@ class _AdapterEntry(_Model):
         if not refs:
             raise ValueError("an entry must serve at least one account (omit `accounts` for all)")
         # A string of digits is a QQ number (account names are never all digits).
-        return tuple(int(ref) if isinstance(ref, str) and ref.isdigit() else ref for ref in refs)
+        return tuple(
+            int(ref) if isinstance(ref, str) and ref.isascii() and ref.isdigit() else ref
+            for ref in refs
+        )
 
     @field_validator("event_filter")
     @classmethod

@@ -460,8 +460,8 @@ class BoundFront:
 
 
 def qq_number(value: Any) -> int | None:
-    """`value` as a QQ number (a positive integer, or a string of digits), else None."""
-    if type(value) is str and value.isdigit() and len(value) < 20:
+    """`value` as a QQ number (a positive integer, or a string of ASCII digits), else None."""
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 20:
         value = int(value)
     if type(value) is int and 0 < value < 2**63:
         return value

@@ -28,13 +28,13 @@ class Binding:
 
 
 def split_account_path(path: str) -> tuple[str | None, str]:
-    """A leading all-digits path segment and the rest: `/10001/api` → (`10001`, `/api`),
+    """A leading path segment of ASCII digits and the rest: `/10001/api` → (`10001`, `/api`),
     `/10001` → (`10001`, `/`), `/api` → (None, `/api`). Actions and roles are never all
     digits, so the prefix is unambiguous."""
-    if len(path) < 2 or not path[1].isdigit():
+    if len(path) < 2 or not "0" <= path[1] <= "9":
         return None, path
     head, slash, rest = path[1:].partition("/")
-    if not head.isdigit():
+    if not (head.isascii() and head.isdigit()):
         return None, path
     return head, "/" + rest if slash else "/"
 
