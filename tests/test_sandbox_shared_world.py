@@ -463,10 +463,10 @@ async def test_an_account_restarting_takes_part_again() -> None:
         a = await world.add()
         b = await world.add(self_id=10002)
         await world.published()
-        await asyncio.gather(
+        sends = await asyncio.gather(
             *(a.invoke("send_group_msg", {"group_id": LAB, "message": f"{n}"}) for n in range(20))
         )
-        await b.invoke("set_restart", {"delay": 0})
+        await b.invoke("set_restart", {"delay": 0})  # `:memory:`: its message ids start anew
         while True:  # the restart runs in a task of its own: wait for its lifecycle event
             event = orjson.loads(await world.events.get())
             if event.get("meta_event_type") == "lifecycle" and event["sub_type"] == "enable":
@@ -479,6 +479,18 @@ async def test_an_account_restarting_takes_part_again() -> None:
         assert text(messages_of(events, b.self_id)[-1]) == "after the restart"
         history = await b.invoke("get_group_msg_history", {"group_id": LAB})
         assert text(history["messages"][-1]) == "after the restart"
+
+        # A quote of a message sent before the restart never names another message in B's
+        # new store: it quotes B's copy if the new store got one, or is left out.
+        for n in (0, 19):
+            quote = {"type": "reply", "data": {"id": str(sends[n]["message_id"])}}
+            message = [quote, {"type": "text", "data": {"text": "re"}}]
+            await a.invoke("send_group_msg", {"group_id": LAB, "message": message})
+            [copy] = messages_of(await world.published(), b.self_id)
+            for segment in copy["message"]:
+                if segment["type"] == "reply":
+                    quoted = await b.invoke("get_msg", {"message_id": int(segment["data"]["id"])})
+                    assert text(quoted) == f"{n}"
 
 
 # --- through the gateway ------------------------------------------------------------------------

@@ -39,6 +39,7 @@ copies are remembered while both accounts are registered, MAX_REMEMBERED at most
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import time
 from collections import OrderedDict, deque
@@ -91,6 +92,8 @@ class _Sent(NamedTuple):
 
     account: Sandbox
     self_id: int
+    generation: int
+    """The sender's registration (see `_Inbox.generation`) when it sent the message."""
     nickname: str
     message: dict[str, Any]
 
@@ -107,6 +110,8 @@ class _Recall(NamedTuple):
     message_id: int
     """The recalled message's id in the recalling account's store."""
     copy_id: int
+    generation: int
+    """The receiver's registration `copy_id` belongs to (a restart of it makes it stale)."""
 
 
 class _Inbox:
@@ -115,6 +120,9 @@ class _Inbox:
     def __init__(self, exchange: SandboxExchange, account: Sandbox, size: int) -> None:
         self.account = account
         self.self_id = account.self_id
+        self.generation = 0
+        """Which registration of the account this is (unique in the exchange): message ids are
+        remembered per registration, as a restarted `:memory:` store numbers them anew."""
         self.size = size
         self.items: deque[_Sent | _Recall] = deque()
         self.open = True
@@ -138,10 +146,11 @@ class SandboxExchange:
         full)."""
         self._inboxes: dict[int, _Inbox] = {}
         self._closing: dict[int, _Inbox] = {}
-        # (account, its message id) of a copy → (sending account, the original's id), and
-        # (sending account, original id, receiving account) → the copy's id.
+        # Accounts by registration (_Inbox.generation): (receiver, the copy's id) → (sender,
+        # the original's id), and (sender, original's id, receiver) → the copy's id.
         self._origin: OrderedDict[tuple[int, int], tuple[int, int]] = OrderedDict()
         self._copies: OrderedDict[tuple[int, int, int], int] = OrderedDict()
+        self._generations = itertools.count(1)
         self._failed_since_log = 0
         self._last_failure_log = 0.0
 
@@ -169,6 +178,7 @@ class SandboxExchange:
             inbox.open = True  # restarted before its inbox was done: keep its order
         else:
             inbox = _Inbox(self, account, self.inbox_size)
+        inbox.generation = next(self._generations)
         self._inboxes[self_id] = inbox
         self._share()
 
@@ -176,7 +186,7 @@ class SandboxExchange:
         """Take part no more: nothing new is delivered to the account, and its sends are not
         shared. What its inbox holds is still delivered, without waiting for it here (on a
         restart, to the store it reopens; once stopped, it fails and is counted). The message
-        ids remembered for it are forgotten (a restarted `:memory:` store numbers anew)."""
+        ids remembered for it are not used again (a restarted `:memory:` store numbers anew)."""
         self_id = account.self_id
         inbox = self._inboxes.get(self_id)
         if inbox is None or inbox.account is not account:
@@ -187,7 +197,6 @@ class SandboxExchange:
         inbox.open = False
         inbox.wake.set()
         self._closing[self_id] = inbox
-        self._forget(self_id)
 
     async def settled(self) -> None:
         """Return once every message sent so far has been delivered or has failed."""
@@ -197,7 +206,10 @@ class SandboxExchange:
     def sent(self, account: Sandbox, message: dict[str, Any]) -> None:
         """Share a message `account`'s bot sent (its stored row, after the commit and its own
         event): queue it for each account that receives it. Never raises, never waits."""
-        sent = _Sent(account, account.self_id, account.nickname, message)
+        own = self._inboxes.get(account.self_id)
+        if own is None or own.account is not account:
+            return
+        sent = _Sent(account, account.self_id, own.generation, account.nickname, message)
         if message["message_type"] == "group":
             for self_id, inbox in self._inboxes.items():
                 if self_id != sent.self_id:
@@ -211,13 +223,16 @@ class SandboxExchange:
         """Share a recall `account`'s bot made (`delete_msg`, after its own notice): each
         account holding the message (a copy, or the original another account sent) recalls it
         too, after what it was delivered before, and publishes its own recall notice."""
-        self_id = account.self_id
+        own = self._inboxes.get(account.self_id)
+        if own is None or own.account is not account:
+            return
         message_id = message["message_id"]
-        for receiver, inbox in self._inboxes.items():
-            if receiver != self_id:
-                copy_id = self._local(self_id, message_id, receiver)
+        for inbox in self._inboxes.values():
+            if inbox is not own:
+                copy_id = self._local(own.generation, message_id, inbox.generation)
                 if copy_id is not None:
-                    self._offer(inbox, _Recall(self_id, message_id, copy_id))
+                    recall = _Recall(own.self_id, message_id, copy_id, inbox.generation)
+                    self._offer(inbox, recall)
 
     # --- delivery -------------------------------------------------------------------------
 
@@ -248,23 +263,25 @@ class SandboxExchange:
                 if pending and (
                     len(pending) >= MAX_PIPELINED or isinstance(sent, _Recall) or _quotes(sent)
                 ):
-                    await self._finish(pending, receiver)
+                    await self._finish(pending, inbox)
                     pending = []
                 if isinstance(sent, _Recall):
+                    if sent.generation != inbox.generation:
+                        continue  # the receiver restarted since: its ids are not the same
                     try:
                         await self._recall(sent, receiver)
                     except Exception as error:
                         self._fail(sent, inbox.self_id, error)
                     continue
                 try:
-                    write = await self._start(sent, receiver)
+                    write = await self._start(sent, inbox)
                 except Exception as error:  # the receiver's failure is never the sender's
                     self._fail(sent, inbox.self_id, error)
                     continue
                 if write is not None:
                     pending.append((sent, write))
             if pending:
-                await self._finish(pending, receiver)
+                await self._finish(pending, inbox)
                 continue  # more may have come meanwhile
             inbox.idle.set()
             if not inbox.open:
@@ -274,12 +291,13 @@ class SandboxExchange:
             inbox.wake.clear()
             await inbox.wake.wait()
 
-    async def _start(self, sent: _Sent, receiver: Sandbox) -> asyncio.Future[Any] | None:
+    async def _start(self, sent: _Sent, inbox: _Inbox) -> asyncio.Future[Any] | None:
         """Queue the receiver's write of a message (None: nothing to write); its result is a
         GroupReceipt, None (not a member of the group) or a stored private message."""
         message = sent.message
+        receiver = inbox.account
         to = receiver.self_id
-        segments = self._quoting(sent.self_id, to, message["segments"])
+        segments = self._quoting(sent.generation, inbox.generation, message["segments"])
         if not segments:  # only a reply to a message the receiver never got
             return None
         sources = NO_SOURCES
@@ -321,9 +339,10 @@ class SandboxExchange:
         return receiver.store.run(write_private)
 
     async def _finish(
-        self, pending: list[tuple[_Sent, asyncio.Future[Any]]], receiver: Sandbox
+        self, pending: list[tuple[_Sent, asyncio.Future[Any]]], inbox: _Inbox
     ) -> None:
         """Wait for each queued write in order; publish what it stored, or count its failure."""
+        receiver = inbox.account
         to = receiver.self_id
         for sent, write in pending:
             try:
@@ -334,7 +353,7 @@ class SandboxExchange:
             if result is None:
                 continue
             stored = result.message if isinstance(result, GroupReceipt) else result
-            self._remember(sent.self_id, sent.message_id, to, stored["message_id"])
+            self._remember(sent.generation, sent.message_id, inbox.generation, stored["message_id"])
             self.delivered += 1
             if isinstance(result, GroupReceipt):
                 publish_group_receipt(receiver, result)
@@ -373,6 +392,8 @@ class SandboxExchange:
             self._failed_since_log = 0
 
     # --- message ids across accounts ------------------------------------------------------
+    # Accounts are named by registration (_Inbox.generation) here, not by QQ number: a message
+    # id means a message of one store as it was while that registration lasted.
 
     def _quoting(self, sender: int, receiver: int, segments: Message) -> Message:
         """The segments for the receiver: a reply quotes the receiver's copy of the message,
@@ -406,12 +427,6 @@ class SandboxExchange:
             self._origin.popitem(last=False)
         if len(self._copies) > MAX_REMEMBERED:
             self._copies.popitem(last=False)
-
-    def _forget(self, account: int) -> None:
-        for copy in [k for k, origin in self._origin.items() if account in (k[0], origin[0])]:
-            del self._origin[copy]
-        for key in [k for k in self._copies if account in (k[0], k[2])]:
-            del self._copies[key]
 
 
 async def _sources(account: Sandbox, segments: Message, limit: int) -> Mapping[str, Source]:
