@@ -1,10 +1,10 @@
 """Seeding a sandbox database from its world, once: after that the database is the truth.
 
 The account is the world's `self`, or the config's `selfId`/`nickname` in its place, so several
-accounts can share one world file. Every world group has the account as a member: where the world
-lists it, with the role, card and title listed; elsewhere as a plain member. Its user row has
-the account's nickname, whatever name a member list gives it. A world
-friend with the account's own number is not a friend of itself.
+accounts can share one world file. Every world group has the account as a member: where the
+world lists it, with the role, card and title listed; elsewhere as a plain member. Its user row
+has the account's nickname, whatever name a member list gives it. A world friend with the
+account's own number is not a friend of itself.
 """
 
 from __future__ import annotations
