@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from gateway.backends.relay import RelayBackend
 from gateway.backends.relay_listener import RelayListeners
 from gateway.bus import EventBus, SubscriberOptions, Subscription
-from gateway.config import GatewayConfig, RelayBackendConfig
+from gateway.config import ConfigError, GatewayConfig, RelayBackendConfig, parse_config
 from gateway.protocol.envelope import ActionFailed
-from tests.conftest import free_port
+from tests.conftest import free_port, http_entry, run_gateway
 from tests.robustness.test_relay_faults import DEADLINE, Upstream, forward_upstream, good_event
 
 A, B = 111111, 222222
@@ -389,10 +389,77 @@ async def test_a_second_account_with_the_same_self_id_cannot_attach() -> None:
     configs = [relay_config(mode="reverse", port=port, selfId=A, connectTimeout=0)] * 2
     first, second = (RelayBackend(config, EventBus(), listeners) for config in configs)
     async with started(first):
-        with pytest.raises(ValueError, match=f"selfId {A} is already another account's"):
+        with pytest.raises(ConfigError, match=f"selfId: {A} is already another account's"):
             await second.start()
         await second.stop()
         assert listeners.listener_of(first) is not None
+
+
+# --- through the gateway ------------------------------------------------------------------------
+
+
+def two_relays_document(port: int, *names: str) -> dict[str, Any]:
+    """A gateway whose accounts `a` (A) and `b` (B), of those named, are reverse relays on one
+    port, with an HTTP API and an unbound WebSocket (every account's events)."""
+    ids = {"a": A, "b": B}
+    return {
+        "accounts": [
+            {
+                "name": name,
+                "backend": {
+                    "type": "relay",
+                    "mode": "reverse",
+                    "port": port,
+                    "selfId": ids[name],
+                    "token": TOKENS[ids[name]],
+                    "connectTimeout": 0,
+                    "pingInterval": 0,
+                },
+            }
+            for name in names
+        ],
+        "network": {
+            "httpServers": [http_entry("api")],
+            "websocketServers": [http_entry("ws", heartInterval=0)],
+        },
+    }
+
+
+async def test_a_gateway_routes_calls_and_events_of_two_upstreams_on_one_listener(
+    http: aiohttp.ClientSession,
+) -> None:
+    port = free_port()
+    ups = {A: upstream_of(A), B: upstream_of(B)}
+    async with (
+        run_gateway(two_relays_document(port, "a", "b")) as gw,
+        dialling(ups[A], port, A, TOKENS[A]),
+        dialling(ups[B], port, B, TOKENS[B]),
+        http.ws_connect(gw.url("ws", "/").replace("http", "ws")) as downstream,
+    ):
+        backends = [account.backend for account in gw.supervisor.accounts]
+        await until(lambda: all(backend.status()["good"] for backend in backends))
+        for self_id in (A, B):
+            async with http.post(gw.url("api", f"/{self_id}/get_login_info"), json={}) as answer:
+                assert (await answer.json())["data"]["nickname"] == f"up-{self_id}"
+        await ups[A].send(event(1, A))
+        await ups[B].send(event(2, None))
+        received: dict[int, int] = {}
+        async with asyncio.timeout(DEADLINE):
+            while len(received) < 2:
+                frame = await downstream.receive_json()
+                if frame.get("post_type") == "message":
+                    received[frame["message_id"]] = frame["self_id"]
+        assert received == {1: A, 2: B}
+        # Reload without b: its upstream is dropped (and refused when it redials), a's stays.
+        await gw.supervisor.reload(parse_config(two_relays_document(port, "a"), env={}))
+        await until(lambda: ups[B].sockets[0].closed)
+        assert len(ups[A].sockets) == 1 and not ups[A].sockets[0].closed
+        async with http.post(gw.url("api", f"/{A}/get_login_info"), json={}) as answer:
+            assert (await answer.json())["data"]["nickname"] == f"up-{A}"
+        status, body = await refusal(
+            port, {"X-Self-ID": str(B), "Authorization": f"Bearer {TOKENS[B]}"}
+        )
+        assert (status, body["retcode"]) == (403, 1403)
 
 
 # --- config ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 import structlog
 from aiohttp import web
 
-from gateway.config import RelayBackendConfig
+from gateway.config import ConfigError, RelayBackendConfig
 from gateway.network.auth import request_token, token_matches
 from gateway.network.listener import json_response
 from gateway.protocol.envelope import Retcode, failed
@@ -213,8 +213,8 @@ class RelayListeners:
 
     async def attach(self, account: ReverseAccount) -> RelayListener:
         """Serve `account` on its `host:port`, opening the listener if it is the first there.
-        Raises OSError when the address cannot be bound, ValueError when another account on the
-        listener has the same `selfId` (the two upstreams could not be told apart)."""
+        Raises OSError when the address cannot be bound, ConfigError when another account on
+        the listener has the same `selfId` (the two upstreams could not be told apart)."""
         config = account.config
         async with self._lock:
             assert account not in self._of, "an account attaches once"
@@ -228,9 +228,10 @@ class RelayListeners:
             else:
                 for other in listener.accounts:
                     if config.self_id and other.config.self_id == config.self_id:
-                        raise ValueError(
-                            f"relay listener {listener.address}: selfId {config.self_id} is "
-                            "already another account's; each account's upstream needs its own"
+                        raise ConfigError(
+                            f"selfId: {config.self_id} is already another account's on the "
+                            f"relay listener {listener.address}; each account's upstream needs "
+                            "its own"
                         )
             listener.accounts.append(account)
             listener.shared = listener.shared or len(listener.accounts) > 1
