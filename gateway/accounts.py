@@ -53,17 +53,21 @@ class Accounts:
 
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
+        self._by_self_id: dict[int, Account] = {}
+        """Accounts found by `with_self_id`, checked again on each use (a number can change)."""
         self.version = 0
 
     def add(self, account: Account) -> None:
         """Add an account (its name must be new)."""
         assert account.name not in self._accounts, account.name
         self._accounts[account.name] = account
+        self._by_self_id.clear()  # the first match in config order may be another now
         self.version += 1
 
     def remove(self, name: str) -> Account:
         """Remove and return the account named `name`."""
         account = self._accounts.pop(name)
+        self._by_self_id.clear()
         self.version += 1
         return account
 
@@ -78,9 +82,21 @@ class Accounts:
         return self._accounts.get(name)
 
     def with_self_id(self, self_id: int) -> Account | None:
-        """The account whose QQ number is `self_id`, if any."""
+        """The account whose QQ number is `self_id`, if any (the supervisor keeps them unique).
+
+        Every call naming an account comes here, so a found account is remembered: one lookup
+        instead of a pass over all of them. It is checked again on each use (its backend may
+        have restarted as another number, or a relay learned its number since), and the memory
+        is dropped whenever an account is added or removed; an unknown number (a 1403) still
+        costs a pass."""
+        known = self._by_self_id.get(self_id)
+        if known is not None and known.self_id == self_id:
+            return known
         for account in self._accounts.values():
             if account.self_id == self_id:
+                if len(self._by_self_id) >= len(self._accounts):
+                    self._by_self_id.clear()  # stale numbers: bounded by the accounts
+                self._by_self_id[self_id] = account
                 return account
         return None
 
@@ -149,11 +165,10 @@ class AccountScope:
         return known
 
     def find(self, self_id: int) -> Account | None:
-        """The served account whose QQ number is `self_id`, if any."""
-        for account in self.served():
-            if account.self_id == self_id:
-                return account
-        return None
+        """The served account whose QQ number is `self_id`, if any (one lookup, not a pass
+        over the accounts: QQ numbers are unique among the accounts, see the supervisor)."""
+        account = self.accounts.with_self_id(self_id)
+        return account if account is not None and self.includes(account) else None
 
     def describe(self) -> str:
         """The served accounts as `'a' (10001), 'b' (10002)` for messages."""

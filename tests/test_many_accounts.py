@@ -126,3 +126,40 @@ async def test_a_hundred_accounts_route_calls_and_events_each_to_its_own(
             while not ws.closed:
                 await ws.receive()
     assert store_threads() == []
+
+
+async def test_an_account_renumbered_by_reload_is_found_by_its_new_number_only(
+    http: aiohttp.ClientSession,
+) -> None:
+    """The accounts remember which account a QQ number found (calls name accounts by number):
+    after a reload gives an account another number, the old number finds none."""
+
+    def document(first: int) -> dict[str, Any]:
+        return {
+            "accounts": [
+                {"name": "a", "backend": {"database": ":memory:", "selfId": first}},
+                {"name": "b", "backend": {"database": ":memory:", "selfId": FIRST + 1}},
+            ],
+            "network": {"httpServers": [http_entry("api")]},
+        }
+
+    async def login(port: int, self_id: int) -> Any:
+        url = f"http://127.0.0.1:{port}/get_login_info"
+        async with http.post(url, json={"self_id": self_id}) as response:
+            return await response.json()
+
+    supervisor = Supervisor(parse_config(document(FIRST), env={}))
+    await supervisor.start()
+    try:
+        port = supervisor.adapters["api"].port  # type: ignore[attr-defined]
+        before = await login(port, FIRST)
+        await supervisor.reload(parse_config(document(FIRST + 2), env={}))
+        old = await login(port, FIRST)
+        new = await login(port, FIRST + 2)
+        other = await login(port, FIRST + 1)
+    finally:
+        await supervisor.stop()
+    assert before["data"]["user_id"] == FIRST
+    assert old["retcode"] == 1403
+    assert new["data"]["user_id"] == FIRST + 2
+    assert other["data"]["user_id"] == FIRST + 1
