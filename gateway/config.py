@@ -469,6 +469,90 @@ class ApiConfig(_Model):
     with 1200 (a message naming this limit) and does not run."""
 
 
+class NatsTlsConfig(_Model):
+    """`cluster.nats.tls`: TLS to the NATS servers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca: str | None = None
+    """CA bundle (PEM) that signed the servers' certificates; the system's when absent."""
+    cert: str | None = None
+    """Client certificate (PEM), for servers that verify clients."""
+    key: str | None = None
+    """The client certificate's private key (PEM)."""
+
+
+class NatsConfig(_Model):
+    """`cluster.nats`: how to reach the NATS servers (JetStream enabled)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    """One server, `nats://host:4222` (`tls://` for TLS)."""
+    urls: tuple[str, ...] = ()
+    """Several servers of one NATS cluster (instead of `url`)."""
+    credentials: str | None = None
+    """A `.creds` file (user JWT and NKey seed) for servers that require one."""
+    token: str = ""
+    """A token for servers that require one. Supports `${ENV_VAR}`."""
+    tls: NatsTlsConfig | None = None
+    """TLS settings; `tls://` URLs use TLS with the system CAs without this section."""
+    connect_timeout: Annotated[int, Field(gt=0)] = 2000
+    """How long (ms) one connection attempt may take; the gateway keeps retrying meanwhile."""
+
+    def servers(self) -> list[str]:
+        """Every server URL (`url` and `urls`)."""
+        return [*([self.url] if self.url else []), *self.urls]
+
+    @model_validator(mode="after")
+    def _some_server(self) -> NatsConfig:
+        for server in self.servers():
+            if not re.match(r"^(nats|tls|ws|wss)://", server):
+                raise ValueError(f"{server!r} is not a NATS URL (nats://host:4222, tls://...)")
+        if not self.servers():
+            raise ValueError("name the NATS server with `url` (or several with `urls`)")
+        return self
+
+
+class ClusterEventsConfig(_Model):
+    """`cluster.events`: the JetStream stream holding every account's events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_age: Annotated[int, Field(gt=0)] = 24 * 3600 * 1000
+    """How long (ms) an event is kept for consumers that were away (a restarting node's bots
+    get what they missed within it)."""
+    max_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024 * 1024
+    """Largest size of the stream in bytes; the oldest events go first beyond it."""
+    replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    """Copies of the stream in a NATS cluster (1 on a single server)."""
+
+
+class ClusterConfig(_Model):
+    """`cluster`: gateways sharing accounts and events through NATS JetStream. Absent, the
+    gateway is a single node with its in-process event bus. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nats: NatsConfig
+    """The NATS servers."""
+    node: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    """This gateway's name in the cluster (unique per node: durable consumers are named after
+    it, so a restarted node resumes where it stopped)."""
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "onebot"
+    """The first token of every subject, stream and bucket name (several clusters can share
+    one NATS)."""
+    events: ClusterEventsConfig = ClusterEventsConfig()
+    """Retention of the event stream."""
+    directory_ttl: Annotated[int, Field(ge=1000)] = 15000
+    """An account whose node stops refreshing it is offline after this many ms."""
+    request_timeout: Annotated[int, Field(gt=0)] = 30000
+    """How long (ms) a call for an account on another node waits for its answer (1200 after)."""
+    buffer_size: Annotated[int, Field(gt=0)] = 10000
+    """Events of this node's accounts held while NATS is unreachable (the oldest are dropped
+    beyond it, counted), published when it returns."""
+
+
 class AdminConfig(_Model):
     """`admin`: health, readiness, Prometheus metrics and the OpenAPI document."""
 
@@ -507,6 +591,8 @@ class GatewayConfig(_Model):
     """Dispatcher settings."""
     admin: AdminConfig | None = None
     """The admin listener; off when absent."""
+    cluster: ClusterConfig | None = None
+    """Several gateways sharing accounts and events through NATS JetStream; off when absent."""
 
     @model_validator(mode="before")
     @classmethod
@@ -570,8 +656,11 @@ def _check_accounts(config: GatewayConfig) -> None:
             "backend, accounts: a config has either `backend` (one account) or `accounts` "
             "(several, each with its own backend), not both; move the backend into an account"
         )
-    if accounts is not None and not accounts:
-        raise ValueError("accounts: list at least one account (or use `backend` for one)")
+    if accounts is not None and not accounts and config.cluster is None:
+        raise ValueError(
+            "accounts: list at least one account (or use `backend` for one); only a cluster "
+            "node may host none"
+        )
     names: dict[str, int] = {}
     databases: dict[str, int] = {}
     for index, account in enumerate(config.account_configs()):
@@ -802,6 +891,10 @@ def format_validation_error(error: ValidationError) -> str:
 _STRICT_SECTIONS: dict[str, type[BaseModel]] = {
     "actions": ActionsConfig,
     "sendRate": SendRateConfig,
+    "cluster": ClusterConfig,
+    "nats": NatsConfig,
+    "events": ClusterEventsConfig,
+    "tls": NatsTlsConfig,
 }
 """Entry sections whose unknown keys are errors (besides `network` itself), by key."""
 

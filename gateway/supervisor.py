@@ -75,6 +75,8 @@ def config_secrets(config: GatewayConfig) -> list[str]:
     for _, backend in config.backends():
         if isinstance(backend, RelayBackendConfig):
             tokens.append(backend.token)
+    if config.cluster is not None:
+        tokens.append(config.cluster.nats.token)
     return [token for token in tokens if token]
 
 
