@@ -288,8 +288,9 @@ async def test_a_wrong_token_is_refused_for_that_account_only() -> None:
         ({"X-Self-ID": "abc"}, "/", 400, "X-Self-ID 'abc' is not a QQ number"),
         ({"X-Self-ID": "0"}, "/", 400, "X-Self-ID '0' is not a QQ number"),
         ({"X-Self-ID": str(A)}, "/other", 404, "no relay account accepts upstreams on path"),
+        ({"X-Self-ID": str(A)}, "/", 400, "a relay upstream connects with a WebSocket upgrade"),
     ],
-    ids=["unknown", "missing", "not-a-number", "zero", "unknown-path"],
+    ids=["unknown", "missing", "not-a-number", "zero", "unknown-path", "not-an-upgrade"],
 )
 async def test_a_shared_listener_refuses_upstreams_it_cannot_place(
     headers: dict[str, str], path: str, status: int, says: str
@@ -379,6 +380,9 @@ async def test_an_account_alone_on_its_listener_learns_its_number_from_the_upstr
         assert backend.self_id == 777
         anonymous = await refusal(listener.bound_port, {})
         assert (anonymous[0], anonymous[1]["retcode"]) == (400, 1400)
+        plain = await refusal(listener.bound_port, {"X-Self-ID": "555"})
+        assert (plain[0], plain[1]["retcode"]) == (400, 1400)
+        assert "WebSocket upgrade" in plain[1]["message"]
         await upstream.sockets[0].close()
         await served
 

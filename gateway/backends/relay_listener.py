@@ -144,62 +144,73 @@ class RelayListener:
                 Retcode.NOT_FOUND,
                 f"no relay account accepts upstreams on path {shown(request.path)}",
             )
-        if not self.shared:
-            return await self._admit_only(request, here[0])
-        return await self._admit_shared(request, here)
+        admitted = admit_among(request, here) if self.shared else admit_only(request, here[0])
+        if isinstance(admitted, web.Response):
+            return admitted
+        account, self_id = admitted
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            return refusal(
+                400,
+                Retcode.BAD_REQUEST,
+                "a relay upstream connects with a WebSocket upgrade (GET, Upgrade: websocket)",
+            )
+        return await account.accept(request, self_id, shared=self.shared)
 
-    async def _admit_only(
-        self, request: web.Request, account: ReverseAccount
-    ) -> web.StreamResponse:
-        """The one account of this listener: any X-Self-ID is its QQ number."""
-        if not token_matches(account.config.token, request_token(request)):
-            log.warning("upstream_auth_failed", peer=request.remote)
-            return refusal(403, Retcode.FORBIDDEN, "access token is missing or wrong")
-        header = request.headers.get("X-Self-ID")
-        self_id = valid_self_id(header)
-        if self_id is None:
-            if header is None:
-                message = "X-Self-ID header is required (the account's QQ number)"
-            else:
-                message = f"X-Self-ID {shown(header)} is not a QQ number (a positive int64)"
-            return refusal(400, Retcode.BAD_REQUEST, message)
-        return await account.accept(request, self_id, shared=False)
 
-    async def _admit_shared(
-        self, request: web.Request, here: list[ReverseAccount]
-    ) -> web.StreamResponse:
-        """Several accounts: the upstream names its own with X-Self-ID, then shows its token."""
-        header = request.headers.get("X-Self-ID")
+def admit_only(
+    request: web.Request, account: ReverseAccount
+) -> tuple[ReverseAccount, int] | web.Response:
+    """The one account of a listener: its token, then any X-Self-ID is its QQ number."""
+    if not token_matches(account.config.token, request_token(request)):
+        log.warning("upstream_auth_failed", peer=request.remote)
+        return refusal(403, Retcode.FORBIDDEN, "access token is missing or wrong")
+    header = request.headers.get("X-Self-ID")
+    self_id = valid_self_id(header)
+    if self_id is None:
         if header is None:
-            log.warning("upstream_refused", peer=request.remote, reason="no X-Self-ID")
-            return refusal(
-                400,
-                Retcode.BAD_REQUEST,
-                "X-Self-ID header is required: this relay listener serves several accounts "
-                "and hands each upstream to the account with its QQ number",
-            )
-        self_id = valid_self_id(header)
-        if self_id is None:
-            log.warning("upstream_refused", peer=request.remote, reason="malformed X-Self-ID")
-            return refusal(
-                400,
-                Retcode.BAD_REQUEST,
-                f"X-Self-ID {shown(header)} is not a QQ number (a positive int64)",
-            )
-        account = next((each for each in here if each.config.self_id == self_id), None)
-        if account is None:
-            log.warning("upstream_refused", peer=request.remote, reason="unknown X-Self-ID")
-            return refusal(
-                403,
-                Retcode.FORBIDDEN,
-                f"no relay account on path {shown(request.path)} has X-Self-ID {self_id}",
-            )
-        if not token_matches(account.config.token, request_token(request)):
-            log.warning("upstream_auth_failed", peer=request.remote, self_id=self_id)
-            return refusal(
-                403, Retcode.FORBIDDEN, f"access token is missing or wrong for X-Self-ID {self_id}"
-            )
-        return await account.accept(request, self_id, shared=True)
+            message = "X-Self-ID header is required (the account's QQ number)"
+        else:
+            message = f"X-Self-ID {shown(header)} is not a QQ number (a positive int64)"
+        return refusal(400, Retcode.BAD_REQUEST, message)
+    return account, self_id
+
+
+def admit_among(
+    request: web.Request, here: list[ReverseAccount]
+) -> tuple[ReverseAccount, int] | web.Response:
+    """Several accounts (`here`: those of the request's path): the upstream names its own
+    with X-Self-ID, then shows that account's token."""
+    header = request.headers.get("X-Self-ID")
+    if header is None:
+        log.warning("upstream_refused", peer=request.remote, reason="no X-Self-ID")
+        return refusal(
+            400,
+            Retcode.BAD_REQUEST,
+            "X-Self-ID header is required: this relay listener serves several accounts "
+            "and hands each upstream to the account with its QQ number",
+        )
+    self_id = valid_self_id(header)
+    if self_id is None:
+        log.warning("upstream_refused", peer=request.remote, reason="malformed X-Self-ID")
+        return refusal(
+            400,
+            Retcode.BAD_REQUEST,
+            f"X-Self-ID {shown(header)} is not a QQ number (a positive int64)",
+        )
+    account = next((each for each in here if each.config.self_id == self_id), None)
+    if account is None:
+        log.warning("upstream_refused", peer=request.remote, reason="unknown X-Self-ID")
+        return refusal(
+            403,
+            Retcode.FORBIDDEN,
+            f"no relay account on path {shown(request.path)} has X-Self-ID {self_id}",
+        )
+    if not token_matches(account.config.token, request_token(request)):
+        log.warning("upstream_auth_failed", peer=request.remote, self_id=self_id)
+        return refusal(
+            403, Retcode.FORBIDDEN, f"access token is missing or wrong for X-Self-ID {self_id}"
+        )
+    return account, self_id
 
 
 class RelayListeners:
