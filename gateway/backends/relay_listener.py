@@ -7,8 +7,9 @@ serving several accounts tells their upstreams apart by the request's path and `
 account whose `path` is the path and whose configured `selfId` is the header's value gets the
 connection, once its own token matches (constant-time). Every refusal comes before the upgrade,
 with a failed envelope saying what was wrong (never which tokens other accounts have): 400/1400
-for a missing or malformed `X-Self-ID`, 403/1403 for an `X-Self-ID` no account on the path has
-or a wrong token, 404/1404 for a path no account uses.
+for a missing or malformed `X-Self-ID` or a request that is not a WebSocket upgrade, 403/1403
+for an `X-Self-ID` no account on the path has or a wrong token, 404/1404 for a path no account
+uses (paths match exactly).
 
 A listener opens with the first account that attaches to it and closes when the last one
 detaches; accounts come and go one at a time (reload) without touching the others' upstreams.
@@ -76,7 +77,7 @@ def refusal(status: int, retcode: Retcode, message: str) -> web.Response:
 def shown(value: str) -> str:
     """A header value as it may appear in a message: ASCII only, and short."""
     if len(value) > SHOWN_HEADER:
-        return ascii(value[:SHOWN_HEADER])[:-1] + "…'"
+        return ascii(value[:SHOWN_HEADER])[:-1] + "...'"
     return ascii(value)
 
 
