@@ -9,7 +9,7 @@ command prints one JSON object on stdout.
     load.py wsapi  --port P --pid SERVER_PID --connections 8 --inflight 8 --seconds 10 \
                    [--action send_private_msg --params '{"user_id":20001,"message":"bench"}']
     load.py fanout --port P --pid SERVER_PID --http-port H --subscribers 100 --count 5000 \
-                   --rate 500 --run ID
+                   --rate 500 --run ID [--path /10001/ --self-id 10001]
     load.py idle   --port P --pid SERVER_PID --steps 1000,10000
 """
 
@@ -306,23 +306,38 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
 
         return on_frame
 
-    clients = await connect_many(args.subscribers, args.port, "/", on_frame_for)
+    if args.bound_from:
+        # Subscriber i bound to account `bound_from + i`: only the first gets the events.
+        receivers = 1
+        clients = list(
+            await asyncio.gather(
+                *(
+                    connect(args.port, f"/{args.bound_from + i}/", on_frame_for(i))
+                    for i in range(args.subscribers)
+                )
+            )
+        )
+    else:
+        receivers = args.subscribers
+        clients = await connect_many(args.subscribers, args.port, args.path, on_frame_for)
+    # On a gateway with several accounts the emitting account is named by path.
+    emit = f"{args.self_id}/sandbox_emit_bench" if args.self_id else "sandbox_emit_bench"
     # Warm-up: a few events to every subscriber, so first-use costs stay out of the figures.
     warm = 20
     reply = await http_post(
-        args.http_port, "sandbox_emit_bench", {"count": warm, "rate": 0, "run": f"{args.run}-warm"}
+        args.http_port, emit, {"count": warm, "rate": 0, "run": f"{args.run}-warm"}
     )
     assert reply["retcode"] == 0, reply
     deadline = time.monotonic() + 30
-    while state["warm"] < warm * args.subscribers and time.monotonic() < deadline:
+    while state["warm"] < warm * receivers and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.5)
-    expected = args.count * args.subscribers
+    expected = args.count * receivers
     cpu0, server0 = cpu_seconds(), server_cpu(args.pid)
     started = time.monotonic()
     reply = await http_post(
         args.http_port,
-        "sandbox_emit_bench",
+        emit,
         {"count": args.count, "rate": args.rate, "run": args.run},
     )
     assert reply["retcode"] == 0, reply
@@ -489,6 +504,11 @@ def main() -> None:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--rate", type=float, default=0)
     p.add_argument("--run", required=True)
+    p.add_argument("--path", default="/", help="where subscribers connect (/<self_id>/ binds)")
+    p.add_argument("--self-id", type=int, default=0, help="the account that emits (0: unnamed)")
+    p.add_argument(
+        "--bound-from", type=int, default=0, help="subscriber i on /<this + i>/ (one per account)"
+    )
     p.add_argument("--quiet", type=float, default=3.0, help="give up after this long silent")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds past the planned end")
     p = commands.add_parser("idle")

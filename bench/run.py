@@ -10,6 +10,9 @@ commit and the machine replace the generated block of that file (the rest is kep
     python bench/run.py --quick                     # the ~1 minute smoke run
     python bench/run.py --results bench/RESULTS.md  # the full run
     python bench/run.py --only fanout1000 --profile /tmp/prof   # py-spy the gateway as well
+    python bench/run.py --quick --rounds 3 --only accounts10_start,accounts100_start,\
+        accounts100_events,accounts100_events_bound,accounts100_events_each,accounts100_call
+                            # several accounts: N sandbox accounts against one (not aiohttp)
 
 Absolute figures are only comparable within one run; the targets are ratios.
 """
@@ -134,6 +137,8 @@ class Server:
         self.queue_size = queue_size
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_s = 0.0
+        self.ready_action = "get_login_info"
+        """The call whose success says the server is ready (a path under the HTTP port)."""
 
     @property
     def pid(self) -> int:
@@ -226,7 +231,7 @@ class Server:
             try:
                 with socket.create_connection((HOST, self.ws_port), timeout=0.5):
                     pass
-                if post(self.http_port, "get_login_info", {}, timeout=0.5)["retcode"] == 0:
+                if post(self.http_port, self.ready_action, {}, timeout=0.5)["retcode"] == 0:
                     return time.monotonic() - started
             except OSError:
                 time.sleep(0.005)
@@ -251,6 +256,84 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+ACCOUNT_FIRST_ID = 10001
+"""The QQ number of the first sandbox account of an `AccountsServer`; the others follow."""
+
+
+class AccountsServer(Server):
+    """The gateway with `count` sandbox accounts (`bot1`…, QQ numbers from 10001), each on its
+    own SQLite file in the server's temp dir, as production would have them. The `accounts*`
+    scenarios run it with N accounts as "gateway" and with one account as "baseline": figures
+    per account are read against a one-account gateway, not against aiohttp.
+
+    Entries: `http` (every account), `ws` (every account: calls name theirs, a connection on
+    `/<self_id>/` is bound to one) and `ws-one` on the port after, which serves the first
+    account only, so the bus filters each event by that entry's accounts."""
+
+    def __init__(
+        self, target: str, http_port: int, ws_port: int, queue_size: int, count: int
+    ) -> None:
+        super().__init__(target, http_port, ws_port, queue_size)
+        self.count = count if target == "gateway" else 1
+        self.first_id = ACCOUNT_FIRST_ID
+        self.last_id = ACCOUNT_FIRST_ID + self.count - 1
+        # Every account has started once the HTTP entry listens (adapters start after them);
+        # the last one answering as itself says so.
+        self.ready_action = f"{self.last_id}/get_login_info"
+
+    def command(self) -> list[str]:
+        def ws(name: str, port: int, **fields: Any) -> dict[str, Any]:
+            entry = {"name": name, "enable": True, "host": HOST, "port": port}
+            return {**entry, "heartInterval": 0, "queueSize": self.queue_size, **fields}
+
+        config = {
+            "network": {
+                "httpServers": [
+                    {"name": "http", "enable": True, "host": HOST, "port": self.http_port}
+                ],
+                "websocketServers": [
+                    ws("ws", self.ws_port),
+                    ws("ws-one", self.defaults_port, accounts=["bot1"]),
+                ],
+            },
+            "accounts": [
+                {
+                    "name": f"bot{index + 1}",
+                    "backend": {
+                        "type": "sandbox",
+                        "database": str(self.dir / f"bot{index + 1}.db"),
+                        "selfId": ACCOUNT_FIRST_ID + index,
+                        "benchHook": True,
+                    },
+                }
+                for index in range(self.count)
+            ],
+        }
+        path = self.dir / "config.json"
+        path.write_text(json.dumps(config, indent=2))
+        return [
+            PYTHON,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(path),
+            "--log-format",
+            "json",
+            "--log-level",
+            "warning",
+        ]
+
+
+def accounts_server(count: int) -> Callable[[str, int, int, int], Server]:
+    """Makes the servers of an `accounts*` scenario: `count` accounts, or one for "baseline"."""
+
+    def make(target: str, http_port: int, ws_port: int, queue_size: int) -> Server:
+        return AccountsServer(target, http_port, ws_port, queue_size, count)
+
+    return make
 
 
 class Profiler:
@@ -490,6 +573,75 @@ def measure_fanout(
     return result
 
 
+def measure_accounts_start(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
+    """Start-up of a gateway with several accounts: spawn to ready (the last account answers by
+    path) in wall time and in the server's CPU time (less moved by other load on the machine),
+    then its RSS and threads once settled."""
+    cpu = server.cpu()  # the server idles once ready: this is its CPU time until then
+    time.sleep(1.0)
+    threads = 0
+    with open(f"/proc/{server.pid}/status") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return {
+        "ready_ms": 1000 * server.ready_s,
+        "ready_cpu_ms": 1000 * cpu,
+        "rss_kib": rss_kib(server.pid),
+        "threads": threads,
+    }
+
+
+def measure_accounts_events(
+    server: Server, plan: Plan, profiler: Profiler, how: str
+) -> dict[str, Any]:
+    """The first account publishes as fast as it can to one subscriber: `entry`, on the `ws-one`
+    entry, which serves that account only (the bus filters every event by the entry's
+    accounts); `bound`, on a connection bound to it by path on the `ws` entry serving every
+    account; `each`, the same with one more connection bound to each other account (a bot per
+    account), which get none of these events."""
+    assert isinstance(server, AccountsServer)
+    count = plan.fanout_fast_deliveries // 2
+    path = f"/{server.first_id}/" if how == "bound" else "/"
+    port = server.defaults_port if how == "entry" else server.ws_port
+    subscribers = server.count if how == "each" else 1
+    extra = ["--bound-from", str(server.first_id)] if how == "each" else []
+    run = f"{server.target}-{server.count}-accounts-{time.time_ns()}"
+    command = load_command(
+        "fanout",
+        "--port",
+        str(port),
+        "--pid",
+        str(server.pid),
+        "--http-port",
+        str(server.http_port),
+        "--subscribers",
+        str(subscribers),
+        "--count",
+        str(count),
+        "--run",
+        run,
+        "--path",
+        path,
+        "--self-id",
+        str(server.first_id),
+        *extra,
+    )
+    name = f"accounts{server.count}_events_{how}"
+    with profiler.attach(server, name, plan.fanout_seconds):
+        done = run_pinned(command, plan.fanout_seconds + 180)
+    result = parse_load(done, server)
+    result["load_cpu_pct"] = result.pop("client_cpu_pct")
+    return result
+
+
+def measure_accounts_call(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
+    """WebSocket `get_login_info` calls naming the last account in `params.self_id`, on the `ws`
+    entry serving every account (unbound `/api` connections)."""
+    assert isinstance(server, AccountsServer)
+    return measure_wsapi(server, plan, profiler, "get_login_info", {"self_id": server.last_id})
+
+
 def measure_idle(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
     command = load_command(
         "idle", "--port", str(server.ws_port), "--pid", str(server.pid), "--steps", plan.idle_steps
@@ -532,6 +684,8 @@ class Scenario:
     run: Callable[[Server, Plan, Profiler], dict[str, Any]]
     best: str
     """The figure that picks the best round: `max:rps` or `min:p99_ms`."""
+    server: Callable[[str, int, int, int], Server] = Server
+    """Makes the server of each target from (target, HTTP port, WS port, queue size)."""
 
 
 SCENARIOS = [
@@ -569,6 +723,29 @@ SCENARIOS = [
     ),
     Scenario("idle", measure_idle, f"min:bytes_per_conn_{1000}"),
     Scenario("bigbody", measure_bigbody, "min:during_max_ms"),
+    # Several accounts: "gateway" is the gateway with N sandbox accounts, "baseline" the same
+    # gateway with one (see `AccountsServer`).
+    Scenario("accounts10_start", measure_accounts_start, "min:ready_ms", accounts_server(10)),
+    Scenario("accounts100_start", measure_accounts_start, "min:ready_ms", accounts_server(100)),
+    Scenario(
+        "accounts100_events",
+        lambda s, p, f: measure_accounts_events(s, p, f, "entry"),
+        "min:server_cpu_us",
+        accounts_server(100),
+    ),
+    Scenario(
+        "accounts100_events_bound",
+        lambda s, p, f: measure_accounts_events(s, p, f, "bound"),
+        "min:server_cpu_us",
+        accounts_server(100),
+    ),
+    Scenario(
+        "accounts100_events_each",
+        lambda s, p, f: measure_accounts_events(s, p, f, "each"),
+        "min:server_cpu_us",
+        accounts_server(100),
+    ),
+    Scenario("accounts100_call", measure_accounts_call, "max:actions_per_s", accounts_server(100)),
 ]
 
 
@@ -597,10 +774,11 @@ def measure(
             if only and scenario.name not in only:
                 continue
             for target in order:
-                server = Server(target, *ports, queue_size=queue_size)
+                server = scenario.server(target, *ports, queue_size)
                 try:
                     server.start()
-                    results.ready_s.setdefault(target, []).append(server.ready_s)
+                    if scenario.server is Server:  # the other servers have rows of their own
+                        results.ready_s.setdefault(target, []).append(server.ready_s)
                     log(
                         f"round {round_index + 1}/{plan.rounds} {scenario.name} {target} "
                         f"(ready in {server.ready_s * 1000:.0f} ms, pid {server.pid})"
@@ -723,6 +901,61 @@ ROWS += [
     ),
     ("bigbody", "big_ms", "64 MiB invalid JSON5 body: its own answer, ms", "{:.0f}", None),
 ]
+# Several sandbox accounts in one gateway (issue 17): figures, no targets. The baseline column
+# is the same gateway with ONE account (not aiohttp): ratios read N accounts against one.
+for _count in (10, 100):
+    _name = f"accounts{_count}_start"
+    _prefix = f"{_count} sandbox accounts (baseline: 1)"
+    ROWS += [
+        (_name, "ready_ms", f"{_prefix}: start to ready, ms", "{:.0f}", None),
+        (_name, "ready_cpu_ms", f"{_prefix}: server CPU until ready, ms", "{:.0f}", None),
+        (_name, "rss_kib", f"{_prefix}: RSS after start, MiB", "kib", None),
+        (_name, "threads", f"{_prefix}: threads", "{:.0f}", None),
+    ]
+for _name, _how in (
+    ("accounts100_events", "entry serving the first account only"),
+    ("accounts100_events_bound", "connection bound by path"),
+    ("accounts100_events_each", "bound by path, + 1 bound to each other account"),
+):
+    _prefix = f"100 accounts (baseline: 1), 1 account → 1 subscriber, {_how}"
+    ROWS += [
+        (_name, "delivered_per_s", f"{_prefix}: events/s", "{:,.0f}", None),
+        (_name, "server_cpu_us", f"{_prefix}: server CPU µs/event", "{:.1f}", None),
+    ]
+ROWS += [
+    (
+        "accounts100_call",
+        "actions_per_s",
+        "100 accounts (baseline: 1), WS get_login_info naming the last in params: actions/s",
+        "{:,.0f}",
+        None,
+    ),
+    (
+        "accounts100_call",
+        "server_cpu_us",
+        "100 accounts (baseline: 1), WS get_login_info naming the last: server CPU µs/action",
+        "{:.0f}",
+        None,
+    ),
+]
+# What each account adds, from an `accounts<N>_start` scenario: (scenario, accounts, key, label,
+# format). Gateway column: (N accounts' figure - one account's) / (N - 1); baseline column: the
+# one-account gateway's whole figure; ratio: the first against each added account.
+PER_ACCOUNT_ROWS = [
+    (
+        f"accounts{_count}_start",
+        _count,
+        _key,
+        f"{_count} sandbox accounts: {_what} per added account (baseline: 1-account gateway)",
+        _fmt,
+    )
+    for _count in (10, 100)
+    for _key, _what, _fmt in (
+        ("ready_ms", "start-up ms", "{:.1f}"),
+        ("ready_cpu_ms", "start-up CPU ms", "{:.1f}"),
+        ("rss_kib", "RSS KiB", "{:,.0f}"),
+    )
+]
 # Targets within one target's figures: (scenario, key, bound by key, label). Others' worst wait
 # while the largest invalid body is parsed must stay within a normal request's p99.
 OWN_TARGETS = [
@@ -763,6 +996,16 @@ def table(results: Results) -> tuple[str, list[dict[str, Any]]]:
         target_text = f"{'≥' if target[0] == '>=' else '≤'} {target[1]}" if target else ""
         lines.append(
             f"| {label} | {show(g)} | {show(b)} | {ratio:.2f} | {target_text} | {verdict} |"
+        )
+    for scenario_name, count, key, label, fmt in PER_ACCOUNT_ROWS:
+        scenario = by_name[scenario_name]
+        gateway, baseline = results.best(scenario, "gateway"), results.best(scenario, "baseline")
+        if gateway is None or baseline is None:
+            continue
+        added = (gateway[key] - baseline[key]) / (count - 1)
+        ratio = added / baseline[key] if baseline[key] else 0.0
+        lines.append(
+            f"| {label} | {fmt.format(added)} | {fmt.format(baseline[key])} | {ratio:.3f} | | |"
         )
     for scenario_name, key, bound_key, label in OWN_TARGETS:
         figures = results.best(by_name[scenario_name], "gateway")
