@@ -87,7 +87,9 @@ async def connect(
         finally:  # cancelled too: the connection goes back to the session
             await ws.close()
 
-    return asyncio.create_task(serve())
+    task = asyncio.create_task(serve())
+    await upstream.wait_for(lambda: ws in upstream.sockets)
+    return task
 
 
 @contextlib.asynccontextmanager
@@ -237,6 +239,8 @@ async def both_connected(
         for self_id, upstream in ups.items():
             await stack.enter_async_context(dialling(upstream, port, self_id, TOKENS[self_id]))
         await until(online(*backends.values()))
+        for upstream in ups.values():
+            await upstream.wait_connections(1)  # online may come before its reader runs
         yield port, backends, ups
 
 
@@ -442,6 +446,8 @@ async def test_a_gateway_routes_calls_and_events_of_two_upstreams_on_one_listene
     ):
         backends = [account.backend for account in gw.supervisor.accounts]
         await until(lambda: all(backend.status()["good"] for backend in backends))
+        for upstream in ups.values():
+            await upstream.wait_connections(1)
         for self_id in (A, B):
             async with http.post(gw.url("api", f"/{self_id}/get_login_info"), json={}) as answer:
                 assert (await answer.json())["data"]["nickname"] == f"up-{self_id}"
