@@ -5,18 +5,21 @@ counts it); both histories stay readable and the next message crosses as usual."
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from hypothesis import event, given
 
 from gateway.backends.sandbox.backend import SandboxBackend
+from gateway.backends.sandbox.exchange import SandboxExchange
+from gateway.backends.sandbox.message_store import store_message
 from gateway.protocol.envelope import ActionFailed, BadRequest
 from tests.conftest import capture_logs
 from tests.robustness.conftest import FUZZ
 from tests.robustness.test_segment_fuzz import messages
-from tests.test_sandbox_shared_world import LAB, SharedWorld, messages_of, text
+from tests.test_sandbox_shared_world import BOT, LAB, SharedWorld, messages_of, text
 
 BETA = 10002
 
@@ -147,3 +150,32 @@ async def test_media_over_the_receivers_limit_is_counted_and_leaves_no_trace(
     await crosses_cleanly(world, "next")
     # The refused copy consumed no id in B's store.
     assert (await readable(b))[-1]["message_id"] == last + 1
+
+
+async def test_a_full_inbox_drops_and_counts_what_does_not_fit() -> None:
+    world = SharedWorld()
+    world.exchange = SandboxExchange(inbox_size=3)
+    try:
+        a = await world.add()
+        await world.add(self_id=BETA)
+        await world.published()
+
+        def stored(n: int) -> Callable[[sqlite3.Connection], dict[str, Any]]:
+            segments = [{"type": "text", "data": {"text": f"{n}"}}]
+            return lambda db: store_message(db, "group", LAB, BOT, segments, {})
+
+        # Stored by A, not shared yet (A shares only on its own sends).
+        rows = [await a.store.run(stored(n)) for n in range(10)]
+        with capture_logs() as logs:
+            for row in rows:  # at once: B's task cannot take any before the fourth arrives
+                world.exchange.sent(a, row)
+            copies = messages_of(await world.published(), BETA)
+        assert [text(copy) for copy in copies] == ["0", "1", "2"]
+        assert (world.exchange.delivered, world.exchange.failed) == (3, 7)
+        [failure] = [entry for entry in logs if entry["event"] == "sandbox_exchange_failed"]
+        assert failure["error"] == "its inbox is full (3 messages)"
+        await crosses_cleanly(world, "room again")
+    finally:
+        for account in world.accounts:
+            await account.stop()
+        await world.exchange.settled()
