@@ -124,6 +124,8 @@ class AccountScope:
         self._ids = frozenset(ref for ref in refs or () if isinstance(ref, int))
         self._version = -1
         self._served: tuple[Account, ...] = ()
+        self._unresolved = False
+        """Whether a QQ number in `refs` matched no account at the last refresh."""
         self._members: dict[int, bool] = {}
 
     @property
@@ -139,9 +141,11 @@ class AccountScope:
 
     def served(self) -> tuple[Account, ...]:
         """The accounts served now, in config order."""
-        if self._version != self.accounts.version or self._ids:
-            # Named by QQ number: an account may have learned its number since (a relay).
-            self._refresh(keep_members=self._version == self.accounts.version)
+        if self._version != self.accounts.version:
+            self._refresh()
+        elif self._unresolved:
+            # A QQ number named that no account had: a relay may have learned it since.
+            self._refresh(keep_members=True)
         return self._served
 
     def includes(self, account: Account) -> bool:
@@ -177,6 +181,7 @@ class AccountScope:
     def _refresh(self, keep_members: bool = False) -> None:
         self._version = self.accounts.version
         self._served = tuple(account for account in self.accounts if self.includes(account))
+        self._unresolved = bool(self._ids - {account.self_id for account in self._served})
         if not keep_members:
             self._members = {}
 

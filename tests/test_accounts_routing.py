@@ -270,8 +270,11 @@ class BotServer:
         return ws
 
     async def post(self, request: web.Request) -> web.Response:
-        await self.posts.put((request.headers["X-Self-ID"], await request.json()))
-        return web.json_response(self.reply)
+        event = await request.json()
+        await self.posts.put((request.headers["X-Self-ID"], event))
+        # Only the simulated user gets the reply: the bots' own messages, which reach the other
+        # sandbox accounts of the world, are not answered.
+        return web.json_response(self.reply if event.get("user_id") == 20002 else {})
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.accounts import Account
+from gateway.accounts import Account, OneAccount
 from gateway.bus import EventBus, Subscription
 from gateway.front import BoundFront, EntryFront
 from gateway.metrics import Metrics
@@ -115,13 +115,19 @@ class Heartbeat:
         while True:
             await asyncio.sleep(interval / 1000)
             try:
-                frames = []
+                frames: dict[int, bytes] = {}
                 for account in self.accounts():
                     beat = events.heartbeat(account.self_id, account.backend.status(), interval)
-                    frames.append((account.self_id, meta_frame(beat)))
+                    frames[account.self_id] = meta_frame(beat)
                 for subscription in self.targets():
                     wanted = subscription.options.accounts
-                    for self_id, frame in frames:
+                    if type(wanted) is OneAccount:
+                        # Bound to one account: its beat by lookup, not a pass over them all.
+                        frame = frames.get(wanted.account.self_id)
+                        if frame is not None:
+                            subscription.offer(frame)
+                        continue
+                    for self_id, frame in frames.items():
                         if wanted is None or wanted.serves(self_id):
                             subscription.offer(frame)
             except Exception:
