@@ -97,6 +97,12 @@ class ClusterLink:
         """Call `listener` (synchronously) whenever the connection is lost."""
         self._down_listeners.append(listener)
 
+    def remove_listener(self, listener: object) -> None:
+        """Forget a listener given to `on_connect` or `on_disconnect` (its owner stopped)."""
+        for listeners in (self._listeners, self._down_listeners):
+            with contextlib.suppress(ValueError):
+                listeners.remove(listener)  # type: ignore[arg-type]  # either kind
+
     async def wait_ready(self) -> None:
         """Return once the link is connected and ensured."""
         await self._ready.wait()
@@ -150,12 +156,19 @@ class ClusterLink:
             await js.add_stream(stream)
         except BadRequestError:  # it exists with other settings
             await js.update_stream(stream)
-        self.kv = await js.create_key_value(
-            bucket=directory_bucket(self.prefix),
-            history=1,
-            ttl=self.config.directory_ttl / 1000,
-            replicas=events.replicas,
-        )
+        bucket = directory_bucket(self.prefix)
+        try:
+            self.kv = await js.create_key_value(
+                bucket=bucket,
+                history=1,
+                ttl=self.config.directory_ttl / 1000,
+                replicas=events.replicas,
+            )
+        except BadRequestError as error:
+            # It exists with another TTL: a node configured otherwise made it. Readers apply
+            # their own `directoryTtl`; the bucket's only bounds how long a dead entry is kept.
+            log.warning("cluster_directory_settings_differ", bucket=bucket, error=str(error))
+            self.kv = await js.key_value(bucket)
 
     async def _run(self) -> None:
         """Connect (retrying forever), then ensure and run the listeners after each
@@ -178,8 +191,10 @@ class ClusterLink:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                self.last_error = f"JetStream setup failed: {error or type(error).__name__}"
-                log.warning("cluster_setup_failed", error=self.last_error)
+                message = f"JetStream setup failed: {error or type(error).__name__}"
+                if message != self.last_error:
+                    log.warning("cluster_setup_failed", error=message)  # once, not per retry
+                self.last_error = message
                 await asyncio.sleep(ENSURE_RETRY)
                 self._came_up.set()
 
