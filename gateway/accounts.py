@@ -12,16 +12,41 @@ These are the two seams of a multi-account gateway: which account an event belon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from gateway.actions.catalog import Catalog
 from gateway.backends.base import Backend
 from gateway.config import AccountRef, BackendConfig
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import Answered
+from gateway.protocol.envelope import Envelope
+from gateway.protocol.stream import Send
 
 SCOPE_CACHE_SIZE = 4096
 """`self_id`s whose membership a scope remembers (bounded: ids come from events)."""
+
+
+class AccountDispatcher(Protocol):
+    """What runs an account's actions: a `Dispatcher` on its backend, or, for an account
+    another cluster node hosts, a `gateway.cluster.calls.RemoteDispatcher`."""
+
+    observer: Callable[[list[Answered]], None] | None
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def call(
+        self, action: str, params: Any = None, echo: Any = None, send: Send | None = None
+    ) -> Awaitable[Envelope]: ...
+
+    def record(self, action: str, retcode: int, seconds: float = 0.0) -> None: ...
+
+    def flush_answered(self) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float = 10.0) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -29,9 +54,15 @@ class Account:
     """One account: `name` from the config, its backend and its dispatcher."""
 
     name: str
-    config: BackendConfig
+    config: BackendConfig | None
+    """Its backend's config section; None for an account another cluster node hosts."""
     backend: Backend
-    dispatcher: Dispatcher
+    dispatcher: AccountDispatcher
+
+    @property
+    def remote(self) -> bool:
+        """Whether another cluster node hosts it (`gateway.cluster.node`)."""
+        return self.config is None
 
     @property
     def self_id(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from gateway.accounts import Account, Accounts, AccountScope
+from gateway.accounts import Account, AccountDispatcher, Accounts, AccountScope
 from gateway.actions import default_catalog
 from gateway.actions.catalog import Catalog
 from gateway.backends.base import Backend
@@ -24,6 +24,7 @@ from gateway.backends.relay_listener import RelayListeners
 from gateway.backends.sandbox.backend import SandboxBackend
 from gateway.backends.sandbox.exchange import SandboxExchange
 from gateway.bus import EventBus
+from gateway.cluster.node import ClusterNode
 from gateway.config import (
     AccountConfig,
     AdapterConfig,
@@ -140,8 +141,14 @@ class Supervisor:
         self.catalog: Catalog = default_catalog()
         self.shared = SharedByBackends()
         self.accounts = Accounts()
-        """The running accounts (in config order once started)."""
+        """The running accounts (in config order once started; then the remote ones)."""
         self._pending = [self._new_account(account) for account in config.account_configs()]
+        self.cluster = (
+            None
+            if config.cluster is None
+            else ClusterNode(config.cluster, self.bus, self.accounts, self.catalog)
+        )
+        """This gateway's part of a cluster (`cluster:` in the config), or None."""
         self.metrics = Metrics()
         self.metrics.watch(self)
         self.parser = BodyParser()
@@ -158,12 +165,16 @@ class Supervisor:
         return self._first().backend
 
     @property
-    def dispatcher(self) -> Dispatcher:
+    def dispatcher(self) -> AccountDispatcher:
         """The first account's dispatcher (the only one of a one-account config)."""
         return self._first().dispatcher
 
     def _first(self) -> Account:
-        return self.accounts.first() if len(self.accounts) else self._pending[0]
+        if len(self.accounts):
+            return self.accounts.first()
+        if not self._pending:
+            raise LookupError("this gateway has no account (a cluster node hosting none)")
+        return self._pending[0]
 
     def _new_account(self, config: AccountConfig) -> Account:
         backend = create_backend(config.backend, self.bus, self.shared)
@@ -190,6 +201,8 @@ class Supervisor:
         pending, self._pending = self._pending, []
         try:
             await self._start_accounts(pending)
+            if self.cluster is not None:
+                await self._start_cluster(self.cluster)
             await self._start_adapters()
             await self._start_admin(self.config.admin)
         except BaseException:
@@ -209,6 +222,37 @@ class Supervisor:
             return "backend"
         index = [a.name for a in config.accounts].index(name)
         return f"accounts[{index}] ({name!r}): backend"
+
+    async def _start_cluster(self, cluster: ClusterNode) -> None:
+        """Join the cluster: host the local accounts, add the remote ones the entries name."""
+        await cluster.start()
+        for account in self.accounts:
+            await cluster.host(account)
+        await self._update_remote_accounts(self.config)
+
+    async def _update_remote_accounts(self, config: GatewayConfig) -> None:
+        """A remote account for each QQ number an entry names that no local account has; the
+        remote accounts no entry names any more are dropped."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        wanted: set[int] = set()
+        for _, _, entry in config.network.entries():
+            wanted.update(ref for ref in entry.accounts or () if isinstance(ref, int))
+        local = {account.self_id for account in self.accounts if not account.remote}
+        wanted -= local
+        for account in self.accounts:
+            if account.remote and account.self_id not in wanted:
+                self.accounts.remove(account.name)
+                await account.dispatcher.stop(0)
+                log.info("remote_account_dropped", self_id=account.self_id)
+        present = {account.self_id for account in self.accounts if account.remote}
+        for self_id in sorted(wanted - present):
+            account = cluster.remote_account(self_id)
+            await account.dispatcher.start()
+            account.dispatcher.observer = self.metrics.actions.observer(account)
+            self.accounts.add(account)
+            log.info("remote_account_added", self_id=self_id)
 
     async def _start_accounts(self, accounts: list[Account]) -> None:
         """Start the accounts' backends, `ACCOUNTS_STARTING_AT_ONCE` at a time (each mostly
@@ -313,6 +357,8 @@ class Supervisor:
         self.adapters[entry.name] = adapter
         self.fronts[entry.name] = front
         self._entries[entry.name] = (kind, entry)
+        if self.cluster is not None:
+            await self.cluster.entry_started(entry.name, kind, front.accounts())
         log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
 
     async def _start_admin(self, admin: AdminConfig | None) -> None:
@@ -349,6 +395,8 @@ class Supervisor:
         front = self.fronts.pop(name, None)
         if front is not None:
             front.close()  # sends waiting for the rate fail now, not at the end of the grace
+        if self.cluster is not None:
+            await self.cluster.entry_stopped(name)
         await self.adapters.pop(name).stop()
         self._entries.pop(name, None)
         log.info("adapter_stopped", name=name)
@@ -401,10 +449,12 @@ class Supervisor:
         changed = False
         for account in self.accounts:
             new = wanted.get(account.name)
-            if new is not None and new.backend == account.config:
+            if account.remote or (new is not None and new.backend == account.config):
                 continue
             changed = True
             self.accounts.remove(account.name)
+            if self.cluster is not None:
+                await self.cluster.unhost(account)
             await self._stop_account(account)
             log.info("account_stopped", account=account.name)
             if new is None:
@@ -415,27 +465,37 @@ class Supervisor:
             account.backend = replacement.backend
             account.dispatcher = replacement.dispatcher
             wanted[account.name] = new
-            try:
-                await self._start_account(account, config)
-            except (StartupError, ConfigError) as error:
-                log.error("account_start_failed", error=str(error))
+            await self._try_start_account(account, config)
         for name, new in wanted.items():
             if self.accounts.named(name) is None and new is not None:
                 changed = True
-                try:
-                    await self._start_account(self._new_account(new), config)
-                except (StartupError, ConfigError) as error:
-                    log.error("account_start_failed", error=str(error))
+                await self._try_start_account(self._new_account(new), config)
         if changed:
-            # Config order, whatever order they (re)started in.
+            # Config order, whatever order they (re)started in; remote accounts after them.
             order = list(wanted)
-            for account in sorted(self.accounts, key=lambda a: order.index(a.name)):
+            local = [account for account in self.accounts if not account.remote]
+            for account in sorted(local, key=lambda a: order.index(a.name)):
                 self.accounts.remove(account.name)
                 self.accounts.add(account)
+        if self.cluster is not None:
+            before = [account.self_id for account in self.accounts if account.remote]
+            await self._update_remote_accounts(config)
+            changed = changed or before != [a.self_id for a in self.accounts if a.remote]
+        if changed:
             for adapter in self.adapters.values():
                 notify = getattr(adapter, "accounts_changed", None)
                 if notify is not None:
                     await notify()
+
+    async def _try_start_account(self, account: Account, config: GatewayConfig) -> None:
+        """Start an account on reload (and host it in the cluster); a failure is logged."""
+        try:
+            await self._start_account(account, config)
+        except (StartupError, ConfigError) as error:
+            log.error("account_start_failed", error=str(error))
+            return
+        if self.cluster is not None:
+            await self.cluster.host(account)
 
     def _reload_policy(self, key: tuple[str, str], entry: AdapterConfig) -> None:
         kind, name = key
@@ -466,7 +526,7 @@ class Supervisor:
 
     def overview(self) -> dict[str, Any]:
         """Live state for the console: backend, every configured entry, action counters."""
-        status = self.backend.status()
+        first = self.accounts.first() if len(self.accounts) else None
         per_entry = self.bus.entry_stats()
         answered = self.metrics.answered_per_account()
         adapters = []
@@ -495,12 +555,14 @@ class Supervisor:
                 }
             )
         return {
-            "backend": {
-                "kind": self.backend.kind,
-                "self_id": self.backend.self_id,
-                "online": bool(status.get("online")),
-                "state": "online" if status.get("online") else "offline",
+            "backend": None
+            if first is None
+            else {
+                key: value
+                for key, value in account_overview(first).items()
+                if key in ("kind", "self_id", "online", "state")
             },
+            "cluster": None if self.cluster is None else self.cluster.status(),
             "accounts": [
                 {**account_overview(account), "actions": answered.get(str(account.self_id), {})}
                 for account in self.accounts
@@ -513,7 +575,7 @@ class Supervisor:
     def summary(self) -> str:
         """One line for `STATUS=`: backend and account (or the accounts), and adapters."""
         adapters = f"{len(self.adapters)} adapters: {', '.join(self.adapters) or 'none'}"
-        if len(self.accounts) == 1:
+        if len(self.accounts) == 1 and self.cluster is None:
             return f"{self.backend.kind} backend, self_id {self.backend.self_id}, {adapters}"
         accounts = ", ".join(f"{a.name} ({a.self_id})" for a in self.accounts)
         return f"{len(self.accounts)} accounts: {accounts}; {adapters}"
@@ -534,6 +596,12 @@ class Supervisor:
         for failure in await asyncio.gather(*stopping, return_exceptions=True):
             if isinstance(failure, Exception):
                 log.error("adapter_stop_failed", exc_info=failure)
+        if self.cluster is not None:
+            # Before the accounts: other nodes' calls to them are answered until here.
+            try:
+                await self.cluster.stop()
+            except Exception:
+                log.exception("cluster_stop_failed")
         accounts = list(self.accounts)
         for account in accounts:
             self.accounts.remove(account.name)
