@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -152,28 +153,36 @@ async def login_of(backend: RelayBackend) -> Any:
 # --- forward accounts: one upstream each ---------------------------------------------------------
 
 
+@dataclass
+class ForwardPair:
+    ups: dict[int, Upstream]
+    backends: dict[int, RelayBackend]
+    upstream_a: contextlib.AsyncExitStack
+    """Closing it takes A's upstream server down."""
+
+
 @contextlib.asynccontextmanager
-async def forward_pair(bus: EventBus) -> AsyncIterator[tuple[dict[int, Upstream], Any]]:
-    """Two forward accounts, A and B, each dialling its own upstream; yields the upstreams and
-    an exit stack whose first callback takes A's upstream down."""
+async def forward_pair(bus: EventBus) -> AsyncIterator[ForwardPair]:
+    """Two forward accounts, A and B, each dialling its own upstream server."""
     ups = {A: upstream_of(A), B: upstream_of(B)}
     async with contextlib.AsyncExitStack() as stack:
         url_b = await stack.enter_async_context(forward_upstream(ups[B]))
-        a_stack = contextlib.AsyncExitStack()
-        url_a = await a_stack.enter_async_context(forward_upstream(ups[A]))
-        stack.push_async_callback(a_stack.aclose)
+        upstream_a = contextlib.AsyncExitStack()
+        url_a = await upstream_a.enter_async_context(forward_upstream(ups[A]))
+        stack.push_async_callback(upstream_a.aclose)
         backends = {
             A: RelayBackend(relay_config(url=url_a), bus),
             B: RelayBackend(relay_config(url=url_b), bus),
         }
         await stack.enter_async_context(started(*backends.values()))
-        yield ups, (backends, a_stack)
+        yield ForwardPair(ups, backends, upstream_a)
 
 
 async def test_forward_accounts_each_answer_from_and_publish_for_their_own_upstream() -> None:
     bus = EventBus()
     events = bus.subscribe("events", SubscriberOptions())
-    async with forward_pair(bus) as (ups, (backends, _)):
+    async with forward_pair(bus) as pair:
+        ups, backends = pair.ups, pair.backends
         assert (backends[A].self_id, backends[B].self_id) == (A, B)
         assert (await login_of(backends[A]), await login_of(backends[B])) == (A, B)
         await backends[B].request("get_stranger_info", {"user_id": 7})
@@ -186,11 +195,12 @@ async def test_forward_accounts_each_answer_from_and_publish_for_their_own_upstr
 
 
 async def test_a_forward_upstream_going_down_fails_only_its_accounts_calls_at_once() -> None:
-    async with forward_pair(EventBus()) as (ups, (backends, take_a_down)):
+    async with forward_pair(EventBus()) as pair:
+        ups, backends = pair.ups, pair.backends
         ups[A].silent.add("get_status")
         in_flight = asyncio.create_task(backends[A].request("get_status", {}))
         await ups[A].wait_for(lambda: any(f["action"] == "get_status" for f in ups[A].frames))
-        await take_a_down.aclose()
+        await pair.upstream_a.aclose()
         with pytest.raises(ActionFailed) as lost:
             await in_flight
         assert "the connection closed" in lost.value.message
