@@ -693,22 +693,27 @@ def _check_accounts(config: GatewayConfig) -> None:
 def _check_relay_listeners(config: GatewayConfig) -> None:
     """Reverse relay accounts on one `host:port` share its listener, which hands each upstream
     to the account of its path and X-Self-ID: each sets a distinct `selfId` (paths may differ).
-    Two listeners whose addresses overlap (a wildcard, `localhost`) could not both bind."""
+    A relay listener whose address overlaps another's or a server entry's (the same port on
+    the same host, a wildcard or `localhost`) could not bind."""
     listeners: dict[tuple[str, int], list[tuple[str, RelayBackendConfig]]] = {}
     for path, relay in config.backends():
         if isinstance(relay, RelayBackendConfig) and relay.mode == "reverse" and relay.port:
             listeners.setdefault((relay.host, relay.port), []).append((path, relay))
-    seen: list[tuple[str, int]] = []
+    taken = [
+        (_entry_path(kind, index), entry.host, entry.port)
+        for kind, index, entry in config.network.entries()
+        if isinstance(entry, _ServerEntry) and entry.enable and entry.port
+    ]
     for (host, port), members in listeners.items():
-        for other, other_port in seen:
+        for owner, other, other_port in taken:
             same = _normal_host(host) == _normal_host(other)
             if port == other_port and (same or _is_wildcard(host) or _is_wildcard(other)):
                 raise ValueError(
-                    f"{members[0][0]}.host: {host}:{port} overlaps the relay listener "
-                    f"{other}:{port} of {listeners[(other, port)][0][0]}; accounts share a "
-                    "listener by naming the same host and port"
+                    f"{members[0][0]}.port: the relay listener {host}:{port} overlaps "
+                    f"{other}:{port} of {owner} (accounts share a relay listener by naming the "
+                    "same host and port; nothing else can listen there)"
                 )
-        seen.append((host, port))
+        taken.append((members[0][0], host, port))
         if len(members) < 2:
             continue
         owners: dict[int, str] = {}

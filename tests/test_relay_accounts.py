@@ -517,10 +517,38 @@ def test_config_accounts_sharing_a_listener_need_distinct_self_ids() -> None:
 
 
 def test_config_listeners_on_overlapping_addresses_are_refused() -> None:
-    with pytest.raises(ValidationError, match=r"accounts\[1\]\.backend\.host: 0\.0\.0\.0:8082"):
+    with pytest.raises(
+        ValidationError,
+        match=r"accounts\[1\]\.backend\.port: the relay listener 0\.0\.0\.0:8082 overlaps "
+        r"127\.0\.0\.1:8082 of accounts\[0\]\.backend",
+    ):
         accounts_config(
             {"mode": "reverse", "port": 8082, "token": "t"},
             {"mode": "reverse", "port": 8082, "host": "0.0.0.0", "token": "t"},
+        )
+
+
+def test_config_a_relay_listener_on_a_server_entrys_port_is_refused() -> None:
+    with pytest.raises(
+        ValidationError,
+        match=r"accounts\[0\]\.backend\.port: the relay listener localhost:3001 overlaps "
+        r"127\.0\.0\.1:3001 of network\.websocketServers\[0\]",
+    ):
+        GatewayConfig.model_validate(
+            {
+                "network": {"websocketServers": [{"name": "ws", "enable": True, "port": 3001}]},
+                "accounts": [
+                    {
+                        "name": "relay",
+                        "backend": {
+                            "type": "relay",
+                            "mode": "reverse",
+                            "host": "localhost",
+                            "port": 3001,
+                        },
+                    }
+                ],
+            }
         )
 
 
