@@ -279,6 +279,23 @@ async def test_an_upstream_cannot_publish_events_for_another_account() -> None:
     assert backends[A].self_id == A
 
 
+async def test_an_account_sharing_its_listener_keeps_its_number_whatever_its_login_says() -> None:
+    async with (
+        shared_listener(EventBus()) as (port, backends),
+        aiohttp.ClientSession() as http,
+    ):
+        impostor = Upstream(login_data={"user_id": 999999, "nickname": "other"})
+        served = await connect(impostor, port, A, TOKENS[A], http)
+        await impostor.wait_for(
+            lambda: any(f["action"] == "get_login_info" for f in impostor.frames)
+        )
+        await until(online(backends[A]))
+        assert await login_of(backends[A]) == 999999  # calls still reach it
+        assert backends[A].self_id == A
+        await impostor.sockets[0].close()
+        await served
+
+
 async def test_a_wrong_token_is_refused_for_that_account_only() -> None:
     async with both_connected(EventBus()) as (port, backends, ups):
         headers = {"X-Self-ID": str(A), "Authorization": f"Bearer {TOKENS[B]}"}
