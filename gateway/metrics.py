@@ -78,6 +78,7 @@ class Metrics:
         clients) at every scrape."""
         self.actions.flush = lambda: _flush_accounts(supervisor)
         self.registry.register(_LiveState(supervisor))
+        self.registry.register(_ClusterState(supervisor, self.actions))
 
 
 def _per_retcode(counts: Iterable[tuple[tuple[str, int], int]]) -> dict[str, int]:
@@ -139,6 +140,18 @@ class ActionStats:
                 row = rows[key] = [0.0] * (len(bounds) + 2)
             row[bisect_left(bounds, seconds)] += 1
             row[-1] += seconds
+
+    def latency(self, self_id: int) -> tuple[list[float], float] | None:
+        """The account `self_id`'s answers per latency bucket (cumulative, the last is +Inf)
+        and the sum of their seconds, every action merged; None before its first answer."""
+        rows = self.rows.get(str(self_id))
+        if not rows:
+            return None
+        merged = [0.0] * (len(self.bounds) + 2)
+        for row in rows.values():
+            for index, value in enumerate(row):
+                merged[index] += value
+        return list(accumulate(merged[:-1])), merged[-1]
 
     def requests(self, self_id: int | None = None) -> dict[tuple[str, int], int]:
         """Answers so far per (action, retcode): of every account, or of the account
@@ -245,3 +258,122 @@ class _LiveState:
             if front.send_rate is not None:
                 waiting.add_metric([name], front.waiting())
         yield waiting
+
+
+class _ClusterState:
+    """`onebot_cluster_*`: a cluster node's link, publisher, consumers, remote calls and the
+    directory, read from their own counters at scrape time (nothing added to the hot paths).
+    Yields nothing on a gateway without `cluster`."""
+
+    def __init__(self, supervisor: Supervisor, actions: ActionStats) -> None:
+        self.supervisor = supervisor
+        self.actions = actions
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.supervisor.cluster
+        if node is None:
+            return
+        link, publisher = node.link, node.publisher
+        yield GaugeMetricFamily(
+            "onebot_cluster_connected",
+            "1 while the link to NATS is up.",
+            value=int(link.connected),
+        )
+        yield CounterMetricFamily(
+            "onebot_cluster_reconnects",
+            "Times the link to NATS came back after a loss (the first connection is not one).",
+            value=link.reconnects,
+        )
+        yield GaugeMetricFamily(
+            "onebot_cluster_publish_held",
+            "Events of this node's accounts waiting to be stored in the stream (the publish lag: "
+            "grows while NATS is away, bounded by cluster.bufferSize).",
+            value=publisher.held,
+        )
+        yield CounterMetricFamily(
+            "onebot_cluster_published",
+            "Events the stream acknowledged (duplicates included).",
+            value=publisher.published,
+        )
+        yield CounterMetricFamily(
+            "onebot_cluster_publish_duplicates",
+            "Acknowledgements saying the stream already had the event (a resent one, dropped).",
+            value=publisher.duplicates,
+        )
+        yield CounterMetricFamily(
+            "onebot_cluster_publish_retried",
+            "Events sent again after their batch was not acknowledged.",
+            value=publisher.retried,
+        )
+        yield CounterMetricFamily(
+            "onebot_cluster_publish_dropped",
+            "Events dropped because more than cluster.bufferSize waited (NATS away too long).",
+            value=publisher.dropped,
+        )
+        yield from self._consumers(node.consumers)
+        yield from self._remote_calls()
+        yield from self._directory(node.directory.nodes())
+
+    def _consumers(self, consumers: dict[str, Any]) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily(
+            "onebot_cluster_consume_in_flight",
+            "Events delivered to an entry and not yet written to its bots (the consume lag; "
+            "what can arrive twice after a crash).",
+            labels=["entry"],
+        )
+        families = {
+            "received": CounterMetricFamily(
+                "onebot_cluster_consumed",
+                "Events delivered by the entry's durable consumer (redeliveries included).",
+                labels=["entry"],
+            ),
+            "acked": CounterMetricFamily(
+                "onebot_cluster_consume_acked",
+                "Events acknowledged to the stream (written to the bots, or offered).",
+                labels=["entry"],
+            ),
+            "redelivered": CounterMetricFamily(
+                "onebot_cluster_consume_redelivered",
+                "Deliveries the stream marked as a repeat (not acknowledged in time).",
+                labels=["entry"],
+            ),
+        }
+        for name, consumer in sorted(consumers.items()):
+            in_flight.add_metric([name], consumer.in_flight)
+            for attribute, family in families.items():
+                family.add_metric([name], getattr(consumer, attribute))
+        yield in_flight
+        yield from families.values()
+
+    def _remote_calls(self) -> Iterator[Metric]:
+        latency = HistogramMetricFamily(
+            "onebot_cluster_request_seconds",
+            "Time a call for an account hosted on another node took, as its caller saw it "
+            "(request, the host's answer, reply), by account (self_id).",
+            labels=["self_id"],
+        )
+        self.actions.flush()
+        labels = (*(repr(float(b)) for b in self.actions.bounds), "+Inf")
+        for account in self.supervisor.accounts:
+            if not account.remote:
+                continue
+            seen = self.actions.latency(account.self_id)
+            if seen is not None:
+                buckets, total = seen
+                latency.add_metric(
+                    [str(account.self_id)], list(zip(labels, buckets, strict=True)), total
+                )
+        yield latency
+
+    def _directory(self, nodes: dict[str, list[dict[str, Any]]]) -> Iterator[Metric]:
+        accounts = GaugeMetricFamily(
+            "onebot_cluster_directory_accounts",
+            "Accounts in the cluster's directory, by hosting node and state (online: its node "
+            "says so and refreshed it within cluster.directoryTtl).",
+            labels=["node", "state"],
+        )
+        for node, entries in sorted(nodes.items()):
+            online = sum(1 for entry in entries if entry["online"])
+            accounts.add_metric([node, "online"], online)
+            accounts.add_metric([node, "offline"], len(entries) - online)
+        yield accounts

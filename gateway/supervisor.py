@@ -375,15 +375,16 @@ class Supervisor:
         log.info("admin_started", address=server.describe())
 
     def not_ready(self) -> list[str]:
-        """Why the gateway is not ready (empty when it is): every account (its backend runs
-        and is online) and every enabled entry."""
+        """Why the gateway is not ready (empty when it is): every local account (its backend
+        runs and is online) and every enabled entry. Accounts other cluster nodes host do not
+        count: their readiness is their node's (`/readyz` reports them and the link)."""
         reasons = []
         running = {account.name for account in self.accounts}
         for config in self.config.account_configs():
             if config.name not in running:
                 reasons.append(f"account {config.name!r} is not running")
         for account in self.accounts:
-            if not account.online():
+            if not account.remote and not account.online():
                 name = "" if self.config.accounts is None else f"account {account.name!r}: "
                 reasons.append(f"{name}{account.backend.kind} backend is not online")
         for _, _, entry in self.config.network.entries():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,10 @@ from openapi_spec_validator import validate
 
 from gateway.actions import default_catalog
 from gateway.config import parse_config
+from tests.cluster_nodes import GUARD, until
 from tests.conftest import RunningGateway, run_gateway
+from tests.nats_server import NatsServer, nats_server  # noqa: F401 (the fixture)
+from tests.test_cluster_node import account_node, cluster, running
 
 TOKEN = {"Authorization": "Bearer admin-secret"}
 
@@ -270,3 +274,122 @@ def test_admin_on_a_public_address_needs_a_token() -> None:
 
     with pytest.raises(ConfigError, match=r"admin\.token"):
         parse_config({"admin": {"host": "0.0.0.0"}}, {})
+
+
+# --- a cluster node -----------------------------------------------------------------------------
+
+C = 10003
+
+
+def edge_node(server: NatsServer) -> dict[str, Any]:
+    """Node `edge`: hosts `c` itself and serves account A of node `n1` (remote) on `bots`."""
+    return {
+        "accounts": [{"name": "c", "backend": {"database": ":memory:", "selfId": C}}],
+        "cluster": cluster(server, "edge"),
+        "network": {
+            "websocketServers": [
+                {
+                    "name": "bots",
+                    "enable": True,
+                    "port": 0,
+                    "heartInterval": 0,
+                    "accounts": ["c", A],
+                }
+            ]
+        },
+        "admin": {"port": 0, "token": "admin-secret"},
+    }
+
+
+async def message_on(ws: aiohttp.ClientWebSocketResponse, text: str) -> dict[str, Any]:
+    """The next message event of `ws` whose text is `text` (lifecycle frames skipped)."""
+    while True:
+        frame = await ws.receive_json(timeout=GUARD)
+        if frame.get("post_type") == "message" and frame.get("raw_message") == text:
+            return frame  # type: ignore[no-any-return]
+
+
+async def test_readyz_and_metrics_of_a_cluster_node_report_the_link_and_stay_ready_without_it(
+    nats_server: NatsServer,  # noqa: F811
+    http: Any,
+) -> None:
+    """Two nodes on a real nats-server: the edge reports its link, the remote account and the
+    cluster metrics; with NATS stopped it is still ready (its own account works), the remote
+    account is not, its own account's events wait and are published once NATS is back."""
+    async with (
+        running(account_node(nats_server, "n1", {"a": A})) as host,
+        running(edge_node(nats_server)) as edge,
+    ):
+        node = edge.cluster
+        assert node is not None
+        await until(node.directory, lambda: node.directory.online(A) and node.directory.online(C))
+        gw = RunningGateway(edge)
+        bots = f"ws://127.0.0.1:{edge.adapters['bots'].port}/{A}/"  # type: ignore[attr-defined]
+        async with http.ws_connect(bots) as ws:
+            a = host.accounts.named("a")
+            assert a is not None
+            params = {"message_type": "private", "user_id": 20001, "message": "over nats"}
+            await a.dispatcher.call("sandbox_receive_message", params)
+            event = await message_on(ws, "over nats")
+            await ws.send_json({"action": "get_login_info", "echo": "me"})
+            while (answer := await ws.receive_json(timeout=GUARD)).get("echo") != "me":
+                pass
+        up = await readyz(http, admin_url(gw, "/readyz"))
+        remote_up = await readyz(http, admin_url(gw, f"/readyz?account={A}"))
+        _, metrics_up = await get(http, admin_url(gw, "/metrics"), headers=TOKEN)
+
+        down = asyncio.Event()
+        node.link.on_disconnect(down.set)
+        await asyncio.to_thread(nats_server.stop)
+        async with asyncio.timeout(GUARD):
+            await down.wait()
+        c = edge.accounts.named("c")
+        assert c is not None
+        local = await c.dispatcher.call("sandbox_receive_message", {**params, "message": "held"})
+        cut = await readyz(http, admin_url(gw, "/readyz"))
+        remote_cut = await readyz(http, admin_url(gw, f"/readyz?account={A}"))
+        _, metrics_cut = await get(http, admin_url(gw, "/metrics"), headers=TOKEN)
+
+        await asyncio.to_thread(nats_server.start)
+        async with asyncio.timeout(GUARD):
+            await node.link.wait_ready()
+            await node.publisher.flushed()
+        back = await readyz(http, admin_url(gw, "/readyz"))
+        _, metrics_back = await get(http, admin_url(gw, "/metrics"), headers=TOKEN)
+
+    assert event["self_id"] == A and answer["data"]["user_id"] == A
+    status, body = up
+    assert status == 200 and body["status"] == "ready"
+    assert body["accounts"] == [{"name": "c", "self_id": C, "kind": "sandbox", "ready": True}]
+    link = body["cluster"]
+    assert link["connected"] is True and link["error"] is None
+    assert link["servers"] == [nats_server.url] and link["node"] == "edge"
+    assert link["dropped_events"] == 0
+    remote = {"name": str(A), "self_id": A, "kind": "remote", "node": "n1", "ready": True}
+    assert link["accounts"] == [remote]
+    assert remote_up == (200, {"status": "ready", "account": remote})
+    assert sample(metrics_up, "onebot_cluster_connected") == 1
+    assert sample(metrics_up, "onebot_cluster_consumed_total", entry="bots") >= 1
+    assert sample(metrics_up, "onebot_cluster_consume_acked_total", entry="bots") >= 1
+    assert sample(metrics_up, "onebot_cluster_request_seconds_count", self_id=str(A)) == 1
+    assert sample(metrics_up, "onebot_cluster_directory_accounts", node="n1", state="online") == 1
+    assert sample(metrics_up, "onebot_cluster_directory_accounts", node="edge", state="online") == 1
+
+    assert local["retcode"] == 0
+    status, body = cut
+    assert status == 200 and body["status"] == "ready"
+    assert body["accounts"][0]["ready"] is True
+    link = body["cluster"]
+    assert link["connected"] is False and link["error"]
+    assert link["held_events"] >= 1
+    [offline] = link["accounts"]
+    assert offline["ready"] is False and "link to NATS is down" in offline["reason"]
+    assert remote_cut[0] == 503 and remote_cut[1]["account"] == offline
+    assert sample(metrics_cut, "onebot_cluster_connected") == 0
+    assert sample(metrics_cut, "onebot_cluster_publish_held") >= 1
+
+    assert back[0] == 200 and back[1]["cluster"]["connected"] is True
+    assert back[1]["cluster"]["held_events"] == 0
+    assert sample(metrics_back, "onebot_cluster_reconnects_total") >= 1
+    assert sample(metrics_back, "onebot_cluster_published_total") >= 1
+    assert sample(metrics_back, "onebot_cluster_publish_held") == 0

@@ -84,18 +84,31 @@ class AdminServer:
         return json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        """The gateway's readiness (503 when anything is not ready: an account, an entry), with
-        every account's; `?account=<name|self_id>` answers for that account alone (its backend
-        runs and is online), 404 for an account the gateway does not have."""
+        """The gateway's readiness (503 when anything of its own is not ready: a local account,
+        an entry), with every account's; `?account=<name|self_id>` answers for that account
+        alone (its backend runs and is online; an account another cluster node hosts: it is
+        live in the directory and the link is up), 404 for an account the gateway does not
+        have.
+
+        A cluster node adds `cluster`: the link to NATS, what waits to be published, the
+        entries' consumers and the remote accounts. Neither a down link nor an offline remote
+        account makes the node 503: its local accounts and entries keep working, and a remote
+        account's readiness is its own node's (one account node restarting must not take every
+        edge node out of a load balancer)."""
         accounts = account_readiness(self.supervisor)
+        cluster = cluster_readiness(self.supervisor)
         ref = request.query.get("account")
         if ref is not None:
-            return _one_account_readiness(accounts, ref)
+            remote = [] if cluster is None else cluster["accounts"]
+            return _one_account_readiness([*accounts, *remote], ref)
         reasons = self.supervisor.not_ready()
+        body: dict[str, Any] = {"status": "not ready" if reasons else "ready"}
         if reasons:
-            body = {"status": "not ready", "reasons": reasons, "accounts": accounts}
-            return json_response(body, 503)
-        return json_response({"status": "ready", "accounts": accounts})
+            body["reasons"] = reasons
+        body["accounts"] = accounts
+        if cluster is not None:
+            body["cluster"] = cluster
+        return json_response(body, 503 if reasons else 200)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self.supervisor.metrics.registry)
@@ -131,6 +144,34 @@ def account_readiness(supervisor: Supervisor) -> list[dict[str, Any]]:
                 item["reason"] = f"{account.backend.kind} backend is not online"
         readiness.append(item)
     return readiness
+
+
+def cluster_readiness(supervisor: Supervisor) -> dict[str, Any] | None:
+    """A cluster node's link and remote accounts, None without `cluster`: `{connected,
+    servers, node, error, held_events, dropped_events, consumers, accounts}`, each remote
+    account as `{name, self_id, kind: "remote", node, ready}` (`node`: its host in the
+    directory, None when no node has it) and, when not ready, `reason`."""
+    node = supervisor.cluster
+    if node is None:
+        return None
+    remote: list[dict[str, Any]] = []
+    for account in supervisor.accounts:
+        if not account.remote:
+            continue
+        entry = node.directory.lookup(account.self_id)
+        ready = bool(account.backend.status().get("good"))
+        item: dict[str, Any] = {
+            "name": account.name,
+            "self_id": account.self_id,
+            "kind": account.backend.kind,
+            "node": None if entry is None else entry.node,
+            "ready": ready,
+        }
+        if not ready:
+            reason = getattr(account.backend, "down_reason", "")
+            item["reason"] = reason or "its node has not refreshed it in the directory yet"
+        remote.append(item)
+    return {**node.status(), "accounts": remote}
 
 
 def _one_account_readiness(accounts: list[dict[str, Any]], ref: str) -> web.Response:
