@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import RunningGateway, run_gateway
+from tests.nats_server import NatsServer, nats_server  # noqa: F401 (the fixture)
+from tests.test_cluster_node import account_node, cluster, running
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -278,3 +280,65 @@ async def test_two_accounts_chat_as_the_picked_one_and_filter_events_by_account(
         "#event-list li", "items => items.map(i => i.dataset.selfId)"
     )
     assert set(shown) == {str(A), str(B)}
+
+
+# --- a cluster node ----------------------------------------------------------------------------
+
+C = 10003
+
+
+def edge_node(server: NatsServer) -> dict[str, Any]:
+    """Node `edge`: hosts `c`; its `bot-ws` entry serves `c` and A, B of node `n1`."""
+    return {
+        "accounts": [{"name": "c", "backend": {"database": ":memory:", "selfId": C}}],
+        "cluster": cluster(server, "edge"),
+        "network": {
+            "websocketServers": [
+                {
+                    "name": "bot-ws",
+                    "enable": True,
+                    "port": 0,
+                    "heartInterval": 0,
+                    "accounts": ["c", A, B],
+                }
+            ]
+        },
+        "admin": {"port": 0, "token": TOKEN},
+    }
+
+
+async def cell(page: Any, selector: str, text: str) -> None:
+    """Wait until the element `selector` reads `text` (the overview refreshes every second)."""
+    await page.wait_for_function(
+        "([s, t]) => { const e = document.querySelector(s); return !!e && e.textContent === t; }",
+        arg=[selector, text],
+    )
+
+
+async def test_a_cluster_node_shows_the_link_and_where_each_account_lives(
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        host = await stack.enter_async_context(contextlib.AsyncExitStack())
+        await host.enter_async_context(running(account_node(nats_server, "n1", {"a": A, "b": B})))
+        _, page = await stack.enter_async_context(open_console(edge_node(nats_server), f"/{C}/"))
+        await log_in(page)
+        await page.wait_for_selector("#cluster:not([hidden])")
+        await cell(page, "#cluster-link", "connected")
+        for node, self_id in (("n1", A), ("n1", B), ("edge", C)):
+            row = f"#cluster-nodes tr[data-node='{node}'][data-self-id='{self_id}']"
+            await cell(page, f"{row} td:nth-child(5)", "online")
+        assert await page.inner_text("#cluster-nodes tbody tr:first-child td:first-child") == (
+            "edge (this node)"
+        )
+        detail = await page.inner_text("#cluster-detail")
+        assert "node edge" in detail and nats_server.url in detail
+        await cell(page, f"#accounts tr[data-name='{A}'] td:nth-child(3)", "remote on n1")
+        await shot(page, "cluster")
+        # The account node stops cleanly: its accounts leave the directory at once.
+        await host.aclose()
+        await page.wait_for_selector("#cluster-nodes tr[data-node='n1']", state="detached")
+        await cell(
+            page, f"#accounts tr[data-name='{A}'] td:nth-child(3)", "remote (no node has it)"
+        )
+        await cell(page, f"#accounts tr[data-name='{A}'] td:nth-child(4)", "offline")

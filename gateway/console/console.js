@@ -74,6 +74,7 @@ function render(overview) {
   state.overview = overview;
   renderAccounts(overview.accounts || []);
   renderBackend();
+  renderCluster(overview.cluster);
   $("#events-published").textContent = overview.events_published;
   const answered = Object.values(overview.actions).reduce((a, b) => a + b, 0);
   const now = Date.now() / 1000;
@@ -102,6 +103,13 @@ function accountName(selfId) {
   return account ? account.name : String(selfId);
 }
 
+// An account's backend kind; an account of another node says which ("remote on n1").
+function backendText(account) {
+  if (account.kind !== "remote") return account.kind;
+  const node = hostOf(account.self_id);
+  return node ? `remote on ${node}` : "remote (no node has it)";
+}
+
 // The picker, the events' account filter and the accounts table; the picker and the table only
 // show when there is more than one account.
 function renderAccounts(accounts) {
@@ -128,8 +136,37 @@ function renderAccounts(accounts) {
   $("#accounts tbody").innerHTML = accounts.map((a) => {
     const answered = Object.values(a.actions || {}).reduce((x, y) => x + y, 0);
     return `<tr data-name="${esc(a.name)}" class="${a === picked() ? "picked" : ""}"><td>${esc(a.name)}</td>` +
-      `<td>${a.self_id}</td><td>${esc(a.kind)}</td><td class="state-${esc(a.state)}">${esc(a.state)}</td><td>${answered}</td></tr>`;
+      `<td>${a.self_id}</td><td>${esc(backendText(a))}</td><td class="state-${esc(a.state)}">${esc(a.state)}</td><td>${answered}</td></tr>`;
   }).join("");
+}
+
+// --- cluster ---------------------------------------------------------------------------------
+
+// The node hosting `selfId` in the directory ("" when no node has it, or without a cluster).
+function hostOf(selfId) {
+  const nodes = (state.overview.cluster || {}).nodes || {};
+  const found = Object.entries(nodes).find(([, accounts]) => accounts.some((a) => a.self_id === selfId));
+  return found ? found[0] : "";
+}
+
+// The link to NATS and the directory: every node with the accounts it hosts (this node first).
+function renderCluster(cluster) {
+  $("#cluster").hidden = !cluster;
+  if (!cluster) return;
+  const link = $("#cluster-link");
+  link.textContent = cluster.connected ? "connected" : "disconnected";
+  link.classList.toggle("live", cluster.connected);
+  const held = `${cluster.held_events} events held · ${cluster.dropped_events} dropped`;
+  const error = cluster.connected ? "" : ` · ${cluster.error}`;
+  $("#cluster-detail").textContent = `node ${cluster.node} · NATS ${cluster.servers.join(", ")} · ${held}${error}`;
+  const nodes = Object.entries(cluster.nodes || {});
+  nodes.sort(([a], [b]) => (a === cluster.node ? -1 : b === cluster.node ? 1 : a.localeCompare(b)));
+  $("#cluster-nodes tbody").innerHTML = nodes.flatMap(([node, accounts]) => accounts.map((a, index) => {
+    const online = a.online ? "online" : "offline";
+    const name = index ? "" : `${esc(node)}${node === cluster.node ? " (this node)" : ""}`;
+    return `<tr data-node="${esc(node)}" data-self-id="${a.self_id}"><td>${name}</td><td>${esc(a.name)}</td>` +
+      `<td>${a.self_id}</td><td>${esc(a.kind)}</td><td class="state-${online}">${online}</td></tr>`;
+  })).join("") || `<tr><td colspan="5">no account in the directory yet</td></tr>`;
 }
 
 // The picked account's backend and state (the first account's when there is none).

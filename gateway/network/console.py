@@ -1,7 +1,10 @@
 """The web console's endpoints on the admin listener (the page itself is static, in
 `gateway/console/`; every data endpoint needs the admin token, as a header or `?access_token=`).
 
-- `GET /api/overview`: accounts, adapters, backend and action counters.
+- `GET /api/overview`: accounts, adapters, backend and action counters; on a cluster node,
+  `cluster`: the link (`connected`, `servers`, `node`, `error`, held and dropped events, the
+  entries' consumers) and `nodes`, the directory: each node's accounts (`self_id`, `name`,
+  `kind`, `online`), this node's included.
 - `GET /api/catalog?account=`: every action the account's backend supports, with its parameter
   schema (the Actions panel builds forms).
 - `POST /api/call {action, params, account}`: run an action through the account's dispatcher;
@@ -21,7 +24,7 @@ import asyncio
 import contextlib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -64,7 +67,7 @@ class Console:
         return web.FileResponse(STATIC / "index.html")
 
     async def overview(self, _request: web.Request) -> web.Response:
-        return json_response(self.supervisor.overview())
+        return json_response(console_overview(self.supervisor))
 
     async def catalog(self, request: web.Request) -> web.Response:
         account = find_account(self.supervisor.accounts, request.query.get("account"))
@@ -129,8 +132,17 @@ class Console:
         return response
 
     async def _send_overview(self, response: web.StreamResponse) -> None:
-        data = jsonio.dumps(self.supervisor.overview())
+        data = jsonio.dumps(console_overview(self.supervisor))
         await response.write(b"event: overview\ndata: %s\n\n" % data)
+
+
+def console_overview(supervisor: Supervisor) -> dict[str, Any]:
+    """The supervisor's overview, with the directory's nodes in `cluster` on a cluster node."""
+    overview = supervisor.overview()
+    node = supervisor.cluster
+    if node is not None:
+        overview["cluster"] = {**overview["cluster"], "nodes": node.directory.nodes()}
+    return overview
 
 
 def find_account(accounts: Accounts, ref: object) -> Account | web.Response:
