@@ -390,13 +390,16 @@ class RelayBackendConfig(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = 8082
     """Reverse mode: port to listen on."""
     path: str = "/"
-    """Reverse mode: the WebSocket path the upstream connects to."""
+    """Reverse mode: the WebSocket path the upstream connects to (accounts sharing one
+    `host:port` may use different paths: an upstream is routed by path and `X-Self-ID`)."""
     token: str = ""
     """Sent as `Authorization: Bearer` (forward) or required from the upstream (reverse)."""
     allow_insecure: bool = False
     """Reverse mode: allow a non-loopback listener with an empty token."""
     self_id: int = 0
-    """The account's QQ number before upstream tells it (0: learn it from upstream)."""
+    """The account's QQ number before upstream tells it (0: learn it from upstream). Required,
+    and distinct, for reverse-mode accounts sharing one `host:port`: it tells their upstreams
+    apart by `X-Self-ID`."""
     call_timeout: Annotated[int, Field(gt=0)] = 30000
     """How long (ms) an action may wait for upstream before it fails with 1200."""
     connect_timeout: Annotated[int, Field(ge=0)] = 5000
