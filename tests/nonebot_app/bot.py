@@ -1,7 +1,8 @@
 """A real NoneBot2 app for end-to-end tests in every connection mode: `ping` → `pong`.
 
 Settings come from the environment the test passes: NB_MODE (forward, reverse or http),
-ONEBOT_WS_URLS (JSON list), ONEBOT_ACCESS_TOKEN, NB_PORT, ONEBOT_SECRET, ONEBOT_API_ROOTS.
+ONEBOT_WS_URLS (JSON list), ONEBOT_ACCESS_TOKEN, NB_PORT, NB_HOST (127.0.0.1 unless set: a
+container sets 0.0.0.0), ONEBOT_SECRET, ONEBOT_API_ROOTS.
 It prints `BOT_CONNECTED <self_id>` when the gateway registers the bot.
 """
 
@@ -29,7 +30,7 @@ else:
     # HTTP POST mode it calls the gateway back through ONEBOT_API_ROOTS.
     nonebot.init(
         driver="~fastapi+~aiohttp",
-        host="127.0.0.1",
+        host=os.environ.get("NB_HOST", "127.0.0.1"),
         port=int(os.environ["NB_PORT"]),
         onebot_secret=os.environ.get("ONEBOT_SECRET") or None,
         onebot_api_roots=json.loads(os.environ.get("ONEBOT_API_ROOTS", "{}")),
