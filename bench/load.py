@@ -10,6 +10,8 @@ command prints one JSON object on stdout.
                    [--action send_private_msg --params '{"user_id":20001,"message":"bench"}']
     load.py fanout --port P --pid SERVER_PID --http-port H --subscribers 100 --count 5000 \
                    --rate 500 --run ID [--path /10001/ --self-id 10001]
+    load.py rfanout --listen B --pid SERVER_PID --http-port H --count 5000 --run ID \
+                    [--self-id 10001]     # a reverse-WebSocket bot the gateway connects to
     load.py idle   --port P --pid SERVER_PID --steps 1000,10000
 """
 
@@ -377,6 +379,105 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --- reverse fan-out ------------------------------------------------------------------------------
+
+
+async def rfanout(args: argparse.Namespace) -> dict[str, Any]:
+    """A reverse-WebSocket bot: listens on `--listen`, takes the gateway's connections, then asks
+    the account's node (`--http-port`) for one emitted run; delivery latency from
+    bench_emitted_ns, as `fanout` (one receiver, the frames counted on any connection)."""
+    from aiohttp import WSMsgType, web  # only this command needs it
+
+    tag = f'"bench_run":"{args.run}"'
+    warm_tag = f'"bench_run":"{args.run}-warm"'
+    latencies = array("q")
+    state = {"received": 0, "warm": 0, "out_of_order": 0, "connections": 0, "last_seq": -1}
+    times = {"first_emitted": 0, "last_received": 0, "last": 0.0}
+    connected = asyncio.Event()
+
+    async def bot(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        state["connections"] += 1
+        connected.set()
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            now = time.time_ns()
+            text = message.data
+            if tag in text:
+                event = orjson.loads(text)
+                emitted = event["bench_emitted_ns"]
+                latencies.append(now - emitted)
+                state["received"] += 1
+                seq = event["bench_seq"]
+                if seq <= state["last_seq"]:
+                    state["out_of_order"] += 1
+                state["last_seq"] = seq
+                if seq == 0:
+                    times["first_emitted"] = emitted
+                times["last_received"] = max(times["last_received"], now)
+                times["last"] = time.monotonic()
+            elif warm_tag in text:
+                state["warm"] += 1
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", bot)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, args.listen).start()
+    try:
+        await asyncio.wait_for(connected.wait(), 60)
+        emit = f"{args.self_id}/sandbox_emit_bench" if args.self_id else "sandbox_emit_bench"
+        warm = 20
+        reply = await http_post(
+            args.http_port, emit, {"count": warm, "rate": 0, "run": f"{args.run}-warm"}
+        )
+        assert reply["retcode"] == 0, reply
+        deadline = time.monotonic() + 30
+        while state["warm"] < warm and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        cpu0, server0 = cpu_seconds(), server_cpu(args.pid)
+        started = time.monotonic()
+        reply = await http_post(
+            args.http_port, emit, {"count": args.count, "rate": args.rate, "run": args.run}
+        )
+        assert reply["retcode"] == 0, reply
+        planned = args.count / args.rate if args.rate else 0.0
+        hard_deadline = started + planned + args.timeout
+        times["last"] = time.monotonic()
+        while state["received"] < args.count:
+            now = time.monotonic()
+            quiet = now - times["last"] > args.quiet and now > started + planned
+            if quiet or now > hard_deadline:
+                break
+            await asyncio.sleep(0.02)
+        cpu, server = cpu_seconds() - cpu0, server_cpu(args.pid) - server0
+        wall = time.monotonic() - started
+    finally:
+        await runner.cleanup()
+    delivered = state["received"]
+    span_ns = max(1, times["last_received"] - times["first_emitted"])
+    ordered = sorted(latencies)
+    return {
+        "subscribers": 1,
+        "connections": state["connections"],
+        "events": args.count,
+        "rate": args.rate,
+        "delivered": delivered,
+        "lost": args.count - delivered,
+        "out_of_order": state["out_of_order"],
+        "delivered_per_s": delivered / (span_ns / 1e9),
+        "p50_ms": percentile(ordered, 0.50) / 1e6,
+        "p99_ms": percentile(ordered, 0.99) / 1e6,
+        "max_ms": (ordered[-1] / 1e6) if ordered else 0.0,
+        "server_cpu_us": 1e6 * server / max(delivered, 1),
+        "client_cpu_pct": 100 * cpu / max(wall, 1e-9),
+    }
+
+
 # --- idle ----------------------------------------------------------------------------------------
 
 
@@ -515,6 +616,16 @@ def main() -> None:
     )
     p.add_argument("--quiet", type=float, default=3.0, help="give up after this long silent")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds past the planned end")
+    p = commands.add_parser("rfanout")
+    p.add_argument("--listen", type=int, required=True, help="the bot's port (reverse WS)")
+    p.add_argument("--pid", required=True, help="the server(s), PID[,PID…], for CPU time")
+    p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--rate", type=float, default=0)
+    p.add_argument("--run", required=True)
+    p.add_argument("--self-id", type=int, default=0, help="the account that emits (0: unnamed)")
+    p.add_argument("--quiet", type=float, default=3.0, help="give up after this long silent")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds past the planned end")
     p = commands.add_parser("idle")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True)
@@ -527,7 +638,8 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=1.0)
     args = parser.parse_args()
     raise_nofile()
-    command = {"wsapi": wsapi, "fanout": fanout, "idle": idle, "bigbody": bigbody}[args.command]
+    commands_ = {"wsapi": wsapi, "fanout": fanout, "rfanout": rfanout, "idle": idle}
+    command = {**commands_, "bigbody": bigbody}[args.command]
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         result = runner.run(command(args))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")

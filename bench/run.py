@@ -14,7 +14,8 @@ commit and the machine replace the generated block of that file (the rest is kep
         accounts100_events,accounts100_events_bound,accounts100_events_each,accounts100_call
                             # several accounts: N sandbox accounts against one (not aiohttp)
     python bench/run.py --quick --rounds 3 --only cluster_call_1x1,cluster_send_1x1,\
-        cluster_call,cluster_send,cluster_events,cluster_events_paced
+        cluster_call,cluster_send,cluster_events,cluster_events_paced,cluster_events_reverse,\
+        cluster_events_reverse_paced
                             # a cluster: an edge node and a real nats-server against the
                             # account local (calls) or the bot on the account node (events)
 
@@ -367,11 +368,19 @@ class ClusterServer(Server):
     CPU adds up all of them. Events are emitted on the account node (`emit_port`)."""
 
     def __init__(
-        self, target: str, http_port: int, ws_port: int, queue_size: int, local: str
+        self,
+        target: str,
+        http_port: int,
+        ws_port: int,
+        queue_size: int,
+        local: str,
+        reverse: bool = False,
     ) -> None:
         super().__init__(target, http_port, ws_port, queue_size)
         self.self_id = ACCOUNT_FIRST_ID
         self.local = local
+        self.bot_port = http_port + 6 if reverse else 0
+        """Where the node serving the bot connects a reverse WebSocket (0: no such entry)."""
         self.remote = target == "gateway"
         self.nats_port = http_port + 3
         self.clustered = self.remote or local == "node"
@@ -396,8 +405,10 @@ class ClusterServer(Server):
         return {"nats": {"url": f"nats://{HOST}:{self.nats_port}"}, "node": node}
 
     def _entries(self, http_port: int, ws_port: int, **fields: Any) -> dict[str, Any]:
+        """The load's entries: HTTP, WebSocket server and, with a bot port, a reverse WebSocket
+        (`fields`: what every one gets, e.g. the accounts an edge serves)."""
         ws = {"name": "ws", "enable": True, "host": HOST, "port": ws_port}
-        return {
+        entries: dict[str, Any] = {
             "httpServers": [
                 {"name": "http", "enable": True, "host": HOST, "port": http_port, **fields}
             ],
@@ -405,10 +416,19 @@ class ClusterServer(Server):
                 {**ws, "heartInterval": 0, "queueSize": self.queue_size, **fields}
             ],
         }
+        if self.bot_port:
+            bot = {"name": "bot", "enable": True, "url": f"ws://{HOST}:{self.bot_port}/"}
+            entries["websocketClients"] = [
+                {**bot, "heartInterval": 0, "reconnectInterval": 100, **fields}
+            ]
+        return entries
 
     def _account_node(self, http_port: int, ws_port: int) -> dict[str, Any]:
+        network = self._entries(http_port, ws_port)
+        if self.remote:
+            network.pop("websocketClients", None)  # the bot is the edge's
         config: dict[str, Any] = {
-            "network": self._entries(http_port, ws_port),
+            "network": network,
             "accounts": [
                 {
                     "name": "bot1",
@@ -463,6 +483,8 @@ class ClusterServer(Server):
             ports.append(self.nats_port)
         if self.remote:
             ports += [self.http_port + 4, self.http_port + 5]
+        if self.bot_port:
+            ports.append(self.bot_port)
         for port in ports:
             if not port_free(port):
                 raise SystemExit(f"bench: port {port} is in use; pass --port-base")
@@ -485,7 +507,8 @@ class ClusterServer(Server):
             }
             self._spawn("edge", self._gateway("edge", edge))
         else:
-            self._spawn("gateway", self._gateway("gateway", self._account_node(*ports[:2])))
+            node = self._account_node(self.http_port, self.ws_port)
+            self._spawn("gateway", self._gateway("gateway", node))
         # Ready: the load's entry answers a call for the account (through NATS on the edge).
         self.log_path = self.dir / f"{self.procs[-1][0]}.log"
         self.ready_s = self._wait_ready(started)
@@ -533,12 +556,13 @@ class ClusterServer(Server):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def cluster_server(local: str) -> Callable[[str, int, int, int], Server]:
+def cluster_server(local: str, reverse: bool = False) -> Callable[[str, int, int, int], Server]:
     """Makes the servers of a `cluster*` scenario: the cluster for "gateway"; for "baseline" one
-    gateway (`local="gateway"`) or the account node of a cluster (`local="node"`)."""
+    gateway (`local="gateway"`) or the account node of a cluster (`local="node"`); `reverse`:
+    the node serving the bot has a reverse-WebSocket entry to it."""
 
     def make(target: str, http_port: int, ws_port: int, queue_size: int) -> Server:
-        return ClusterServer(target, http_port, ws_port, queue_size, local)
+        return ClusterServer(target, http_port, ws_port, queue_size, local, reverse)
 
     return make
 
@@ -856,22 +880,24 @@ def measure_cluster_events(
     server: Server, plan: Plan, profiler: Profiler, rate: float = 0
 ) -> dict[str, Any]:
     """Account 10001 publishes on the account node (as fast as it can, or paced at `rate`
-    events/s) to one forward-WebSocket subscriber on the `ws` entry: the edge node's (through
-    the stream and the entry's consumer) or, for the baseline, the account node's own. Delivery
-    latency is from the hook's `bench_emitted_ns` (same clock: one machine)."""
+    events/s) to one bot: a forward-WebSocket subscriber on the `ws` entry or, when the server
+    has a bot port, a reverse-WebSocket bot the `bot` entry connects to; the edge node's
+    (through the stream and the entry's durable consumer) or, for the baseline, the account
+    node's own. Delivery latency is from the hook's `bench_emitted_ns` (one machine, one
+    clock)."""
     assert isinstance(server, ClusterServer)
     count = int(rate * plan.fanout_seconds) if rate else plan.fanout_fast_deliveries // 10
     run = f"{server.target}-cluster-{time.time_ns()}"
+    if server.bot_port:
+        bot = ["rfanout", "--listen", str(server.bot_port)]
+    else:
+        bot = ["fanout", "--port", str(server.ws_port), "--subscribers", "1"]
     command = load_command(
-        "fanout",
-        "--port",
-        str(server.ws_port),
+        *bot,
         "--pid",
         server.pids,
         "--http-port",
         str(server.emit_port),
-        "--subscribers",
-        "1",
         "--count",
         str(count),
         "--rate",
@@ -881,7 +907,7 @@ def measure_cluster_events(
         "--self-id",
         str(server.self_id),
     )
-    name = f"cluster_events{'_paced' if rate else ''}"
+    name = f"cluster_events{'_reverse' if server.bot_port else ''}{'_paced' if rate else ''}"
     with profiler.attach(server, name, plan.fanout_seconds):
         done = run_pinned(command, plan.fanout_seconds + 180)
     result = parse_load(done, server)
@@ -1025,6 +1051,18 @@ SCENARIOS = [
         lambda s, p, f: measure_cluster_events(s, p, f, CLUSTER_EVENTS_PER_S),
         "min:p99_ms",
         cluster_server("node"),
+    ),
+    Scenario(
+        "cluster_events_reverse",
+        measure_cluster_events,
+        "max:delivered_per_s",
+        cluster_server("node", reverse=True),
+    ),
+    Scenario(
+        "cluster_events_reverse_paced",
+        lambda s, p, f: measure_cluster_events(s, p, f, CLUSTER_EVENTS_PER_S),
+        "min:p99_ms",
+        cluster_server("node", reverse=True),
     ),
 ]
 
@@ -1220,8 +1258,8 @@ ROWS += [
 ]
 # A cluster (issue 18): figures, no targets. "gateway" is the cluster (an edge node, an account
 # node, a nats-server, all on the server CPU); the baseline is named in each label.
-_CALL = "WS {action} {shape} via an edge node to an account on another node"
-_LOCAL = "baseline: the account local in one gateway"
+_CALL = "WS {action} {shape}, edge node → account on another node"
+_LOCAL = "baseline: the account local, one gateway"
 for _name, _action, _shape in (
     ("cluster_call_1x1", "get_login_info", "1×1"),
     ("cluster_send_1x1", "send_private_msg", "1×1"),
@@ -1235,13 +1273,15 @@ for _name, _action, _shape in (
         (_name, "actions_per_s", f"{_prefix}: actions/s", "{:,.0f}", None),
         (_name, "server_cpu_us", f"{_prefix}: CPU µs/action, all server processes", "{:.0f}", None),
     ]
-for _name, _how in (
-    ("cluster_events", "as fast as possible"),
-    ("cluster_events_paced", f"{CLUSTER_EVENTS_PER_S:,} events/s"),
+for _name, _bot, _how in (
+    ("cluster_events", "forward-WS", "as fast as possible"),
+    ("cluster_events_paced", "forward-WS", f"{CLUSTER_EVENTS_PER_S:,} events/s"),
+    ("cluster_events_reverse", "reverse-WS", "as fast as possible"),
+    ("cluster_events_reverse_paced", "reverse-WS", f"{CLUSTER_EVENTS_PER_S:,} events/s"),
 ):
     _prefix = (
-        f"Cluster: events of an account node → 1 forward-WS bot on an edge node, {_how} "
-        "(baseline: the bot on the account node itself)"
+        f"Cluster: events, account node → {_bot} bot on an edge node, {_how} "
+        "(baseline: the bot on the account node)"
     )
     ROWS += [
         (_name, "delivered_per_s", f"{_prefix}: events/s", "{:,.0f}", None),
@@ -1256,7 +1296,7 @@ ADDED_ROWS = [
     (
         _name,
         _key,
-        f"Cluster: {_action} 1×1 via an edge node, added {_what} ms (edge − local account)",
+        f"Cluster: WS {_action} 1×1, added {_what} ms (edge node − account local)",
     )
     for _name, _action in (
         ("cluster_call_1x1", "get_login_info"),
