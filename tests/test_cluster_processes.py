@@ -1,0 +1,211 @@
+"""Issue 18's must-show: cluster nodes as separate gateway processes on a real nats-server.
+
+Two account nodes (`n1` hosting 10001, `n2` hosting 10002, each a sandbox on its own database
+file and in its own world) and an edge node hosting no account whose entries serve both. The
+nodes are killed (`kill -9`), stopped (SIGTERM) and restarted with the same config (same node
+name: the edge's durable consumer `edge_bot` resumes); the nats-server is restarted on the same
+port and store. Events are numbered (`sandbox_emit_bench`: `bench_run`, `bench_seq`), so a bot
+endpoint recording every frame tells what arrived, in which order, and what came twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.cluster.consumers import WINDOW, consumer_name
+from gateway.cluster.link import events_stream
+from tests.cluster_processes import (
+    NodeProcess,
+    RecordingBot,
+    account_node,
+    call,
+    cleaning,
+    consumer_state,
+    edge_node,
+    get_json,
+    host_answers,
+    order_report,
+    poll,
+    recording_bot,
+)
+from tests.nats_server import NatsServer, nats_server  # noqa: F401 (the fixture)
+
+A, B = 10001, 10002
+ACCOUNTS = (A, B)
+
+
+@dataclass
+class Cluster:
+    """The three nodes of a test, started."""
+
+    n1: NodeProcess
+    n2: NodeProcess
+    edge: NodeProcess
+    http: aiohttp.ClientSession
+
+    def host_of(self, self_id: int) -> NodeProcess:
+        return self.n1 if self_id == A else self.n2
+
+    async def on_host(self, self_id: int, action: str, **params: Any) -> dict[str, Any]:
+        """A call on the account's own node (its HTTP entry)."""
+        return await call(self.http, self.host_of(self_id).url("api", f"/{action}"), **params)
+
+    async def via_edge(self, self_id: int, action: str, **params: Any) -> dict[str, Any]:
+        """A call for the account through the edge node (a NATS request to its host)."""
+        return await call(self.http, self.edge.url("api", f"/{self_id}/{action}"), **params)
+
+    async def readiness(self, self_id: int) -> tuple[int, dict[str, Any]]:
+        """The edge's `/readyz?account=`: 200 while the directory has the account online."""
+        return await get_json(self.http, self.edge.admin_url(f"/readyz?account={self_id}"))
+
+    async def readiness_is(self, self_id: int, status: int) -> dict[str, Any] | None:
+        """The edge's readiness of the account when its HTTP status is `status`, else None."""
+        code, body = await self.readiness(self_id)
+        return body if code == status else None
+
+    async def emit(self, run: str, count: int, rate: float) -> None:
+        """Each account node starts publishing `count` numbered events at `rate` per second."""
+        for self_id in ACCOUNTS:
+            answer = await self.on_host(
+                self_id, "sandbox_emit_bench", count=count, rate=rate, run=run
+            )
+            assert answer["retcode"] == 0, answer
+
+
+@contextlib.asynccontextmanager
+async def three_nodes(
+    server: NatsServer, workdir: Path, bot: RecordingBot | None = None
+) -> AsyncIterator[Cluster]:
+    """n1 and n2 (started at once), then the edge once both hosts answer on NATS; with `bot`,
+    once the edge made its durable consumer and the bot has a connection per account and a
+    first event of each through the stream."""
+    n1 = NodeProcess("n1", account_node(server.url, "n1", "a", A, workdir / "a.db"), workdir)
+    n2 = NodeProcess("n2", account_node(server.url, "n2", "b", B, workdir / "b.db"), workdir)
+    document = edge_node(server.url, list(ACCOUNTS), None if bot is None else bot.url)
+    edge = NodeProcess("edge", document, workdir)
+    with cleaning(n1, n2, edge):
+        n1.spawn()
+        n2.spawn()
+        await asyncio.gather(n1.ready(), n2.ready())
+        await asyncio.gather(*(host_answers(server.url, self_id) for self_id in ACCOUNTS))
+        await edge.start()
+        async with aiohttp.ClientSession() as http:
+            cluster = Cluster(n1, n2, edge, http)
+            if bot is not None:
+                # A new durable consumer starts at new events: none may come before it exists.
+                await edge.wait_logged("cluster_consumer_created")
+                await bot.until(lambda: sorted(bot.open) == list(ACCOUNTS), "both connections")
+                await cluster.emit("warm-up", 1, 0)
+                await bot.until(
+                    lambda: len(bot.bench("warm-up")) == len(ACCOUNTS), "a first event of each"
+                )
+            yield cluster
+
+
+async def test_a_stopped_account_node_fails_its_calls_fast_and_comes_back(
+    nats_server: NatsServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with three_nodes(nats_server, tmp_path) as cluster:
+        for self_id in ACCOUNTS:
+            await poll(partial(cluster.readiness_is, self_id, 200), f"{self_id} online")
+        before = [await cluster.via_edge(i, "get_login_info") for i in ACCOUNTS]
+
+        stopped = cluster.n1.terminate()
+        # A clean stop deletes n1's directory entry: the edge's readiness names the account.
+        not_ready = await poll(lambda: cluster.readiness_is(A, 503), "the edge sees A offline")
+        during_a = await cluster.via_edge(A, "get_login_info", echo="a")
+        during_b = await cluster.via_edge(B, "get_login_info")
+
+        await cluster.n1.start()
+        await poll(lambda: cluster.readiness_is(A, 200), "the edge sees A online again")
+        after_a = await cluster.via_edge(A, "get_login_info")
+
+        # Killed (no clean stop): n2's entry stays in the bucket, but its timestamp ages past
+        # the directory TTL and the edge marks it offline by itself.
+        cluster.n2.kill()
+        killed = await poll(lambda: cluster.readiness_is(B, 503), "the edge sees B offline")
+        killed_b = await cluster.via_edge(B, "get_login_info")
+        still_a = await cluster.via_edge(A, "get_login_info")
+
+    assert [answer["data"]["user_id"] for answer in before] == [A, B]
+    assert stopped == 0
+    assert not_ready["reasons"] == [f"account '{A}': no node of the cluster hosts it"], not_ready
+    # Fails fast: the host is gone from NATS (no responders), not a timeout waiting for it.
+    assert during_a["retcode"] == 1200 and during_a["echo"] == "a"
+    assert f"account {A} is not hosted by any node now" in during_a["message"], during_a
+    assert during_b["retcode"] == 0 and during_b["data"]["user_id"] == B
+    assert after_a["retcode"] == 0 and after_a["data"]["user_id"] == A
+    assert killed["reasons"] == [
+        f"account '{B}': its node 'n2' has it offline or stopped answering"
+    ], killed
+    assert killed_b["retcode"] == 1200 and str(B) in killed_b["message"], killed_b
+    assert still_a["retcode"] == 0 and still_a["data"]["user_id"] == A
+
+
+BURST = 500
+"""Events per account in the burst (1,000 in all)."""
+BURST_RATE = 250.0
+"""Events per second per account: the burst lasts 2 s, so the kill comes in its middle."""
+KILL_AFTER = 300
+"""The edge is killed once the bot has this many events of the burst (of both accounts)."""
+
+
+async def test_the_edge_killed_during_a_burst_resumes_every_event_in_order(
+    nats_server: NatsServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with recording_bot() as bot, three_nodes(nats_server, tmp_path, bot) as cluster:
+        await cluster.emit("burst", BURST, BURST_RATE)
+        await bot.until(lambda: len(bot.bench("burst")) >= KILL_AFTER, "the burst under way")
+        cluster.edge.kill()
+        # What JetStream knows of the edge's consumer right after the kill: what a restart from
+        # its ack floor can deliver again.
+        at_kill = await consumer_state(
+            nats_server.url, events_stream("onebot"), consumer_name("edge", "bot")
+        )
+        await cluster.edge.start()
+
+        def arrived(self_id: int) -> list[int]:
+            return [r.frame["bench_seq"] for r in bot.bench("burst", self_id)]
+
+        await bot.until(lambda: all(len(set(arrived(i))) == BURST for i in ACCOUNTS), "every event")
+        # Anything else still on its way would come before the bot's next events: one more
+        # numbered event per account, once it is in, nothing of the burst is left to come.
+        await cluster.emit("after", 1, 0)
+        await bot.until(lambda: len(bot.bench("after")) == len(ACCOUNTS), "a later event")
+
+    duplicates = 0
+    for self_id in ACCOUNTS:
+        seqs = arrived(self_id)
+        missing, repeats = order_report(seqs, BURST)
+        assert missing == [], f"{self_id}: missing {missing}"
+        duplicates += repeats
+        # Before the kill: the first events, in order, once each; after the restart: from the
+        # consumer's ack floor on, in order, once each (the repeats are its first ones).
+        first = [r.frame["bench_seq"] for r in bot.bench("burst", self_id) if r.connection == 0]
+        then = [r.frame["bench_seq"] for r in bot.bench("burst", self_id) if r.connection == 1]
+        assert first == list(range(len(first))), self_id
+        assert then == list(range(then[0], BURST)) and then[0] <= len(first), (self_id, then[:5])
+        print(
+            f"account {self_id}: {BURST} sent, {len(seqs)} received "
+            f"({len(first)} before the kill, {len(then)} after the restart), {repeats} twice"
+        )
+    before_kill = sum(1 for r in bot.bench("burst") if r.connection == 0)
+    print(
+        f"burst: {2 * BURST} events sent, {len(bot.bench('burst'))} received, {duplicates} "
+        f"duplicates; at the kill the consumer had {at_kill.ack_pending} delivered and not "
+        f"acked, {at_kill.past_floor} delivered past its ack floor (window {WINDOW})"
+    )
+    assert before_kill < 2 * BURST, "the kill came after the burst"
+    assert {r.connection for r in bot.bench("burst")} == {0, 1}
+    assert duplicates <= at_kill.past_floor
+    assert duplicates <= WINDOW
