@@ -14,8 +14,9 @@ commit and the machine replace the generated block of that file (the rest is kep
         accounts100_events,accounts100_events_bound,accounts100_events_each,accounts100_call
                             # several accounts: N sandbox accounts against one (not aiohttp)
     python bench/run.py --quick --rounds 3 --only cluster_call_1x1,cluster_send_1x1,\
-        cluster_call,cluster_send,cluster_events,cluster_events_paced,cluster_events_reverse,\
-        cluster_events_reverse_paced
+        cluster_call,cluster_send,cluster_events,cluster_events_paced200,\
+        cluster_events_paced1000,cluster_events_reverse,cluster_events_reverse_paced200,\
+        cluster_events_reverse_paced1000
                             # a cluster: an edge node and a real nats-server against the
                             # account local (calls) or the bot on the account node (events)
 
@@ -52,9 +53,9 @@ SERVER_CPU, LOAD_CPU = "0", "1"
 HOST = "127.0.0.1"
 TARGETS = ("gateway", "baseline")
 FANOUT_DELIVERIES_PER_S = 50_000
-CLUSTER_EVENTS_PER_S = 1_000
-"""The paced cluster events scenario's rate: well below what either side can take, so its
-delivery latency is the path's, not a queue's."""
+CLUSTER_EVENTS_PER_S = (200, 1_000)
+"""The paced cluster events scenarios' rates: 200/s, well below what either side can take (the
+delivery latency is the path's, not a queue's), and 1,000/s, a busy account."""
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -907,12 +908,22 @@ def measure_cluster_events(
         "--self-id",
         str(server.self_id),
     )
-    name = f"cluster_events{'_reverse' if server.bot_port else ''}{'_paced' if rate else ''}"
+    name = f"cluster_events{'_reverse' if server.bot_port else ''}"
+    name += f"_paced{rate:g}" if rate else ""
     with profiler.attach(server, name, plan.fanout_seconds):
         done = run_pinned(command, plan.fanout_seconds + 180)
     result = parse_load(done, server)
     result["load_cpu_pct"] = result.pop("client_cpu_pct")
     return result
+
+
+def paced_cluster_events(rate: float) -> Callable[[Server, Plan, Profiler], dict[str, Any]]:
+    """`measure_cluster_events` paced at `rate` events/s."""
+
+    def run(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
+        return measure_cluster_events(server, plan, profiler, rate)
+
+    return run
 
 
 def measure_idle(server: Server, plan: Plan, profiler: Profiler) -> dict[str, Any]:
@@ -1040,31 +1051,30 @@ SCENARIOS = [
         "max:actions_per_s",
         cluster_server("gateway"),
     ),
-    Scenario(
-        "cluster_events",
-        measure_cluster_events,
-        "max:delivered_per_s",
-        cluster_server("node"),
-    ),
-    Scenario(
-        "cluster_events_paced",
-        lambda s, p, f: measure_cluster_events(s, p, f, CLUSTER_EVENTS_PER_S),
-        "min:p99_ms",
-        cluster_server("node"),
-    ),
-    Scenario(
-        "cluster_events_reverse",
-        measure_cluster_events,
-        "max:delivered_per_s",
-        cluster_server("node", reverse=True),
-    ),
-    Scenario(
-        "cluster_events_reverse_paced",
-        lambda s, p, f: measure_cluster_events(s, p, f, CLUSTER_EVENTS_PER_S),
-        "min:p99_ms",
-        cluster_server("node", reverse=True),
-    ),
 ]
+
+# Events of an account node to a bot on an edge node: forward (the bot connects) or reverse (the
+# node connects to the bot) WebSocket; as fast as possible, then paced at each rate of
+# CLUSTER_EVENTS_PER_S for the delivery latency.
+for _reverse in (False, True):
+    _base = f"cluster_events{'_reverse' if _reverse else ''}"
+    SCENARIOS.append(
+        Scenario(
+            _base,
+            measure_cluster_events,
+            "max:delivered_per_s",
+            cluster_server("node", reverse=_reverse),
+        )
+    )
+    SCENARIOS += [
+        Scenario(
+            f"{_base}_paced{_rate}",
+            paced_cluster_events(_rate),
+            "min:p99_ms",
+            cluster_server("node", reverse=_reverse),
+        )
+        for _rate in CLUSTER_EVENTS_PER_S
+    ]
 
 
 @dataclass
@@ -1273,12 +1283,14 @@ for _name, _action, _shape in (
         (_name, "actions_per_s", f"{_prefix}: actions/s", "{:,.0f}", None),
         (_name, "server_cpu_us", f"{_prefix}: CPU µs/action, all server processes", "{:.0f}", None),
     ]
-for _name, _bot, _how in (
-    ("cluster_events", "forward-WS", "as fast as possible"),
-    ("cluster_events_paced", "forward-WS", f"{CLUSTER_EVENTS_PER_S:,} events/s"),
-    ("cluster_events_reverse", "reverse-WS", "as fast as possible"),
-    ("cluster_events_reverse_paced", "reverse-WS", f"{CLUSTER_EVENTS_PER_S:,} events/s"),
-):
+for _name, _bot, _how in [
+    (f"{_base}{_suffix}", _bot, _how)
+    for _base, _bot in (("cluster_events", "forward-WS"), ("cluster_events_reverse", "reverse-WS"))
+    for _suffix, _how in [
+        ("", "as fast as possible"),
+        *((f"_paced{_rate}", f"{_rate:,} events/s") for _rate in CLUSTER_EVENTS_PER_S),
+    ]
+]:
     _prefix = (
         f"Cluster: events, account node → {_bot} bot on an edge node, {_how} "
         "(baseline: the bot on the account node)"
