@@ -59,6 +59,16 @@ class SubscriberOptions:
     """The accounts whose events it takes (by the event's `self_id`); None: every account."""
 
 
+class AckFrame(bytes):
+    """A frame whose delivery someone waits for: whoever writes it to the bot calls `ack()` once
+    it is written (a WebSocket frame handed to the transport, an HTTP POST answered 2xx or 4xx).
+    A frame dropped on the way (overflow, expiry, a closed subscription) is never acked.
+
+    Writers check `type(frame) is AckFrame`, so ordinary frames cost one comparison."""
+
+    ack: Callable[[], None]
+
+
 class SubscriptionClosed(Exception):
     """Raised by `Subscription.get()` once the subscription is closed; `reason` says why."""
 
@@ -163,6 +173,25 @@ class Subscription:
             self._wake()
         elif not self._scheduled:
             self._schedule()
+
+    def take(self) -> bytes | None:
+        """The next queued frame without waiting, or None when none is queued (or closed).
+        Frames past `max_age` are dropped (counted) on the way."""
+        queue = self._queue
+        max_age = self.options.max_age
+        while queue and self.closed_reason is None:
+            queued_at, frame = queue.popleft()
+            if max_age is not None and time.monotonic() - queued_at > max_age:
+                self._count_drop("expired")
+                continue
+            self.delivered += 1
+            return frame
+        return None
+
+    def holds(self, frame: bytes) -> bool:
+        """Whether this very frame object is still queued (not yet taken, nor dropped). Walks
+        the queue: for rare checks only."""
+        return any(queued is frame for _, queued in self._queue)
 
     def requeue(self, frame: bytes) -> None:
         """Put back a frame whose delivery failed, so it is the next one delivered."""

@@ -23,7 +23,7 @@ import aiohttp
 import structlog
 
 from gateway.accounts import Account, OneAccount
-from gateway.bus import Subscription
+from gateway.bus import AckFrame, Subscription
 from gateway.config import HttpClientConfig
 from gateway.network.backoff import Backoff
 from gateway.network.listener import Heartbeat, Services
@@ -143,6 +143,8 @@ class PostLink:
             try:
                 await self._post(body, event_id)
                 self.retrying = False
+                if type(body) is AckFrame:
+                    body.ack()  # answered 2xx or 4xx: its delivery is over
                 return
             except RetryableError as error:
                 if attempt == self.entry.max_retries:
@@ -209,7 +211,8 @@ class PostLink:
             return  # a non-JSON answer ("OK") means no operation
         if not isinstance(operation, dict) or not operation:
             return
-        context: Any = jsonio.loads(event_body)
+        # bytes(): an AckFrame is a bytes subclass, which the JSON parser reads only slowly.
+        context: Any = jsonio.loads(bytes(event_body))
         result = await self.caller.call(
             ".handle_quick_operation", {"context": context, "operation": operation}
         )

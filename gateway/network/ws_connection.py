@@ -30,7 +30,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError, WebSocketReader
 
 from gateway.accounts import Account, AccountFilter, OneAccount
-from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
+from gateway.bus import AckFrame, EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.config import DEFAULT_MAX_INFLIGHT
 from gateway.event_filter import compile_filter
 from gateway.front import Caller, EntryFront
@@ -361,19 +361,28 @@ class WsConnection:
                 transport.write(text_frame_header(len(frame)) + frame)
             else:
                 transport.writelines((text_frame_header(len(frame)), frame))
+            if type(frame) is AckFrame:
+                frame.ack()  # written: its sender may forget it
             return
         parts = []
         size = 0
+        written: list[AckFrame] | None = None
         for frame in frames:
             if type(frame) is MetaFrame and frame.made < since:
                 continue
             parts.append(text_frame_header(len(frame)))
             parts.append(frame)
             size += len(frame)
+            if type(frame) is AckFrame:
+                if written is None:
+                    written = []
+                written.append(frame)
         if size <= _JOIN_LIMIT:
             transport.write(b"".join(parts))
         else:
             transport.writelines(parts)
+        for frame in written or ():
+            frame.ack()
 
     def stop_calls(self) -> None:
         """Run no new call from now on: frames that still arrive are answered 1200."""
@@ -437,6 +446,8 @@ class WsConnection:
                 self._writing = True
                 try:
                     await self.ws.send_frame(frame, WSMsgType.TEXT)
+                    if type(frame) is AckFrame:
+                        frame.ack()  # written: its sender may forget it
                 except asyncio.CancelledError:
                     reason = subscription.closed_reason
                     if reason in (None, "unsubscribed"):

@@ -1,0 +1,392 @@
+"""Feeding one entry's bots the events of accounts hosted on other nodes.
+
+An `EntryConsumer` is a durable JetStream pull consumer named `<node>_<entry>`, filtered to the
+events of the remote accounts the entry serves (`<prefix>.v11.<self_id>.event.>` each). Each
+event is offered to the entry's current bus subscriptions (those named after the entry whose
+account filter takes its `self_id`), re-encoded per subscription options as the bus would
+(message format, debug, `report_self_message`, event filter): the stream holds the debug array
+form, passed on as it is to a subscriber that wants exactly that.
+
+Acknowledgement, per entry kind:
+- `ack_on_write` (reverse WebSocket, HTTP POST: their subscriptions outlive connections): the
+  frame is an `AckFrame`, acked once the writer wrote it (WebSocket) or the bot answered the POST
+  (2xx/4xx); an event offered to several subscriptions is acked once all wrote it. An event no
+  subscription of the entry takes (its link is not running yet) is handed back (nak) to come
+  again a second later. At most `window` events are delivered and not yet acked
+  (`max_ack_pending`), so a bot that is away holds back its consumer instead of filling memory.
+- otherwise (forward WebSocket, SSE: connections come and go): acked once offered, as the local
+  bus does for them (no connection, no delivery).
+
+A frame dropped on the way (overflow, `bufferMaxAge`) is not acked: JetStream delivers it again
+after `ack_wait`. A redelivered event whose frame is still queued in its subscription is not
+offered twice.
+
+Resuming: the consumer outlives the process. When it starts and finds events delivered but not
+acked (a crash or a stop with events in flight), it is recreated from its acknowledged floor, so
+the entry gets everything after the last contiguous ack again, in stream order: duplicates are
+then those in flight at the stop (delivered, not acked; at most `window` when acks came in order)
+and nothing is skipped within the stream's retention. (Recreation deletes and re-adds the
+durable: a crash between the two starts it over at new events.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from gateway.bus import AckFrame, EventBus, Subscription, encode_variant
+from gateway.cluster.events import events_filter
+from gateway.cluster.link import events_stream
+from gateway.network.backoff import Backoff
+from gateway.protocol import jsonio
+
+if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
+
+    from gateway.cluster.link import ClusterLink
+
+log = structlog.get_logger("gateway.cluster.consumers")
+
+WINDOW = 256
+"""Events delivered to an entry and not yet acknowledged (the consumer's `max_ack_pending`):
+what can arrive twice after a crash."""
+ACK_WAIT = 30.0
+"""Seconds before JetStream delivers an unacknowledged event again."""
+FETCH_WAIT = 1.0
+"""Seconds one pull request waits for events."""
+NO_TARGET_DELAY = 1.0
+"""Seconds before an event that no subscription took is delivered again (`ack_on_write`)."""
+RETRY_BASE = 0.1
+RETRY_CAP = 5.0
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+_ACK = b"+ACK"
+
+
+def consumer_name(node: str, entry: str) -> str:
+    """The durable consumer's name for `entry` on `node`: `<node>_<entry>`, an entry name with
+    characters a consumer name cannot hold spelled with `_` plus a hash of the original (so two
+    entries that differ only there get two consumers)."""
+    clean = _NAME_BAD.sub("_", entry)
+    if clean != entry:
+        clean = f"{clean}_{hashlib.blake2s(entry.encode(), digest_size=4).hexdigest()}"
+    return f"{node}_{clean}"
+
+
+class _Delivery:
+    """One delivered event waiting for its writers: acked once every frame offered is written."""
+
+    __slots__ = ("consumer", "msg", "offered", "remaining", "seq")
+
+    def __init__(self, consumer: EntryConsumer, msg: Msg, seq: int) -> None:
+        self.consumer = consumer
+        self.msg = msg
+        self.seq = seq
+        self.remaining = 0
+        self.offered: list[tuple[Subscription, AckFrame]] = []
+
+    def written(self) -> None:
+        """An `AckFrame.ack`: one more writer wrote it; acked when none is left."""
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.consumer._written(self)
+
+    def still_queued(self) -> bool:
+        """Whether a frame of it still waits in an open subscription (so a redelivery is not
+        offered again)."""
+        return any(sub.closed_reason is None and sub.holds(frame) for sub, frame in self.offered)
+
+
+class EntryConsumer:
+    """The events of remote accounts for one entry (see the module docstring)."""
+
+    def __init__(
+        self,
+        link: ClusterLink,
+        bus: EventBus,
+        prefix: str,
+        node: str,
+        entry: str,
+        accounts: Iterable[int],
+        *,
+        ack_on_write: bool,
+        window: int = WINDOW,
+        ack_wait: float = ACK_WAIT,
+    ) -> None:
+        self.link = link
+        self.bus = bus
+        self.prefix = prefix
+        self.entry = entry
+        self.name = consumer_name(node, entry)
+        self.stream = events_stream(prefix)
+        self.accounts = frozenset(accounts)
+        self.ack_on_write = ack_on_write
+        self.window = window
+        self.ack_wait = ack_wait
+        self.received = 0
+        """Events delivered by JetStream (redeliveries included)."""
+        self.redelivered = 0
+        """Deliveries JetStream marked as a repeat (not acked in time, or handed back)."""
+        self.kept = 0
+        """Repeats not offered because the first copy still waits in its subscription."""
+        self.acked = 0
+        self.handed_back = 0
+        """Events no subscription took (handed back to come again, `ack_on_write` only)."""
+        self.rejected = 0
+        """Stream messages that are not an event object (acked and skipped, logged)."""
+        self.rewound = 0
+        """Times the consumer was recreated from its acknowledged floor."""
+        self.last_error: str | None = None
+        self._pending: dict[int, _Delivery] = {}
+        self._acks: list[tuple[str, bytes]] = []
+        """(reply subject, payload) of acks and naks not sent yet."""
+        self._ack_wake = asyncio.Event()
+        self._accounts_changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+        self._bound = False
+        self._running = False
+
+    @property
+    def in_flight(self) -> int:
+        """Events offered and not yet written."""
+        return len(self._pending)
+
+    async def start(self) -> None:
+        """Consume from now on (NATS may be away: it starts when the link is ready)."""
+        self._running = True
+        self._task = asyncio.create_task(self._run(), name=f"cluster-consumer:{self.entry}")
+        self._ack_task = asyncio.create_task(self._send_acks(), name=f"cluster-acks:{self.entry}")
+
+    async def stop(self) -> None:
+        """Stop consuming; acks of frames written so far are sent. The durable consumer stays
+        (the next start resumes it); frames still queued are not acked even if written later
+        (JetStream delivers them again)."""
+        self._running = False
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        ack_task, self._ack_task = self._ack_task, None
+        if ack_task is not None:
+            ack_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ack_task
+        await self._flush_acks()
+        self._pending.clear()
+
+    def set_accounts(self, accounts: Iterable[int]) -> None:
+        """The remote accounts the entry serves now: the consumer's filter follows."""
+        accounts = frozenset(accounts)
+        if accounts != self.accounts:
+            self.accounts = accounts
+            self._accounts_changed.set()  # the running fetch loop ends and binds again
+
+    async def _run(self) -> None:
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
+        while self._running:
+            self._accounts_changed.clear()
+            if not self.accounts:
+                await self._accounts_changed.wait()
+                continue
+            await self.link.wait_ready()
+            try:
+                subscription = await self._bind()
+                backoff.reset()
+                self.last_error = None
+                try:
+                    await self._consume(subscription)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.last_error = str(error) or type(error).__name__
+                delay = backoff.next_delay()
+                log.warning(
+                    "cluster_consumer_retry",
+                    consumer=self.name,
+                    error=self.last_error,
+                    delay=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        """Make the durable consumer match the accounts served (create, update or, on the first
+        bind with events in flight, recreate from the acked floor) and subscribe to it."""
+        js = self.link.js
+        assert js is not None
+        subjects = sorted(events_filter(self.prefix, self_id) for self_id in self.accounts)
+        try:
+            info = await js.consumer_info(self.stream, self.name)
+        except NotFoundError:
+            info = None
+        config = ConsumerConfig(
+            durable_name=self.name,
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_ack_pending=self.window,
+            filter_subjects=subjects,
+        )
+        if info is None:
+            await js.add_consumer(self.stream, config)
+            log.info("cluster_consumer_created", consumer=self.name, subjects=subjects)
+        elif not self._bound and info.num_ack_pending and info.ack_floor is not None:
+            # Events were in flight when this consumer last ran: deliver everything after the
+            # last contiguous ack again, in order, rather than the in-flight ones after newer
+            # events once their ack_wait ran out.
+            start = info.ack_floor.stream_seq + 1
+            await js.delete_consumer(self.stream, self.name)
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = start
+            await js.add_consumer(self.stream, config)
+            self.rewound += 1
+            log.info(
+                "cluster_consumer_rewound",
+                consumer=self.name,
+                from_seq=start,
+                in_flight=info.num_ack_pending,
+            )
+        else:
+            current = info.config
+            if (
+                sorted(current.filter_subjects or [current.filter_subject or ""]) != subjects
+                or current.ack_wait != self.ack_wait
+                or current.max_ack_pending != self.window
+            ):
+                # The deliver policy of an existing consumer cannot change: keep it.
+                config.deliver_policy = current.deliver_policy
+                config.opt_start_seq = current.opt_start_seq
+                await js.add_consumer(self.stream, config)
+                log.info("cluster_consumer_updated", consumer=self.name, subjects=subjects)
+        self._bound = True
+        return await js.pull_subscribe_bind(durable=self.name, stream=self.stream)
+
+    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
+        # `_running` is checked as well as cancellation: a cancel that lands as a fetch's
+        # message arrives can be swallowed inside nats-py (asyncio.wait_for on Python 3.11).
+        while self._running and not self._accounts_changed.is_set():
+            try:
+                messages = await subscription.fetch(self.window, timeout=FETCH_WAIT)
+            except TimeoutError:  # nothing to deliver within FETCH_WAIT (nats' is a subclass)
+                continue
+            if not self._running:
+                return  # not offered: JetStream delivers them again to the next run
+            # The entry's subscriptions, once per batch: none comes or goes meanwhile.
+            targets = [sub for sub in self.bus.subscriptions if sub.name == self.entry]
+            for message in messages:
+                self._deliver(message, targets)
+
+    def _deliver(self, msg: Msg, targets: list[Subscription]) -> None:
+        self.received += 1
+        metadata = msg.metadata
+        seq = metadata.sequence.stream
+        if metadata.num_delivered > 1:
+            self.redelivered += 1
+            earlier = self._pending.get(seq)
+            if earlier is not None:
+                if earlier.still_queued():
+                    self.kept += 1
+                    return
+                del self._pending[seq]
+        try:
+            event: Any = jsonio.loads(msg.data)
+            self_id = event["self_id"]
+        except (jsonio.JsonError, KeyError, TypeError):
+            self.rejected += 1
+            self.bus.reject("cluster_not_an_event", subject=msg.subject, data=msg.data[:200])
+            self._ack(msg)
+            return
+        post_type = event.get("post_type")
+        is_message = post_type in ("message", "message_sent")
+        is_self = post_type == "message_sent"
+        delivery = _Delivery(self, msg, seq) if self.ack_on_write else None
+        frames: dict[tuple[str, bool], bytes] = {}
+        serving = 0
+        for sub in targets:
+            options = sub.options
+            if sub.closed_reason is not None or (
+                options.accounts is not None and not options.accounts.serves(self_id)
+            ):
+                continue
+            serving += 1
+            if (is_self and not options.report_self_message) or (
+                options.event_filter is not None and not options.event_filter(event)
+            ):
+                continue
+            variant = (options.message_format if is_message else "array", options.debug)
+            frame = frames.get(variant)
+            if frame is None:
+                frame = frames[variant] = self._encode(msg, event, variant)
+            if not frame:
+                continue
+            if delivery is None:
+                sub.offer(frame)
+                continue
+            ack_frame = AckFrame(frame)
+            ack_frame.ack = delivery.written
+            delivery.remaining += 1
+            delivery.offered.append((sub, ack_frame))
+            sub.offer(ack_frame)
+        if delivery is not None and delivery.remaining:
+            self._pending[seq] = delivery
+        elif delivery is not None and not serving:
+            # No link of this entry serves the account (yet): the event comes again later.
+            self.handed_back += 1
+            self._send(msg.reply, b"-NAK " + jsonio.dumps({"delay": int(NO_TARGET_DELAY * 1e9)}))
+        else:
+            self._ack(msg)
+
+    def _encode(self, msg: Msg, event: Any, variant: tuple[str, bool]) -> bytes:
+        """The frame for `variant` (the stored bytes for the debug array form), or b"" when
+        it cannot be encoded (counted on the bus as for a local event)."""
+        if variant == ("array", True):
+            return bytes(msg.data)
+        try:
+            return encode_variant(event, *variant)
+        except Exception as error:
+            self.bus.reject("cluster_unencodable", error=str(error), subject=msg.subject)
+            return b""
+
+    def _written(self, delivery: _Delivery) -> None:
+        if self._pending.get(delivery.seq) is delivery:
+            del self._pending[delivery.seq]
+        self._ack(delivery.msg)
+
+    def _ack(self, msg: Msg) -> None:
+        self.acked += 1
+        self._send(msg.reply, _ACK)
+
+    def _send(self, reply: str, payload: bytes) -> None:
+        if not self._running:
+            return  # stopped: JetStream delivers it again to the next run
+        self._acks.append((reply, payload))
+        self._ack_wake.set()
+
+    async def _send_acks(self) -> None:
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        nc = self.link.nc
+        if nc is None or not acks:
+            return
+        try:
+            for reply, payload in acks:
+                await nc.publish(reply, payload)
+        except Exception as error:  # the link is gone: JetStream delivers them again
+            log.warning("cluster_acks_lost", consumer=self.name, error=str(error))
