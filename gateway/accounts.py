@@ -223,5 +223,10 @@ class OneAccount:
 
     account: Account
 
+    @property
+    def only(self) -> int:
+        """The one QQ number it takes events of (the bus files the subscription under it)."""
+        return self.account.self_id
+
     def serves(self, self_id: int) -> bool:
         return self_id == self.account.self_id

