@@ -325,3 +325,15 @@ async def consumer_state(nats_url: str, stream: str, consumer: str) -> ConsumerS
         ack_floor=info.ack_floor.stream_seq or 0,
         ack_pending=info.num_ack_pending or 0,
     )
+
+
+async def metric(http: aiohttp.ClientSession, node: NodeProcess, name: str) -> float:
+    """A Prometheus metric of a node (`/metrics`), summed over its labels."""
+    async with http.get(node.admin_url("/metrics")) as response:
+        text = await response.text()
+    total = 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name or sample.startswith(name + "{"):
+            total += float(value)
+    return total

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,7 @@ from tests.cluster_processes import (
     edge_node,
     get_json,
     host_answers,
+    metric,
     order_report,
     poll,
     recording_bot,
@@ -209,3 +211,96 @@ async def test_the_edge_killed_during_a_burst_resumes_every_event_in_order(
     assert {r.connection for r in bot.bench("burst")} == {0, 1}
     assert duplicates <= at_kill.past_floor
     assert duplicates <= WINDOW
+
+
+LOAD = 600
+"""Events per account while NATS restarts."""
+LOAD_RATE = 200.0
+"""Events per second per account: 3 s of events, the restart comes in their middle."""
+RESTART_AFTER = 100
+"""NATS is restarted once the bot has this many events of the load (of both accounts)."""
+
+
+@dataclass
+class Caller:
+    """Calls for both accounts through the edge, one after another until stopped: each answer
+    as (self_id, retcode, message, user_id)."""
+
+    cluster: Cluster
+    answers: list[tuple[int, int, str, int | None]]
+    running: bool = True
+
+    async def run(self) -> None:
+        while self.running:
+            for self_id in ACCOUNTS:
+                answer = await self.cluster.via_edge(self_id, "get_login_info")
+                data = answer.get("data") or {}
+                self.answers.append(
+                    (self_id, answer["retcode"], answer.get("message", ""), data.get("user_id"))
+                )
+            await asyncio.sleep(0.01)  # a steady trickle, not a flood of failures
+
+
+async def test_nats_restarted_under_load_loses_nothing_and_the_nodes_reconnect(
+    nats_server: NatsServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with recording_bot() as bot, three_nodes(nats_server, tmp_path, bot) as cluster:
+        caller = Caller(cluster, [])
+        calling = asyncio.create_task(caller.run())
+        await cluster.emit("load", LOAD, LOAD_RATE)
+        await bot.until(lambda: len(bot.bench("load")) >= RESTART_AFTER, "the load under way")
+        down = time.time_ns()
+        await asyncio.to_thread(nats_server.restart)  # SIGTERM, then the same port and store
+        up = time.time_ns()
+        for node in (cluster.n1, cluster.n2, cluster.edge):
+            await node.wait_logged("cluster_link_reconnected")
+        answered_before_restart = len(caller.answers)
+
+        def arrived(self_id: int) -> list[int]:
+            return [r.frame["bench_seq"] for r in bot.bench("load", self_id)]
+
+        await bot.until(
+            lambda: all(len(set(arrived(i))) == LOAD for i in ACCOUNTS), "every event", 90
+        )
+        await cluster.emit("after", 1, 0)
+        await bot.until(lambda: len(bot.bench("after")) == len(ACCOUNTS), "a later event")
+        # Calls work again (the caller's last round, after the events above crossed NATS).
+        caller.running = False
+        await calling
+        again = [await cluster.via_edge(i, "get_login_info") for i in ACCOUNTS]
+        status = {}
+        counters: dict[str, dict[str, float]] = {}
+        for node in (cluster.n1, cluster.n2, cluster.edge):
+            _, ready = await get_json(cluster.http, node.admin_url("/readyz"))
+            status[node.name] = ready["cluster"]
+            counters[node.name] = {
+                name: await metric(cluster.http, node, f"onebot_cluster_{name}_total")
+                for name in ("reconnects", "publish_retried", "publish_duplicates")
+            }
+
+    duplicates = 0
+    for self_id in ACCOUNTS:
+        seqs = arrived(self_id)
+        missing, repeats = order_report(seqs, LOAD)
+        assert missing == [], f"{self_id}: missing {missing}"
+        duplicates += repeats
+    while_down = [r for r in bot.bench("load") if down <= r.frame["bench_emitted_ns"] <= up]
+    failed = [a for a in caller.answers if a[1] != 0]
+    print(
+        f"nats restart: {2 * LOAD} events sent, {len(bot.bench('load'))} received, "
+        f"{duplicates} duplicates; {len({(r.self_id, r.frame['bench_seq']) for r in while_down})} "
+        f"emitted while NATS restarted; calls through the edge: {len(caller.answers)}, "
+        f"{len(failed)} failed with 1200; counters: {counters}"
+    )
+    assert while_down, "no event was emitted while NATS was down"
+    for self_id, retcode, message, user_id in caller.answers:
+        if retcode == 0:
+            assert user_id == self_id
+        else:
+            assert retcode == 1200 and str(self_id) in message, message
+    assert answered_before_restart > 0
+    assert [answer["data"]["user_id"] for answer in again] == list(ACCOUNTS)
+    for name, link in status.items():
+        assert (link["connected"], link["held_events"], link["dropped_events"]) == (True, 0, 0)
+        assert counters[name]["reconnects"] >= 1, name
