@@ -38,20 +38,19 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from gateway.bus import AckFrame, EventBus, Subscription, encode_variant
+from gateway.bus import DEBUG_ONLY_FIELDS, AckFrame, EventBus, Subscription, encode_variant
 from gateway.cluster.events import events_filter
 from gateway.cluster.link import events_stream
 from gateway.network.backoff import Backoff
 from gateway.protocol import jsonio
 
 if TYPE_CHECKING:
-    from nats.js.client import JetStreamContext
-
     from gateway.cluster.link import ClusterLink
 
 log = structlog.get_logger("gateway.cluster.consumers")
@@ -61,8 +60,8 @@ WINDOW = 256
 what can arrive twice after a crash."""
 ACK_WAIT = 30.0
 """Seconds before JetStream delivers an unacknowledged event again."""
-FETCH_WAIT = 1.0
-"""Seconds one pull request waits for events."""
+PULL_EXPIRES = 5.0
+"""Seconds one pull request waits for events before it expires (and is made again)."""
 NO_TARGET_DELAY = 1.0
 """Seconds before an event that no subscription took is delivered again (`ack_on_write`)."""
 RETRY_BASE = 0.1
@@ -153,7 +152,11 @@ class EntryConsumer:
         self._task: asyncio.Task[None] | None = None
         self._ack_task: asyncio.Task[None] | None = None
         self._bound = False
+        self._bound_once = asyncio.Event()
         self._running = False
+        self._outstanding = 0
+        """Events requested from JetStream and not arrived yet."""
+        self._arrived = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -184,6 +187,11 @@ class EntryConsumer:
         await self._flush_acks()
         self._pending.clear()
 
+    async def wait_bound(self) -> None:
+        """Return once the durable consumer exists with this entry's filter (events published
+        from then on reach the entry)."""
+        await self._bound_once.wait()
+
     def set_accounts(self, accounts: Iterable[int]) -> None:
         """The remote accounts the entry serves now: the consumer's filter follows."""
         accounts = frozenset(accounts)
@@ -200,14 +208,10 @@ class EntryConsumer:
                 continue
             await self.link.wait_ready()
             try:
-                subscription = await self._bind()
+                await self._bind()
                 backoff.reset()
                 self.last_error = None
-                try:
-                    await self._consume(subscription)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await subscription.unsubscribe()
+                await self._consume()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -221,7 +225,7 @@ class EntryConsumer:
                 )
                 await asyncio.sleep(delay)
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
+    async def _bind(self) -> None:
         """Make the durable consumer match the accounts served (create, update or, on the first
         bind with events in flight, recreate from the acked floor) and subscribe to it."""
         js = self.link.js
@@ -271,22 +275,49 @@ class EntryConsumer:
                 await js.add_consumer(self.stream, config)
                 log.info("cluster_consumer_updated", consumer=self.name, subjects=subjects)
         self._bound = True
-        return await js.pull_subscribe_bind(durable=self.name, stream=self.stream)
+        self._bound_once.set()
 
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        # `_running` is checked as well as cancellation: a cancel that lands as a fetch's
-        # message arrives can be swallowed inside nats-py (asyncio.wait_for on Python 3.11).
-        while self._running and not self._accounts_changed.is_set():
-            try:
-                messages = await subscription.fetch(self.window, timeout=FETCH_WAIT)
-            except TimeoutError:  # nothing to deliver within FETCH_WAIT (nats' is a subclass)
-                continue
-            if not self._running:
-                return  # not offered: JetStream delivers them again to the next run
-            # The entry's subscriptions, once per batch: none comes or goes meanwhile.
-            targets = [sub for sub in self.bus.subscriptions if sub.name == self.entry]
-            for message in messages:
-                self._deliver(message, targets)
+    async def _consume(self) -> None:
+        """Pull continuously: a request for `window` events is outstanding whenever fewer than
+        half of the last one are still to come, so events flow without a round trip per batch
+        (JetStream itself stops at `max_ack_pending`). Returns when stopping or when the
+        accounts changed (the consumer is bound again)."""
+        nc = self.link.nc
+        assert nc is not None
+        inbox = nc.new_inbox()
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.name}"
+        request = jsonio.dumps({"batch": self.window, "expires": int(PULL_EXPIRES * 1e9)})
+        self._outstanding = 0
+        arrived = self._arrived = asyncio.Event()
+        subscription = await nc.subscribe(inbox, cb=self._on_message)
+        try:
+            # `_running` is checked as well as cancellation: nats-py can swallow a cancel.
+            while self._running and not self._accounts_changed.is_set():
+                if self._outstanding <= self.window // 2:
+                    await nc.publish(next_subject, request, reply=inbox)
+                    self._outstanding += self.window
+                arrived.clear()
+                try:
+                    await asyncio.wait_for(arrived.wait(), PULL_EXPIRES)
+                except TimeoutError:
+                    self._outstanding = 0  # the requests expired: ask again
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def _on_message(self, msg: Msg) -> None:
+        """A message on the pull inbox: an event, or a status (a request expired, or the
+        consumer was deleted or changed), after which a new request is made."""
+        if not msg.reply:
+            self._outstanding = 0
+        else:
+            self._outstanding -= 1
+            if self._running:
+                # The entry's subscriptions now: one pass over the bus's list per event.
+                self._deliver(
+                    msg, [sub for sub in self.bus.subscriptions if sub.name == self.entry]
+                )
+        self._arrived.set()
 
     def _deliver(self, msg: Msg, targets: list[Subscription]) -> None:
         self.received += 1
@@ -301,9 +332,10 @@ class EntryConsumer:
                     return
                 del self._pending[seq]
         try:
-            event: Any = jsonio.loads(msg.data)
+            # orjson straight: publishers store exact JSON made by orjson.
+            event: Any = orjson.loads(msg.data)
             self_id = event["self_id"]
-        except (jsonio.JsonError, KeyError, TypeError):
+        except (orjson.JSONDecodeError, KeyError, TypeError):
             self.rejected += 1
             self.bus.reject("cluster_not_an_event", subject=msg.subject, data=msg.data[:200])
             self._ack(msg)
@@ -351,8 +383,8 @@ class EntryConsumer:
     def _encode(self, msg: Msg, event: Any, variant: tuple[str, bool]) -> bytes:
         """The frame for `variant` (the stored bytes for the debug array form), or b"" when
         it cannot be encoded (counted on the bus as for a local event)."""
-        if variant == ("array", True):
-            return bytes(msg.data)
+        if variant[0] == "array" and (variant[1] or not any(f in event for f in DEBUG_ONLY_FIELDS)):
+            return bytes(msg.data)  # the stored form is the one wanted
         try:
             return encode_variant(event, *variant)
         except Exception as error:

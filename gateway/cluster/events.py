@@ -3,7 +3,8 @@
 `EventPublisher` is one subscriber of the node's event bus (every post type, self messages
 included, the debug array form: each consuming entry re-encodes for its own options). Its frames
 go, in order, to `<prefix>.v11.<self_id>.event.<post_type>`, each with a `Nats-Msg-Id` made once
-for it, so a publish retried after a lost answer is stored once (the stream's duplicate window).
+for it (this publisher's random run id and a counter), so a publish retried after a lost
+answer is stored once (the stream's duplicate window).
 
 Publishes are pipelined: up to `window` frames are sent before their acknowledgements are
 awaited. A batch whose acknowledgements do not all come (the link went down, a timeout, an
@@ -28,11 +29,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
+from nats.aio.msg import Msg
 
 from gateway.bus import EventBus, SubscriberOptions, Subscription, SubscriptionClosed
 from gateway.network.backoff import Backoff
-from gateway.protocol import jsonio
 
 if TYPE_CHECKING:
     from gateway.accounts import AccountFilter
@@ -109,6 +111,18 @@ class EventPublisher:
         """Frames that name no account or post type a subject can carry (logged, skipped)."""
         self.last_error: str | None = None
         self._batch: list[Outgoing] = []
+        self._run_id = uuid.uuid4().hex
+        """With a counter, each frame's Nats-Msg-Id: unique across nodes and restarts, and
+        cheaper than a uuid per frame."""
+        self._sequence = 0
+        self._inbox = ""
+        self._inbox_of: object = None
+        """The connection `_inbox` is subscribed on (nats-py keeps it across reconnects)."""
+        self._generation = 0
+        """The batch being published: answers to earlier ones are ignored."""
+        self._answers: list[bool | None] = []
+        self._unanswered = 0
+        self._answered = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
 
@@ -192,12 +206,14 @@ class EventPublisher:
                 break
             subject = self._subject_of(frame)
             if subject is not None:
-                batch.append(Outgoing(subject, frame, uuid.uuid4().hex))
+                self._sequence += 1
+                batch.append(Outgoing(subject, frame, f"{self._run_id}-{self._sequence}"))
         return batch
 
     def _subject_of(self, frame: bytes) -> str | None:
         try:
-            event: Any = jsonio.loads(frame)
+            # orjson straight: the bus's frames are exact JSON, and only two fields matter.
+            event: Any = orjson.loads(frame)
             self_id = event["self_id"]
             post_type = event["post_type"]
             valid = (
@@ -207,7 +223,7 @@ class EventPublisher:
                 and post_type
                 and not _SUBJECT_TOKEN_BAD.intersection(post_type)
             )
-        except (jsonio.JsonError, KeyError, TypeError):
+        except (orjson.JSONDecodeError, KeyError, TypeError):
             valid = False
         if not valid:
             self.rejected += 1
@@ -217,37 +233,69 @@ class EventPublisher:
 
     async def _publish(self, batch: list[Outgoing]) -> int:
         """Send `batch` and wait for its acknowledgements; how many from the start of it the
-        stream acknowledged (the rest is sent again)."""
-        js = self.link.js
-        if js is None:
+        stream acknowledged (the rest is sent again).
+
+        Each frame is a plain publish whose reply subject names its batch and index, answered
+        on one inbox subscription: per frame, no future, no lock and no task (what a JetStream
+        client's own asynchronous publish costs)."""
+        nc = self.link.nc
+        if nc is None:
             return 0
-        futures: list[asyncio.Future[Any]] = []
+        if self._inbox_of is not nc:
+            self._inbox = nc.new_inbox()
+            await nc.subscribe(f"{self._inbox}.*.*", cb=self._on_answer)
+            self._inbox_of = nc
+        self._generation += 1
+        prefix = f"{self._inbox}.{self._generation}."
+        answers: list[bool | None] = [None] * len(batch)
+        self._answers, self._unanswered = answers, len(batch)
+        answered = self._answered = asyncio.Event()
         try:
-            for item in batch:
-                futures.append(
-                    await js.publish_async(
-                        item.subject, item.payload, headers={"Nats-Msg-Id": item.msg_id}
-                    )
+            for index, item in enumerate(batch):
+                await nc.publish(
+                    item.subject,
+                    item.payload,
+                    reply=prefix + str(index),
+                    headers={"Nats-Msg-Id": item.msg_id},
                 )
         except Exception as error:  # the connection closed under us, a full buffer...
             self.last_error = str(error) or type(error).__name__
-        if futures:
-            await asyncio.wait(futures, timeout=self.timeout)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), self.timeout)
+        self._answers = []
         done = 0
-        for future in futures:
-            if not future.done() or future.cancelled():
-                self.last_error = self.last_error or "no acknowledgement in time"
-                break
-            failure = future.exception()
-            if failure is not None:
-                self.last_error = str(failure) or type(failure).__name__
+        for answer in answers:
+            if not answer:
+                if answer is None:
+                    self.last_error = self.last_error or "no acknowledgement in time"
                 break
             done += 1
-            self.published += 1
-            if getattr(future.result(), "duplicate", False):
-                self.duplicates += 1
-        for future in futures[done:]:
-            future.cancel()
+        self.published += done
         if done == len(batch):
             self.last_error = None
         return done
+
+    async def _on_answer(self, msg: Msg) -> None:
+        """The stream's answer to one publish of the current batch (older ones are ignored)."""
+        _, generation, index = msg.subject.rsplit(".", 2)
+        answers = self._answers
+        if int(generation) != self._generation or answers[int(index)] is not None:
+            return
+        try:
+            answer = orjson.loads(msg.data) if msg.data else {}
+        except orjson.JSONDecodeError:
+            answer = {}
+        if not isinstance(answer, dict) or "error" in answer or "seq" not in answer:
+            # An error, or a status without a body (503: no stream takes the subject yet).
+            error = answer.get("error") if isinstance(answer, dict) else None
+            status = (msg.headers or {}).get("Status")
+            self.last_error = f"JetStream refused the event: {error or status or msg.data!r}"
+            answers[int(index)] = False
+        else:
+            answers[int(index)] = True
+            if answer.get("duplicate"):
+                self.duplicates += 1
+        self._unanswered -= 1
+        if self._unanswered == 0:
+            self._answered.set()
