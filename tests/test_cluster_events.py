@@ -189,7 +189,7 @@ async def test_events_reach_a_bot_on_another_node_in_order_and_acked_after_the_w
             )
             await consumer.start()
             await asyncio.wait_for(bot.connected.wait(), WAIT)
-            await until(lambda: consumer.last_error is None and consumer._bound, "consumer bound")
+            await consumer.wait_bound()
             await emit(host, http, 300, "r1")
             await until(lambda: len(bot.seqs("r1")) >= 300, "300 events at the bot")
             assert bot.seqs("r1") == list(range(300))
@@ -252,7 +252,7 @@ async def test_a_durable_consumer_resumes_after_its_node_restarts(
                     window=window,
                 )
                 await consumer.start()
-                await until(lambda: consumer._bound, "consumer bound")
+                await consumer.wait_bound()
                 await emit(host, http, 300, "r")
                 await until(lambda: len(bot.seqs("r")) >= 100, "100 events at the bot")
                 # The node "restarts": its consumer and its link stop mid-stream.
@@ -309,7 +309,7 @@ async def test_an_event_is_acked_only_once_written_and_comes_again_if_never_writ
             link_b, bus_b, PREFIX, "b", "persistent", [SELF_ID], ack_on_write=True, ack_wait=0.5
         )
         await consumer.start()
-        await until(lambda: consumer._bound, "consumer bound")
+        await consumer.wait_bound()
         for n in range(5):
             bus_a.publish({"self_id": SELF_ID, "post_type": "notice", "notice_type": "x", "n": n})
         await until(lambda: len(waiting) == 5, "five frames queued")
@@ -356,7 +356,7 @@ async def test_events_published_while_nats_is_down_are_held_and_published_when_i
             link_b, bus_b, PREFIX, "b", "server", [SELF_ID], ack_on_write=False
         )
         await consumer.start()
-        await until(lambda: consumer._bound, "consumer bound")
+        await consumer.wait_bound()
         down = asyncio.Event()
         link_a.on_disconnect(down.set)
         nats_server.stop()
@@ -397,7 +397,8 @@ async def test_each_entry_gets_events_in_its_own_encoding_and_filter(
         ]
         for consumer in consumers:
             await consumer.start()
-        await until(lambda: all(c._bound for c in consumers), "consumers bound")
+        for consumer in consumers:
+            await consumer.wait_bound()
         message = [{"type": "text", "data": {"text": "hi "}}, {"type": "face", "data": {"id": "1"}}]
         base = {"self_id": SELF_ID, "user_id": 20001, "message_type": "private"}
         bus_a.publish({**base, "post_type": "message", "message": message, "raw": {"k": 1}})
@@ -424,3 +425,69 @@ def test_consumer_names_are_valid_and_distinct() -> None:
     dotted, underscored = consumer_name("n", "a.b"), consumer_name("n", "a_b")
     assert dotted != underscored
     assert all(c.isalnum() or c in "_-" for c in dotted + consumer_name("n", "机器人 *>"))
+
+
+async def test_http_post_acks_after_the_answer_and_a_forward_websocket_after_the_write(
+    nats_server: NatsServer,
+) -> None:
+    posted: list[int] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        n = (await request.json())["n"]
+        posted.append(n)
+        # 4xx ends an event's delivery as 2xx does (the bot refused it): acked either way.
+        return web.Response(status=400 if n == 2 else 204)
+
+    app = web.Application()
+    app.router.add_post("/", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    document = {
+        "network": {
+            "httpClients": [{"name": "post", "enable": True, "url": f"http://127.0.0.1:{port}/"}],
+            "websocketServers": [
+                {"name": "ws", "enable": True, "host": "127.0.0.1", "port": 0, "heartInterval": 0}
+            ],
+        },
+        "backend": {"type": "sandbox", "database": ":memory:"},
+    }
+    try:
+        async with (
+            cluster_link(nats_server, "a") as link_a,
+            cluster_link(nats_server, "b") as link_b,
+            run_gateway(document) as edge,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(edge.url("ws", "/").replace("http://", "ws://")) as ws,
+        ):
+            assert (await ws.receive_json(timeout=WAIT))["meta_event_type"] == "lifecycle"
+            bus_a = EventBus()
+            publisher = EventPublisher(link_a, bus_a, PREFIX, 100)
+            await publisher.start()
+            # Both entries written to through AckFrames: HTTP POST after the answer, the
+            # forward WebSocket (a server connection: written straight to its transport).
+            consumers = [
+                EntryConsumer(
+                    link_b, edge.supervisor.bus, PREFIX, "b", name, [SELF_ID], ack_on_write=True
+                )
+                for name in ("post", "ws")
+            ]
+            for consumer in consumers:
+                await consumer.start()
+                await consumer.wait_bound()
+            for n in range(5):
+                bus_a.publish(
+                    {"self_id": SELF_ID, "post_type": "notice", "notice_type": "x", "n": n}
+                )
+            got = [(await ws.receive_json(timeout=WAIT))["n"] for _ in range(5)]
+            assert got == [0, 1, 2, 3, 4]
+            await until(lambda: all(c.acked == 5 for c in consumers), "every event acked twice")
+            assert posted == [0, 1, 2, 3, 4]
+            assert all(c.in_flight == 0 for c in consumers)
+            for consumer in consumers:
+                await consumer.stop()
+            await publisher.stop()
+    finally:
+        await runner.cleanup()

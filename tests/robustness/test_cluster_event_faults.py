@@ -134,7 +134,7 @@ async def test_garbage_in_the_stream_is_acked_and_skipped(nats_server: NatsServe
         received = entry_subscription(bus, "bot", queue_size=100)
         consumer = EntryConsumer(link, bus, PREFIX, "b", "bot", [SELF_ID], ack_on_write=True)
         await consumer.start()
-        await until(lambda: consumer._bound, "consumer bound")
+        await consumer.wait_bound()
         js = link.js
         assert js is not None
         subject = event_subject(PREFIX, SELF_ID, "notice")
@@ -157,7 +157,7 @@ async def test_an_event_no_link_takes_yet_comes_again_once_one_does(
         bus = EventBus()
         consumer = EntryConsumer(link, bus, PREFIX, "b", "bot", [SELF_ID], ack_on_write=True)
         await consumer.start()
-        await until(lambda: consumer._bound, "consumer bound")
+        await consumer.wait_bound()
         js = link.js
         assert js is not None
         event = {"self_id": SELF_ID, "post_type": "notice", "n": 1}
