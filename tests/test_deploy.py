@@ -116,6 +116,8 @@ CLUSTER = REPO / "examples" / "config" / "cluster"
 GATEWAYS = ("node-a", "node-b", "edge")
 SECRETS = {"NATS_TOKEN": "n" * 16, "BOT_TOKEN": "b" * 16, "OPS_TOKEN": "o" * 16}
 SECRETS["ADMIN_TOKEN"] = "a" * 16
+GUARD = 90.0
+"""Seconds after which a wait for the cluster's processes fails instead of hanging."""
 
 
 def cluster_compose() -> dict[str, Any]:
@@ -251,9 +253,10 @@ def test_the_cluster_example_configs_run_as_three_nodes(
             workdir.mkdir()
             processes.append(GatewayProcess(CLUSTER / f"{name}.json5", workdir, env))
         for process in processes:
-            process.wait_for("gateway_ready")
+            # A guard, not a measure: three interpreters start at once on a loaded machine.
+            process.wait_for("gateway_ready", timeout=GUARD)
         admin = f"http://127.0.0.1:{ports['edge']}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + GUARD
         # Polled: the account nodes put their accounts in the directory once their link is up.
         while not all(
             fetch(f"{admin}/readyz?account={self_id}", SECRETS["ADMIN_TOKEN"])[0] == 200
