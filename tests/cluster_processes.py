@@ -50,7 +50,11 @@ def account_node(
 
 
 def edge_node(
-    nats_url: str, accounts: list[int], bot_url: str | None = None, **cluster: Any
+    nats_url: str,
+    accounts: list[int],
+    bot_url: str | None = None,
+    node: str = "edge",
+    **cluster: Any,
 ) -> dict[str, Any]:
     """A node hosting no account: an HTTP entry (`api`) and, with `bot_url`, a reverse
     WebSocket entry (`bot`) serving `accounts` (hosted by other nodes)."""
@@ -71,7 +75,7 @@ def edge_node(
         ]
     return {
         "accounts": [],
-        "cluster": cluster_section(nats_url, "edge", **cluster),
+        "cluster": cluster_section(nats_url, node, **cluster),
         "network": network,
         "admin": {"port": 0},
     }
@@ -89,6 +93,10 @@ class NodeProcess:
         self.process: GatewayProcess | None = None
         self.runs: list[GatewayProcess] = []
         """Every process started for this node, in order (each is killed at cleanup)."""
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.proc.poll() is None
 
     def spawn(self) -> None:
         """Start the process (`ready()` waits until it serves)."""

@@ -1,28 +1,32 @@
 """Issue 18's must-show: cluster nodes as separate gateway processes on a real nats-server.
 
 Two account nodes (`n1` hosting 10001, `n2` hosting 10002, each a sandbox on its own database
-file and in its own world) and an edge node hosting no account whose entries serve both. The
-nodes are killed (`kill -9`), stopped (SIGTERM) and restarted with the same config (same node
-name: the edge's durable consumer `edge_bot` resumes); the nats-server is restarted on the same
-port and store. Events are numbered (`sandbox_emit_bench`: `bench_run`, `bench_seq`), so a bot
-endpoint recording every frame tells what arrived, in which order, and what came twice.
+file and in its own world; shared by the module's tests) and, per test, an edge node hosting no
+account whose entries serve both. The nodes are killed (`kill -9`), stopped (SIGTERM) and
+restarted with the same config (same node name: the edge's durable consumer `<edge>_bot`
+resumes); the nats-server is restarted on the same port and store. Events are numbered
+(`sandbox_emit_bench`: `bench_run`, `bench_seq`), so a bot endpoint recording every frame tells
+what arrived, in which order, and what came twice. Only the NoneBot test stores messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from gateway.cluster.consumers import WINDOW, consumer_name
 from gateway.cluster.link import events_stream
+from tests.app_process import AppProcess
 from tests.cluster_processes import (
     NodeProcess,
     RecordingBot,
@@ -38,10 +42,16 @@ from tests.cluster_processes import (
     poll,
     recording_bot,
 )
-from tests.nats_server import NatsServer, nats_server  # noqa: F401 (the fixture)
+from tests.conftest import free_port
+from tests.nats_server import NatsServer
+from tests.nonebot_harness import run_nonebot
 
 A, B = 10001, 10002
 ACCOUNTS = (A, B)
+MULTI_BOT_APP = Path(__file__).parent / "nonebot_app" / "multi_bot.py"
+USER, MEMBER, GROUP = 20001, 20003, 30001
+"""A friend of both accounts, a member of the group both are in (the default world, one per
+account node: the nodes' sandboxes are apart)."""
 
 
 @dataclass
@@ -82,25 +92,57 @@ class Cluster:
             assert answer["retcode"] == 0, answer
 
 
-@contextlib.asynccontextmanager
-async def three_nodes(
-    server: NatsServer, workdir: Path, bot: RecordingBot | None = None
-) -> AsyncIterator[Cluster]:
-    """n1 and n2 (started at once), then the edge once both hosts answer on NATS; with `bot`,
-    once the edge made its durable consumer and the bot has a connection per account and a
-    first event of each through the stream."""
+@dataclass
+class AccountNodes:
+    """The nats-server and the two account nodes, shared by the tests of this module (a
+    gateway process costs about 2 s of CPU to start): a test that stops or kills one leaves it
+    so, and the next test's `three_nodes` starts it again."""
+
+    server: NatsServer
+    n1: NodeProcess
+    n2: NodeProcess
+    edges: itertools.count[int]
+    """Numbers each test's edge node (`edge1`, `edge2`...): its durable consumers are its own."""
+
+
+@pytest.fixture(scope="module")
+def account_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccountNodes]:
+    workdir = tmp_path_factory.mktemp("cluster")
+    server = NatsServer(workdir / "nats")
+    server.start()
     n1 = NodeProcess("n1", account_node(server.url, "n1", "a", A, workdir / "a.db"), workdir)
     n2 = NodeProcess("n2", account_node(server.url, "n2", "b", B, workdir / "b.db"), workdir)
-    document = edge_node(server.url, list(ACCOUNTS), None if bot is None else bot.url)
-    edge = NodeProcess("edge", document, workdir)
-    with cleaning(n1, n2, edge):
-        n1.spawn()
-        n2.spawn()
-        await asyncio.gather(n1.ready(), n2.ready())
-        await asyncio.gather(*(host_answers(server.url, self_id) for self_id in ACCOUNTS))
+    try:
+        with cleaning(n1, n2):
+            yield AccountNodes(server, n1, n2, itertools.count(1))
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def three_nodes(
+    nodes: AccountNodes,
+    workdir: Path,
+    bot: RecordingBot | None = None,
+    bot_url: str | None = None,
+) -> AsyncIterator[Cluster]:
+    """n1 and n2 (those not running started at once), then a new edge node once both hosts
+    answer on NATS (its reverse WebSocket entry to `bot` or `bot_url`, if any); with `bot`,
+    once the edge made its durable consumer and the bot has a connection per account and a
+    first event of each through the stream."""
+    server = nodes.server
+    stopped = [node for node in (nodes.n1, nodes.n2) if not node.running]
+    for node in stopped:
+        node.spawn()
+    await asyncio.gather(*(node.ready() for node in stopped))
+    await asyncio.gather(*(host_answers(server.url, self_id) for self_id in ACCOUNTS))
+    name = f"edge{next(nodes.edges)}"
+    document = edge_node(server.url, list(ACCOUNTS), bot_url if bot is None else bot.url, node=name)
+    edge = NodeProcess(name, document, workdir)
+    with cleaning(edge):
         await edge.start()
         async with aiohttp.ClientSession() as http:
-            cluster = Cluster(n1, n2, edge, http)
+            cluster = Cluster(nodes.n1, nodes.n2, edge, http)
             if bot is not None:
                 # A new durable consumer starts at new events: none may come before it exists.
                 await edge.wait_logged("cluster_consumer_created")
@@ -112,11 +154,68 @@ async def three_nodes(
             yield cluster
 
 
-async def test_a_stopped_account_node_fails_its_calls_fast_and_comes_back(
-    nats_server: NatsServer,  # noqa: F811
+async def test_a_nonebot_on_the_edge_answers_the_users_of_both_account_nodes(
+    account_nodes: AccountNodes,
     tmp_path: Path,
 ) -> None:
-    async with three_nodes(nats_server, tmp_path) as cluster:
+    nonebot_port = free_port()
+    bot_url = f"ws://127.0.0.1:{nonebot_port}/onebot/v11/ws"
+    settings = {"NB_PORT": str(nonebot_port), "ONEBOT_ACCESS_TOKEN": ""}
+    async with (
+        run_nonebot(settings, tmp_path, MULTI_BOT_APP) as process,
+        three_nodes(account_nodes, tmp_path, bot_url=bot_url) as cluster,
+    ):
+        nonebot = AppProcess(process.process, "NoneBot")
+        # Each bot's first call (get_login_info) crossed NATS to its own account's node.
+        for self_id in ACCOUNTS:
+            await nonebot.wait_for("NB_CONNECTED", self_id=str(self_id), login_id=str(self_id))
+        for self_id in ACCOUNTS:
+            private = {"message_type": "private", "user_id": USER}
+            sent = await cluster.on_host(
+                self_id, "sandbox_receive_message", message="ping", **private
+            )
+            assert sent["retcode"] == 0, sent
+            group = {"message_type": "group", "group_id": GROUP, "user_id": MEMBER}
+            sent = await cluster.on_host(
+                self_id, "sandbox_receive_message", message="ping", **group
+            )
+            assert sent["retcode"] == 0, sent
+        for self_id in ACCOUNTS:
+            await nonebot.wait_for("NB_REPLIED", self_id=str(self_id), message_type="private")
+            await nonebot.wait_for("NB_REPLIED", self_id=str(self_id), group_id=GROUP)
+        histories: dict[int, list[list[tuple[int, str, str]]]] = {}
+        for self_id in ACCOUNTS:
+            friend = await cluster.on_host(self_id, "get_friend_msg_history", user_id=USER)
+            in_group = await cluster.on_host(self_id, "get_group_msg_history", group_id=GROUP)
+            histories[self_id] = [
+                [
+                    (m["sender"]["user_id"], m["post_type"], m["raw_message"])
+                    for m in h["data"]["messages"]
+                ]
+                for h in (friend, in_group)
+            ]
+
+    for self_id in ACCOUNTS:
+        # Each account's own history: the user's ping and its bot's answer, sent as itself.
+        answer = (self_id, "message_sent", f"pong from {self_id}")
+        assert histories[self_id] == [
+            [(USER, "message", "ping"), answer],
+            [(MEMBER, "message", "ping"), answer],
+        ], histories
+        # Its bot got its two pings, on its own connection, once each.
+        got = nonebot.seen("NB_RECEIVED", self_id=str(self_id))
+        assert sorted((r["message_type"], r["user_id"], r["text"]) for r in got) == [
+            ("group", MEMBER, "ping"),
+            ("private", USER, "ping"),
+        ]
+        assert {r["event_self_id"] for r in got} == {str(self_id)}
+
+
+async def test_a_stopped_account_node_fails_its_calls_fast_and_comes_back(
+    account_nodes: AccountNodes,
+    tmp_path: Path,
+) -> None:
+    async with three_nodes(account_nodes, tmp_path) as cluster:
         for self_id in ACCOUNTS:
             await poll(partial(cluster.readiness_is, self_id, 200), f"{self_id} online")
         before = [await cluster.via_edge(i, "get_login_info") for i in ACCOUNTS]
@@ -162,17 +261,19 @@ KILL_AFTER = 300
 
 
 async def test_the_edge_killed_during_a_burst_resumes_every_event_in_order(
-    nats_server: NatsServer,  # noqa: F811
+    account_nodes: AccountNodes,
     tmp_path: Path,
 ) -> None:
-    async with recording_bot() as bot, three_nodes(nats_server, tmp_path, bot) as cluster:
+    async with recording_bot() as bot, three_nodes(account_nodes, tmp_path, bot) as cluster:
         await cluster.emit("burst", BURST, BURST_RATE)
         await bot.until(lambda: len(bot.bench("burst")) >= KILL_AFTER, "the burst under way")
         cluster.edge.kill()
         # What JetStream knows of the edge's consumer right after the kill: what a restart from
         # its ack floor can deliver again.
         at_kill = await consumer_state(
-            nats_server.url, events_stream("onebot"), consumer_name("edge", "bot")
+            account_nodes.server.url,
+            events_stream("onebot"),
+            consumer_name(cluster.edge.name, "bot"),
         )
         await cluster.edge.start()
 
@@ -242,16 +343,17 @@ class Caller:
 
 
 async def test_nats_restarted_under_load_loses_nothing_and_the_nodes_reconnect(
-    nats_server: NatsServer,  # noqa: F811
+    account_nodes: AccountNodes,
     tmp_path: Path,
 ) -> None:
-    async with recording_bot() as bot, three_nodes(nats_server, tmp_path, bot) as cluster:
+    async with recording_bot() as bot, three_nodes(account_nodes, tmp_path, bot) as cluster:
         caller = Caller(cluster, [])
         calling = asyncio.create_task(caller.run())
         await cluster.emit("load", LOAD, LOAD_RATE)
         await bot.until(lambda: len(bot.bench("load")) >= RESTART_AFTER, "the load under way")
         down = time.time_ns()
-        await asyncio.to_thread(nats_server.restart)  # SIGTERM, then the same port and store
+        # SIGTERM, then the same port and store.
+        await asyncio.to_thread(account_nodes.server.restart)
         up = time.time_ns()
         for node in (cluster.n1, cluster.n2, cluster.edge):
             await node.wait_logged("cluster_link_reconnected")
