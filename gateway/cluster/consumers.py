@@ -62,6 +62,8 @@ ACK_WAIT = 30.0
 """Seconds before JetStream delivers an unacknowledged event again."""
 PULL_EXPIRES = 5.0
 """Seconds one pull request waits for events before it expires (and is made again)."""
+PULL_TICK = 0.5
+"""Seconds between two checks, while no event comes, that the pull requests are still alive."""
 NO_TARGET_DELAY = 1.0
 """Seconds before an event that no subscription took is delivered again (`ack_on_write`)."""
 RETRY_BASE = 0.1
@@ -290,17 +292,24 @@ class EntryConsumer:
         self._outstanding = 0
         arrived = self._arrived = asyncio.Event()
         subscription = await nc.subscribe(inbox, cb=self._on_message)
+        reconnects = self.link.reconnects
+        idle = 0.0
         try:
             # `_running` is checked as well as cancellation: nats-py can swallow a cancel.
             while self._running and not self._accounts_changed.is_set():
                 if self._outstanding <= self.window // 2:
                     await nc.publish(next_subject, request, reply=inbox)
                     self._outstanding += self.window
+                    idle = 0.0
                 arrived.clear()
                 try:
-                    await asyncio.wait_for(arrived.wait(), PULL_EXPIRES)
+                    await asyncio.wait_for(arrived.wait(), PULL_TICK)
                 except TimeoutError:
-                    self._outstanding = 0  # the requests expired: ask again
+                    idle += PULL_TICK
+                    # Requests expired, or died with the server the link reconnected to.
+                    if idle >= PULL_EXPIRES or self.link.reconnects != reconnects:
+                        reconnects = self.link.reconnects
+                        self._outstanding = 0
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
