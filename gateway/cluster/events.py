@@ -140,11 +140,13 @@ class EventPublisher:
     async def start(self) -> None:
         """Subscribe to the bus and publish from now on (NATS may be away: frames wait)."""
         self.subscription = self.bus.subscribe(SUBSCRIBER_NAME, self.options)
+        self.link.on_disconnect(self._link_lost)
         self._task = asyncio.create_task(self._run(), name="cluster-publisher")
 
     async def stop(self, grace: float = 0.0) -> None:
         """Stop publishing, after up to `grace` seconds spent publishing what is held; what is
         still held then is lost (logged with its count)."""
+        self.link.remove_listener(self._link_lost)
         if grace > 0 and self._task is not None and self.held:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flushed(), grace)
@@ -275,6 +277,13 @@ class EventPublisher:
         if done == len(batch):
             self.last_error = None
         return done
+
+    def _link_lost(self) -> None:
+        """The connection went: the batch in flight gets no more answers on it. End its wait
+        now, so it is sent again (same ids) as soon as the link is back, not after `timeout`."""
+        if self._unanswered and not self._answered.is_set():
+            self.last_error = "the link to NATS was lost with the batch in flight"
+            self._answered.set()
 
     async def _on_answer(self, msg: Msg) -> None:
         """The stream's answer to one publish of the current batch (older ones are ignored)."""
