@@ -491,3 +491,73 @@ async def test_http_post_acks_after_the_answer_and_a_forward_websocket_after_the
             await publisher.stop()
     finally:
         await runner.cleanup()
+
+
+async def test_after_a_restart_exactly_the_events_in_flight_at_the_stop_come_twice(
+    nats_server: NatsServer,
+) -> None:
+    async with cluster_link(nats_server, "a") as link_a:
+        bus_a, bus_b = EventBus(), EventBus()
+        publisher = EventPublisher(link_a, bus_a, PREFIX, 1000)
+        await publisher.start()
+        bot = entry_subscription(bus_b, "bot", queue_size=1000)
+        seen: list[int] = []
+
+        def publish(numbers: range) -> None:
+            for n in numbers:
+                bus_a.publish(
+                    {"self_id": SELF_ID, "post_type": "notice", "notice_type": "x", "n": n}
+                )
+
+        def write(count: int) -> list[AckFrame]:
+            """The bot's writer takes `count` frames; returns them unacked."""
+            frames = []
+            for _ in range(count):
+                frame = bot.take()
+                assert type(frame) is AckFrame
+                seen.append(orjson.loads(bytes(frame))["n"])
+                frames.append(frame)
+            return frames
+
+        async with cluster_link(nats_server, "b") as link_b:
+            consumer = EntryConsumer(
+                link_b, bus_b, PREFIX, "b", "bot", [SELF_ID], ack_on_write=True, window=64
+            )
+            await consumer.start()
+            await consumer.wait_bound()
+            publish(range(50))
+            await until(lambda: len(bot) == 50, "50 events delivered")
+            for frame in write(30):
+                frame.ack()  # written
+            write(20)  # taken by the writer, the node stops before they are written
+            assert link_b.js is not None
+            js_b = link_b.js
+
+            async def acked_up_to(floor: int) -> None:
+                for _ in range(int(WAIT / 0.01)):
+                    info = await js_b.consumer_info(events_stream(PREFIX), consumer.name)
+                    if info.ack_floor is not None and info.ack_floor.stream_seq == floor:
+                        return
+                    await asyncio.sleep(0.01)
+                raise AssertionError(f"the ack floor never reached {floor}")
+
+            await acked_up_to(30)
+            await consumer.stop()
+        publish(range(50, 250))
+        await until(lambda: publisher.published == 250, "250 published")
+        async with cluster_link(nats_server, "b") as link_b:
+            consumer = EntryConsumer(
+                link_b, bus_b, PREFIX, "b", "bot", [SELF_ID], ack_on_write=True, window=64
+            )
+            await consumer.start()
+            while len(set(seen)) < 250:
+                await until(lambda: len(bot) > 0, "more events")
+                for frame in write(len(bot)):
+                    frame.ack()
+            assert consumer.rewound == 1
+            await consumer.stop()
+        order, duplicates = first_occurrences(seen)
+        assert order == list(range(250))
+        assert duplicates == 20  # exactly those in flight (delivered, not acked) at the stop
+        assert seen[50:70] == list(range(30, 50))  # and they come first, in order
+        await publisher.stop()
