@@ -342,18 +342,21 @@ class Caller:
             await asyncio.sleep(0.01)  # a steady trickle, not a flood of failures
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 async def test_nats_restarted_under_load_loses_nothing_and_the_nodes_reconnect(
-    account_nodes: AccountNodes,
-    tmp_path: Path,
+    account_nodes: AccountNodes, tmp_path: Path, how: str
 ) -> None:
+    """`stop`: SIGTERM (JetStream writes its state); `kill`: SIGKILL. Then the same port and
+    store."""
+    server = account_nodes.server
     async with recording_bot() as bot, three_nodes(account_nodes, tmp_path, bot) as cluster:
         caller = Caller(cluster, [])
         calling = asyncio.create_task(caller.run())
         await cluster.emit("load", LOAD, LOAD_RATE)
         await bot.until(lambda: len(bot.bench("load")) >= RESTART_AFTER, "the load under way")
         down = time.time_ns()
-        # SIGTERM, then the same port and store.
-        await asyncio.to_thread(account_nodes.server.restart)
+        await asyncio.to_thread(server.stop if how == "stop" else server.kill)
+        await asyncio.to_thread(server.start)
         up = time.time_ns()
         for node in (cluster.n1, cluster.n2, cluster.edge):
             await node.wait_logged("cluster_link_reconnected")
@@ -390,7 +393,7 @@ async def test_nats_restarted_under_load_loses_nothing_and_the_nodes_reconnect(
     while_down = [r for r in bot.bench("load") if down <= r.frame["bench_emitted_ns"] <= up]
     failed = [a for a in caller.answers if a[1] != 0]
     print(
-        f"nats restart: {2 * LOAD} events sent, {len(bot.bench('load'))} received, "
+        f"nats {how} and start: {2 * LOAD} events sent, {len(bot.bench('load'))} received, "
         f"{duplicates} duplicates; {len({(r.self_id, r.frame['bench_seq']) for r in while_down})} "
         f"emitted while NATS restarted; calls through the edge: {len(caller.answers)}, "
         f"{len(failed)} failed with 1200; counters: {counters}"
