@@ -200,9 +200,12 @@ class Supervisor:
             )
         pending, self._pending = self._pending, []
         try:
+            if self.cluster is not None:
+                # First: the publisher takes the accounts' events from their first one on.
+                await self.cluster.start()
             await self._start_accounts(pending)
             if self.cluster is not None:
-                await self._start_cluster(self.cluster)
+                await self._join_cluster(self.cluster)
             await self._start_adapters()
             await self._start_admin(self.config.admin)
         except BaseException:
@@ -223,9 +226,8 @@ class Supervisor:
         index = [a.name for a in config.accounts].index(name)
         return f"accounts[{index}] ({name!r}): backend"
 
-    async def _start_cluster(self, cluster: ClusterNode) -> None:
-        """Join the cluster: host the local accounts, add the remote ones the entries name."""
-        await cluster.start()
+    async def _join_cluster(self, cluster: ClusterNode) -> None:
+        """Host the local accounts in the cluster, add the remote ones the entries name."""
         for account in self.accounts:
             await cluster.host(account)
         await self._update_remote_accounts(self.config)
@@ -600,7 +602,8 @@ class Supervisor:
         if self.cluster is not None:
             # Before the accounts: other nodes' calls to them are answered until here.
             try:
-                await self.cluster.stop()
+                # Events still held get what is left of the grace to reach the stream.
+                await self.cluster.stop(max(deadline - loop.time(), 0))
             except Exception:
                 log.exception("cluster_stop_failed")
         accounts = list(self.accounts)

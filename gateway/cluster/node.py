@@ -36,8 +36,12 @@ class HostedAccounts:
         self.accounts = accounts
 
     def serves(self, self_id: int) -> bool:
+        # Every event published on this node's bus is a local account's (remote accounts'
+        # events reach entries from their consumers, never through the bus), including those
+        # of an account still starting, not registered yet; a remote number is refused all
+        # the same, so an event can never loop back into the stream as another node's.
         account = self.accounts.with_self_id(self_id)
-        return account is not None and not account.remote
+        return account is None or not account.remote
 
 
 class ClusterNode:
@@ -65,12 +69,13 @@ class ClusterNode:
         await self.responder.start()
         await self.publisher.start()
 
-    async def stop(self) -> None:
-        """Stop consuming, publish what is held (while NATS takes it), take this node's
-        accounts out of the directory, stop answering, disconnect."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop consuming, publish what is held (for up to `grace` seconds, while NATS takes
+        it), take this node's accounts out of the directory, stop answering, disconnect."""
         for name in list(self.consumers):
             await self.consumers.pop(name).stop()
-        await self.publisher.stop()
+        # Without a link there is nothing to wait for: a shutdown is not held up by NATS.
+        await self.publisher.stop(grace if self.link.connected else 0.0)
         await self.directory.stop(clean=True)
         await self.responder.stop()
         await self.link.stop()

@@ -156,6 +156,10 @@ class PostLink:
                         attempts=attempt + 1,
                         error=str(error),
                     )
+                    if type(body) is AckFrame:
+                        # Given up, as a local event is: a remote one is not redelivered
+                        # forever, holding back the entry's consumer.
+                        body.ack()
                     return
                 self.outcomes["retried"] += 1
                 self.retrying = True
