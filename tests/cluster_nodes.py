@@ -60,8 +60,8 @@ class Node:
             await self.link.wait_ready()
 
     async def host(self, account: Account) -> None:
+        await self.responder.serve(account)  # first: calls reach it once it is in the directory
         self.directory.host(account)
-        await self.responder.serve(account)
 
     async def remote(self, self_id: int, answer_within: float | None = None) -> RemoteDispatcher:
         """A started RemoteDispatcher for the account `self_id` (`answer_within`: its request

@@ -166,7 +166,6 @@ async def test_a_host_that_does_not_answer_fails_after_the_timeout_naming_accoun
     silent = Node(nats_server.url, "silent", directoryTtl=TTL_MS)
     await silent.start()
     try:
-        silent.directory.host(account)  # in the directory, but its calls go unanswered
         nc = silent.link.nc
         assert nc is not None
         taken: list[bytes] = []
@@ -175,6 +174,8 @@ async def test_a_host_that_does_not_answer_fails_after_the_timeout_naming_accoun
             taken.append(msg.data)
 
         await nc.subscribe(f"onebot.v11.{SELF_ID}.action", queue="onebot-hosts", cb=swallow)
+        await silent.link.settle()
+        silent.directory.host(account)  # in the directory, but its calls go unanswered
         await until(edge.directory, lambda: edge.directory.lookup(SELF_ID) is not None)
         remote = await edge.remote(SELF_ID, answer_within=0.3)
         answer = await remote.call("get_login_info", None, 5)

@@ -33,7 +33,7 @@ from gateway.accounts import Account
 from gateway.actions import default_catalog
 from gateway.actions.catalog import Catalog, Params
 from gateway.cluster.directory import Directory
-from gateway.cluster.link import ClusterLink, action_subject
+from gateway.cluster.link import ClusterLink, action_subject, end_task
 from gateway.dispatcher import ANSWER_BATCH, Answered, split_suffix
 from gateway.protocol import jsonio
 from gateway.protocol.envelope import ActionFailed, Envelope, Retcode, encode, failed
@@ -88,25 +88,31 @@ class Responder:
             await self.unserve(name)
         if self._running and grace > 0:
             await asyncio.wait(self._running, timeout=grace)
-        running = list(self._running)
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running)
+        for task in list(self._running):
+            await end_task(task)
 
     async def serve(self, account: Account) -> None:
-        """Answer calls for `account` (by its QQ number, known once its backend started)."""
+        """Answer calls for `account` (by its QQ number, known once its backend started).
+
+        With the link up, calls from other nodes reach it once this returns: publish the
+        account in the directory after, not before."""
         await self.unserve(account.name)
         self._served[account.name] = (account, None)
         if self.link.connected:
             await self._subscribe(account)
 
     async def unserve(self, name: str) -> None:
-        """Stop answering calls for the account `name` (calls running go on)."""
+        """Stop answering calls for the account `name` (calls running go on). Once this
+        returns, NATS routes its calls to no subscription of this node; a call already on its
+        way is answered 1200 (not run)."""
         _account, subscription = self._served.pop(name, (None, None))
-        if subscription is not None and self.link.connected:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+        if subscription is None or not self.link.connected:
+            return
+        try:
+            await subscription.drain()  # type: ignore[no-untyped-call]  # reaches `_take` still
+            await self.link.settle()  # drain's own round trip can overtake its UNSUB
+        except Exception as error:
+            log.warning("cluster_unserve_failed", account=name, error=str(error))
 
     async def _connected(self) -> None:
         # nats-py subscribes again what it had on a reconnect; this covers accounts served
@@ -127,19 +133,29 @@ class Responder:
             queue=f"{self.prefix}{QUEUE_GROUP_SUFFIX}",
             cb=on_request,
         )
-        if self._served.get(account.name, (None,))[0] is account:
-            self._served[account.name] = (account, subscription)
-        else:  # unserved meanwhile
+        if self._served.get(account.name, (None,))[0] is not account:  # unserved meanwhile
             await subscription.unsubscribe()
+            return
+        self._served[account.name] = (account, subscription)
+        await self.link.settle()
 
     def _take(self, account: Account, msg: Msg) -> None:
         """Run one request in a task of its own (a subscription's callbacks run one by one)."""
         if not msg.reply:
             log.warning("cluster_request_without_reply", account=account.name)
             return
-        task = asyncio.create_task(self._answer(account, msg), name=f"cluster-call:{account.name}")
+        served = self._served.get(account.name, (None,))[0] is account
+        work = self._answer(account, msg) if served else self._refuse(account, msg)
+        task = asyncio.create_task(work, name=f"cluster-call:{account.name}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    async def _refuse(self, account: Account, msg: Msg) -> None:
+        message = (
+            f"account {account.self_id} is no longer hosted by node {self.link.node!r}; "
+            "the call was not run"
+        )
+        await self._reply(account, msg, failed(Retcode.FAILED, message))
 
     async def _answer(self, account: Account, msg: Msg) -> None:
         if len(self._running) > MAX_RUNNING:
@@ -150,6 +166,10 @@ class Responder:
             )
         else:
             final = await self._run(account, msg)
+        await self._reply(account, msg, final)
+
+    async def _reply(self, account: Account, msg: Msg, final: Envelope) -> None:
+        """Publish a call's final envelope (a 1200 instead when it is too large for NATS)."""
         data = b'{"final":' + encode(final, jsonio.dumps) + b"}"
         nc = self.link.nc
         if nc is None:
@@ -159,7 +179,8 @@ class Responder:
                 f"the answer is {len(data)} bytes, more than NATS carries in one message "
                 f"(max_payload {nc.max_payload} bytes)"
             )
-            data = b'{"final":' + jsonio.dumps(failed(Retcode.FAILED, message, None)) + b"}"
+            echo = final.get("echo")
+            data = b'{"final":' + jsonio.dumps(failed(Retcode.FAILED, message, echo)) + b"}"
         try:
             await nc.publish(msg.reply, data)
         except Exception as error:

@@ -22,7 +22,7 @@ import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from gateway.accounts import Account
-from gateway.cluster.link import ClusterLink
+from gateway.cluster.link import ClusterLink, end_task
 
 log = structlog.get_logger("gateway.cluster")
 
@@ -93,11 +93,10 @@ class Directory:
     async def stop(self, clean: bool = True) -> None:
         """Stop refreshing and watching; with `clean`, delete the hosted accounts' entries (their
         accounts are offline at once on every node). Call before the link stops."""
+        self.link.remove_listener(self._connected)
         for task in (self._refresher, self._watcher):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await end_task(task)
         self._refresher = self._watcher = None
         if clean:
             for name in list(self._keys):
@@ -152,9 +151,7 @@ class Directory:
         watch's consumer may not have survived a server restart)."""
         await self.refresh()
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await end_task(self._watcher)
         self.watched.clear()
         kv = self.link.kv
         if kv is not None:
