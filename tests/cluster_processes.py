@@ -228,6 +228,8 @@ class RecordingBot:
     """Connections opened so far per account."""
     open: dict[int, web.WebSocketResponse] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    refused: set[int] = field(default_factory=set)
+    """Accounts whose connections are refused (403), as a bot that is away."""
 
     @property
     def url(self) -> str:
@@ -235,6 +237,8 @@ class RecordingBot:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         self_id = int(request.headers["X-Self-ID"])
+        if self_id in self.refused:
+            raise web.HTTPForbidden(text=f"the bot of {self_id} is away")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         connection = self.connections.get(self_id, 0)
@@ -313,6 +317,8 @@ class ConsumerState:
     delivered: int
     ack_floor: int
     ack_pending: int
+    pending: int
+    """Events matching its filter not delivered yet."""
 
     @property
     def past_floor(self) -> int:
@@ -332,6 +338,7 @@ async def consumer_state(nats_url: str, stream: str, consumer: str) -> ConsumerS
         delivered=info.delivered.stream_seq or 0,
         ack_floor=info.ack_floor.stream_seq or 0,
         ack_pending=info.num_ack_pending or 0,
+        pending=info.num_pending or 0,
     )
 
 

@@ -409,3 +409,51 @@ async def test_nats_restarted_under_load_loses_nothing_and_the_nodes_reconnect(
     for name, link in status.items():
         assert (link["connected"], link["held_events"], link["dropped_events"]) == (True, 0, 0)
         assert counters[name]["reconnects"] >= 1, name
+
+
+BEYOND = 44
+"""Events of A past the edge's window while A's bot is away."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="an entry's durable consumer is shared by its accounts (gateway/cluster/node.py "
+    "entry_started): the events held for a bot that is away fill its in-flight window and "
+    "JetStream delivers nothing more, to any account's bot",
+)
+async def test_a_bot_that_is_away_does_not_stop_the_other_accounts_bots(
+    account_nodes: AccountNodes, tmp_path: Path
+) -> None:
+    async with recording_bot() as bot, three_nodes(account_nodes, tmp_path, bot) as cluster:
+        # A's bot goes away (its reconnections refused): the edge keeps A's events for it.
+        bot.refused.add(A)
+        await bot.open[A].close()
+        await bot.until(lambda: A not in bot.open, "A's bot away")
+        answer = await cluster.on_host(
+            A, "sandbox_emit_bench", count=WINDOW + BEYOND, rate=0, run="held"
+        )
+        assert answer["retcode"] == 0, answer
+        name = consumer_name(cluster.edge.name, "bot")
+        stream = events_stream("onebot")
+
+        async def window_full() -> bool:
+            state = await consumer_state(account_nodes.server.url, stream, name)
+            return state.ack_pending == WINDOW
+
+        await poll(window_full, "A's events filling the edge's window")
+        # B's bot is there: its account's events should still reach it.
+        answer = await cluster.on_host(B, "sandbox_emit_bench", count=20, rate=0, run="meanwhile")
+        assert answer["retcode"] == 0, answer
+
+        async def delivered_or_held() -> tuple[int, int] | None:
+            got = len(bot.bench("meanwhile", B))
+            state = await consumer_state(account_nodes.server.url, stream, name)
+            held = state.pending - BEYOND  # A's events past its window are not delivered either
+            if got == 20 or (state.ack_pending == WINDOW and held == 20 - got):
+                return got, held
+            return None
+
+        got, held = await poll(delivered_or_held, "B's events delivered or held back")
+    print(f"B's bot got {got} of 20 events while A's bot was away ({held} held back by NATS)")
+    assert got == 20
