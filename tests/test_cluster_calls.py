@@ -207,6 +207,7 @@ async def test_with_nats_down_calls_fail_at_once_and_work_again_once_it_is_back(
     assert edge.link.status()["connected"] is False
     assert isinstance(edge.link.status()["error"], str)
 
+    restarted_at = time.time()
     nats_server.start()  # same port, same store
     async with asyncio.timeout(GUARD):
         await host.link.wait_ready()
@@ -215,6 +216,12 @@ async def test_with_nats_down_calls_fail_at_once_and_work_again_once_it_is_back(
     assert edge.link.status() == {"connected": True, "servers": [nats_server.url], "error": None}
     answer = await remote.call("get_login_info", None, "back")
     assert answer == await account.dispatcher.call("get_login_info", None, "back")
+
+    def refreshed() -> bool:  # the host puts it again, the edge watches the bucket again
+        entry = edge.directory.lookup(SELF_ID)
+        return entry is not None and entry.at > restarted_at and edge.directory.online(SELF_ID)
+
+    await until(edge.directory, refreshed)
 
 
 async def test_hosted_accounts_appear_in_the_other_nodes_directory(

@@ -95,7 +95,8 @@ class Responder:
         """Answer calls for `account` (by its QQ number, known once its backend started).
 
         With the link up, calls from other nodes reach it once this returns: publish the
-        account in the directory after, not before."""
+        account in the directory after, not before. An account without a number yet (a relay
+        that has not met its upstream) is not subscribed: serve it again once it has one."""
         await self.unserve(account.name)
         self._served[account.name] = (account, None)
         if self.link.connected:
@@ -124,6 +125,9 @@ class Responder:
     async def _subscribe(self, account: Account) -> None:
         nc = self.link.nc
         assert nc is not None
+        if not account.self_id:
+            log.warning("cluster_account_without_self_id", account=account.name)
+            return
 
         async def on_request(msg: Msg) -> None:
             self._take(account, msg)
