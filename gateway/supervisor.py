@@ -360,7 +360,8 @@ class Supervisor:
         self.fronts[entry.name] = front
         self._entries[entry.name] = (kind, entry)
         if self.cluster is not None:
-            await self.cluster.entry_started(entry.name, kind, front.accounts())
+            pushes = getattr(adapter, "pushes_events", lambda: True)()
+            await self.cluster.entry_started(entry.name, kind, front.accounts(), pushes)
         log.info("adapter_started", kind=kind, name=entry.name, address=adapter.describe())
 
     async def _start_admin(self, admin: AdminConfig | None) -> None:

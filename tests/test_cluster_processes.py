@@ -3,8 +3,8 @@
 Two account nodes (`n1` hosting 10001, `n2` hosting 10002, each a sandbox on its own database
 file and in its own world; shared by the module's tests) and, per test, an edge node hosting no
 account whose entries serve both. The nodes are killed (`kill -9`), stopped (SIGTERM) and
-restarted with the same config (same node name: the edge's durable consumer `<edge>_bot`
-resumes); the nats-server is restarted on the same port and store. Events are numbered
+restarted with the same config (same node name: the edge's durable consumers `<edge>_bot_<id>`
+resume); the nats-server is restarted on the same port and store. Events are numbered
 (`sandbox_emit_bench`: `bench_run`, `bench_seq`), so a bot endpoint recording every frame tells
 what arrived, in which order, and what came twice. Only the NoneBot test stores messages.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.cluster.consumers import WINDOW, consumer_name
+from gateway.cluster.consumers import WINDOW, account_consumer_name
 from gateway.cluster.link import events_stream
 from tests.app_process import AppProcess
 from tests.cluster_processes import (
@@ -270,11 +270,14 @@ async def test_the_edge_killed_during_a_burst_resumes_every_event_in_order(
         cluster.edge.kill()
         # What JetStream knows of the edge's consumer right after the kill: what a restart from
         # its ack floor can deliver again.
-        at_kill = await consumer_state(
-            account_nodes.server.url,
-            events_stream("onebot"),
-            consumer_name(cluster.edge.name, "bot"),
-        )
+        at_kill = {
+            self_id: await consumer_state(
+                account_nodes.server.url,
+                events_stream("onebot"),
+                account_consumer_name(cluster.edge.name, "bot", self_id),
+            )
+            for self_id in ACCOUNTS
+        }
         await cluster.edge.start()
 
         def arrived(self_id: int) -> list[int]:
@@ -291,6 +294,9 @@ async def test_the_edge_killed_during_a_burst_resumes_every_event_in_order(
         seqs = arrived(self_id)
         missing, repeats = order_report(seqs, BURST)
         assert missing == [], f"{self_id}: missing {missing}"
+        # Each account has its own consumer: its repeats are its own in flight, no more.
+        assert repeats <= at_kill[self_id].past_floor, self_id
+        assert repeats <= WINDOW, self_id
         duplicates += repeats
         # Before the kill: the first events, in order, once each; after the restart: from the
         # consumer's ack floor on, in order, once each (the repeats are its first ones).
@@ -305,13 +311,13 @@ async def test_the_edge_killed_during_a_burst_resumes_every_event_in_order(
     before_kill = sum(1 for r in bot.bench("burst") if r.connection == 0)
     print(
         f"burst: {2 * BURST} events sent, {len(bot.bench('burst'))} received, {duplicates} "
-        f"duplicates; at the kill the consumer had {at_kill.ack_pending} delivered and not "
-        f"acked, {at_kill.past_floor} delivered past its ack floor (window {WINDOW})"
+        f"duplicates; at the kill the consumers had "
+        f"{[state.ack_pending for state in at_kill.values()]} delivered and not acked, "
+        f"{[state.past_floor for state in at_kill.values()]} past their ack floors "
+        f"(window {WINDOW} each)"
     )
     assert before_kill < 2 * BURST, "the kill came after the burst"
     assert {r.connection for r in bot.bench("burst")} == {0, 1}
-    assert duplicates <= at_kill.past_floor
-    assert duplicates <= WINDOW
 
 
 LOAD = 600
@@ -415,13 +421,6 @@ BEYOND = 44
 """Events of A past the edge's window while A's bot is away."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="an entry's durable consumer is shared by its accounts (gateway/cluster/node.py "
-    "entry_started): the events held for a bot that is away fill its in-flight window and "
-    "JetStream delivers nothing more, to any account's bot",
-)
 async def test_a_bot_that_is_away_does_not_stop_the_other_accounts_bots(
     account_nodes: AccountNodes, tmp_path: Path
 ) -> None:
@@ -434,7 +433,7 @@ async def test_a_bot_that_is_away_does_not_stop_the_other_accounts_bots(
             A, "sandbox_emit_bench", count=WINDOW + BEYOND, rate=0, run="held"
         )
         assert answer["retcode"] == 0, answer
-        name = consumer_name(cluster.edge.name, "bot")
+        name = account_consumer_name(cluster.edge.name, "bot", A)
         stream = events_stream("onebot")
 
         async def window_full() -> bool:

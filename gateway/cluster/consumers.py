@@ -82,6 +82,14 @@ def consumer_name(node: str, entry: str) -> str:
     return f"{node}_{clean}"
 
 
+def account_consumer_name(node: str, entry: str, self_id: int) -> str:
+    """The durable consumer of one remote account for `entry` on `node`:
+    `<node>_<entry>_<self_id>`. One per account, so each account has its own acknowledged floor
+    and in-flight window: a bot that is behind or away holds back only its own account, and a
+    restart repeats only that account's events in flight."""
+    return f"{consumer_name(node, entry)}_{self_id}"
+
+
 class _Delivery:
     """One delivered event waiting for its writers: acked once every frame offered is written."""
 
@@ -121,12 +129,15 @@ class EntryConsumer:
         ack_on_write: bool,
         window: int = WINDOW,
         ack_wait: float = ACK_WAIT,
+        durable: str | None = None,
     ) -> None:
+        """`durable`: the consumer's name (`consumer_name(node, entry)` when None; a node gives
+        each remote account of an entry its own, see `account_consumer_name`)."""
         self.link = link
         self.bus = bus
         self.prefix = prefix
         self.entry = entry
-        self.name = consumer_name(node, entry)
+        self.name = consumer_name(node, entry) if durable is None else durable
         self.stream = events_stream(prefix)
         self.accounts = frozenset(accounts)
         self.ack_on_write = ack_on_write

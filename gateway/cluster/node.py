@@ -4,7 +4,8 @@ A node hosts its local accounts for the others (their directory entries, their c
 their events published to the stream) and reaches the accounts other nodes host: each QQ number
 an entry names that no local account has becomes a remote `Account` (a `RemoteBackend` and a
 `RemoteDispatcher`), routed like a local one; the events of the remote accounts an entry serves
-come from that entry's durable consumer (`EntryConsumer`), named after this node and the entry.
+come from that entry's durable consumers (`EntryConsumer`), one per remote account, named after
+this node, the entry and the account.
 
 NATS may be away at any time: `start()` never waits for it, local accounts and entries keep
 working, remote calls fail fast with 1200, and hosted accounts' events wait (bounded) until it
@@ -19,7 +20,7 @@ from gateway.accounts import Account, Accounts
 from gateway.actions.catalog import Catalog
 from gateway.bus import EventBus
 from gateway.cluster.calls import RemoteBackend, RemoteDispatcher, Responder
-from gateway.cluster.consumers import EntryConsumer
+from gateway.cluster.consumers import EntryConsumer, account_consumer_name
 from gateway.cluster.directory import Directory
 from gateway.cluster.events import EventPublisher
 from gateway.cluster.link import ClusterLink
@@ -81,9 +82,10 @@ class ClusterNode:
         await self.link.stop()
 
     async def host(self, account: Account) -> None:
-        """Offer a local account to the cluster: directory entry and calls."""
-        self.directory.host(account)
+        """Offer a local account to the cluster: calls, then its directory entry (so no node
+        sees it hosted before its calls are answered)."""
         await self.responder.serve(account)
+        self.directory.host(account)
 
     async def unhost(self, account: Account) -> None:
         """Take a local account out of the cluster."""
@@ -105,28 +107,35 @@ class ClusterNode:
         )
         return Account(str(self_id), None, backend, dispatcher)
 
-    async def entry_started(self, name: str, kind: str, accounts: tuple[Account, ...]) -> None:
-        """An entry started: consume the events of the remote accounts it serves."""
-        remote = [account.self_id for account in accounts if account.remote]
-        if not remote:
+    async def entry_started(
+        self, name: str, kind: str, accounts: tuple[Account, ...], pushes_events: bool
+    ) -> None:
+        """An entry started: consume the events of the remote accounts it serves, a durable
+        consumer per account (`account_consumer_name`), if it pushes events at all."""
+        if not pushes_events:
             return
-        consumer = EntryConsumer(
-            self.link,
-            self.bus,
-            self.config.prefix,
-            self.config.node,
-            name,
-            remote,
-            ack_on_write=kind in PERSISTENT_KINDS,
-        )
-        self.consumers[name] = consumer
-        await consumer.start()
+        for account in accounts:
+            if not account.remote:
+                continue
+            consumer = EntryConsumer(
+                self.link,
+                self.bus,
+                self.config.prefix,
+                self.config.node,
+                name,
+                [account.self_id],
+                ack_on_write=kind in PERSISTENT_KINDS,
+                durable=account_consumer_name(self.config.node, name, account.self_id),
+            )
+            self.consumers[consumer.name] = consumer
+            await consumer.start()
 
     async def entry_stopped(self, name: str) -> None:
-        """An entry stopped: its consumer stops (the durable stays, to resume)."""
-        consumer = self.consumers.pop(name, None)
-        if consumer is not None:
-            await consumer.stop()
+        """An entry stopped: its consumers stop (the durables stay, to resume)."""
+        for key, consumer in list(self.consumers.items()):
+            if consumer.entry == name:
+                del self.consumers[key]
+                await consumer.stop()
 
     def status(self) -> dict[str, Any]:
         """The link and what waits, for `/readyz`, the console and metrics."""
