@@ -318,30 +318,32 @@ class _ClusterState:
         in_flight = GaugeMetricFamily(
             "onebot_cluster_consume_in_flight",
             "Events delivered to an entry and not yet written to its bots (the consume lag; "
-            "what can arrive twice after a crash).",
-            labels=["entry"],
+            "what can arrive twice after a crash), per remote account (self_id).",
+            labels=["entry", "self_id"],
         )
         families = {
             "received": CounterMetricFamily(
                 "onebot_cluster_consumed",
                 "Events delivered by the entry's durable consumer (redeliveries included).",
-                labels=["entry"],
+                labels=["entry", "self_id"],
             ),
             "acked": CounterMetricFamily(
                 "onebot_cluster_consume_acked",
                 "Events acknowledged to the stream (written to the bots, or offered).",
-                labels=["entry"],
+                labels=["entry", "self_id"],
             ),
             "redelivered": CounterMetricFamily(
                 "onebot_cluster_consume_redelivered",
                 "Deliveries the stream marked as a repeat (not acknowledged in time).",
-                labels=["entry"],
+                labels=["entry", "self_id"],
             ),
         }
-        for name, consumer in sorted(consumers.items()):
-            in_flight.add_metric([name], consumer.in_flight)
+        for _name, consumer in sorted(consumers.items()):
+            # A node runs one consumer per entry and remote account (gateway.cluster.node).
+            labels = [consumer.entry, ",".join(map(str, sorted(consumer.accounts)))]
+            in_flight.add_metric(labels, consumer.in_flight)
             for attribute, family in families.items():
-                family.add_metric([name], getattr(consumer, attribute))
+                family.add_metric(labels, getattr(consumer, attribute))
         yield in_flight
         yield from families.values()
 

@@ -369,8 +369,10 @@ async def test_readyz_and_metrics_of_a_cluster_node_report_the_link_and_stay_rea
     assert link["accounts"] == [remote]
     assert remote_up == (200, {"status": "ready", "account": remote})
     assert sample(metrics_up, "onebot_cluster_connected") == 1
-    assert sample(metrics_up, "onebot_cluster_consumed_total", entry="bots") >= 1
-    assert sample(metrics_up, "onebot_cluster_consume_acked_total", entry="bots") >= 1
+    assert sample(metrics_up, "onebot_cluster_consumed_total", entry="bots", self_id=str(A)) >= 1
+    assert (
+        sample(metrics_up, "onebot_cluster_consume_acked_total", entry="bots", self_id=str(A)) >= 1
+    )
     assert sample(metrics_up, "onebot_cluster_request_seconds_count", self_id=str(A)) == 1
     assert sample(metrics_up, "onebot_cluster_directory_accounts", node="n1", state="online") == 1
     assert sample(metrics_up, "onebot_cluster_directory_accounts", node="edge", state="online") == 1
