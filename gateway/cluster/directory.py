@@ -164,7 +164,17 @@ class Directory:
             async for update in watcher:
                 if update is None:  # the bucket as it was: replace what was known
                     if fresh is not None:
-                        self._entries, fresh = fresh, None
+                        # Entries known and still live by their time are kept: the marker can
+                        # come before the bucket's entries have (a second watch after a quick
+                        # reconnect), and dropping them made a hosted account look offline for
+                        # a moment. One deleted while this node was away ages out by the TTL.
+                        now = time.time()
+                        kept = {
+                            self_id: entry
+                            for self_id, entry in self._entries.items()
+                            if entry.live(self.ttl, now)
+                        }
+                        self._entries, fresh = {**kept, **fresh}, None
                     self.watched.set()
                     self.updated.set()
                     continue
