@@ -666,6 +666,9 @@ def _check_accounts(config: GatewayConfig) -> None:
         )
     names: dict[str, int] = {}
     databases: dict[str, int] = {}
+    numbers: dict[int | str | None, int] = {}
+    """A sandbox account's QQ number: its `selfId`, else its world's own (the same world file
+    gives the same number)."""
     for index, account in enumerate(config.account_configs()):
         if account.name in names:
             raise ValueError(
@@ -682,6 +685,20 @@ def _check_accounts(config: GatewayConfig) -> None:
                     f"database of accounts[{databases[where]}]; each account needs its own"
                 )
             databases[where] = index
+        if isinstance(backend, SandboxBackendConfig):
+            number = backend.self_id or f"world:{backend.world}"
+            if number in numbers:
+                other = numbers[number]
+                same = (
+                    f"QQ number {number}"
+                    if isinstance(number, int)
+                    else f"world's own QQ number ({backend.world or 'the built-in world'})"
+                )
+                raise ValueError(
+                    f"accounts[{index}].backend.selfId: accounts[{other}] and accounts[{index}] "
+                    f"would both be the {same}; give each sandbox account its own `selfId`"
+                )
+            numbers[number] = index
     for kind, index, entry in config.network.entries():
         for position, ref in enumerate(entry.accounts or ()):
             if isinstance(ref, str) and ref not in names:

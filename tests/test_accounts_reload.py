@@ -4,12 +4,14 @@ accounts or their connections."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType
 
-from gateway.config import parse_config
+from gateway.config import ConfigError, parse_config
 from tests.conftest import capture_logs, http_entry, run_gateway
 from tests.test_accounts_routing import (
     A,
@@ -118,17 +120,30 @@ async def test_reload_opens_a_reverse_connection_for_an_added_account_only() -> 
 
 
 async def test_an_account_that_fails_to_start_on_reload_is_logged_and_the_rest_applies(
-    http: aiohttp.ClientSession,
+    http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     network = {"httpServers": [http_entry("api")]}
     async with run_gateway(accounts_document({"a": A}, **network)) as gw:
         port = gw.supervisor.adapters["api"].port  # type: ignore[attr-defined]
-        # Two accounts with one QQ number: the second cannot start.
-        clash = accounts_document({"a": A, "twin": A, "c": C}, **network)
+        # An account whose world file cannot be read: it cannot start, the others do.
+        document = accounts_document({"a": A, "broken": 10009, "c": C}, **network)
+        document["accounts"][1]["backend"]["world"] = str(tmp_path / "no-such-world.json5")
         with capture_logs() as logs:
-            await gw.supervisor.reload(parse_config(clash, env={}))
+            await gw.supervisor.reload(parse_config(document, env={}))
         a = await post(http, f"http://127.0.0.1:{port}/{A}/get_login_info", {})
         c = await post(http, f"http://127.0.0.1:{port}/{C}/get_login_info", {})
+        running = [account.name for account in gw.supervisor.accounts]
     failures = [log["error"] for log in logs if log["event"] == "account_start_failed"]
-    assert len(failures) == 1 and "twin" in failures[0] and str(A) in failures[0]
+    assert len(failures) == 1, failures
+    assert "accounts[1] ('broken')" in failures[0] and "no-such-world" in failures[0]
     assert a["data"]["user_id"] == A and c["data"]["user_id"] == C
+    assert running == ["a", "c"]
+
+
+def test_two_sandbox_accounts_that_would_share_a_qq_number_are_a_config_error() -> None:
+    for document in (
+        accounts_document({"a": A, "twin": A}),
+        {"accounts": [{"name": "a"}, {"name": "b"}]},  # both the default world's own number
+    ):
+        with pytest.raises(ConfigError, match=r"accounts\[1\]\.backend\.selfId"):
+            parse_config(document, env={})
