@@ -281,3 +281,28 @@ async def test_a_clean_stop_marks_the_accounts_offline_at_once(
     assert not edge.directory.online(SELF_ID)
     assert edge.directory.nodes() == {}
     assert RemoteBackend(SELF_ID, edge.directory).down_reason == "no node of the cluster hosts it"
+
+
+async def test_an_account_that_learns_its_number_late_is_answered_once_resynced(
+    nats_server: NatsServer,
+    account: Account,
+    edge: Node,
+) -> None:
+    """A relay meets its upstream after it was hosted: its number was 0 when served. (Fault
+    injection: the sandbox backend's number is hidden, then shown again, as a relay's is.)"""
+    node = Node(nats_server.url, "late", directoryTtl=TTL_MS)
+    await node.start()
+    backend: Any = account.backend
+    known, backend._self_id = backend._self_id, 0
+    try:
+        await node.responder.serve(account)
+        remote = await edge.remote(SELF_ID, answer_within=5)
+        before = await remote.call("get_login_info", None, "before")
+        backend._self_id = known  # the upstream told it
+        await node.responder.resync()
+        after = await remote.call("get_login_info", None, "after")
+    finally:
+        backend._self_id = known
+        await node.stop()
+    assert before["retcode"] == 1200 and "not hosted by any node" in before["message"]
+    assert after["retcode"] == 0 and after["data"]["user_id"] == SELF_ID

@@ -115,6 +115,20 @@ class Responder:
         except Exception as error:
             log.warning("cluster_unserve_failed", account=name, error=str(error))
 
+    async def resync(self) -> None:
+        """Subscribe the accounts that learned their QQ number since they were served (a relay
+        meeting its upstream late), and move those whose number changed."""
+        if not self.link.connected:
+            return
+        for account, subscription in list(self._served.values()):
+            if not account.self_id:
+                continue
+            subject = action_subject(self.prefix, account.self_id)
+            if subscription is None:
+                await self._subscribe(account)
+            elif subscription.subject != subject:
+                await self.serve(account)
+
     async def _connected(self) -> None:
         # nats-py subscribes again what it had on a reconnect; this covers accounts served
         # while the link had never been up.

@@ -14,7 +14,10 @@ returns.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import structlog
 
 from gateway.accounts import Account, Accounts
 from gateway.actions.catalog import Catalog
@@ -23,8 +26,10 @@ from gateway.cluster.calls import RemoteBackend, RemoteDispatcher, Responder
 from gateway.cluster.consumers import EntryConsumer, account_consumer_name
 from gateway.cluster.directory import Directory
 from gateway.cluster.events import EventPublisher
-from gateway.cluster.link import ClusterLink
+from gateway.cluster.link import ClusterLink, end_task
 from gateway.config import ClusterConfig
+
+log = structlog.get_logger("gateway.cluster.node")
 
 PERSISTENT_KINDS = frozenset({"websocketClients", "httpClients"})
 """Entry kinds whose subscriptions outlive connections: their events are acked once written."""
@@ -60,6 +65,7 @@ class ClusterNode:
         self.publisher = EventPublisher(
             self.link, bus, config.prefix, config.buffer_size, HostedAccounts(accounts)
         )
+        self._resync: asyncio.Task[None] | None = None
         self.consumers: dict[str, EntryConsumer] = {}
         """The durable consumer of each running entry that serves remote accounts."""
 
@@ -69,10 +75,24 @@ class ClusterNode:
         await self.directory.start()
         await self.responder.start()
         await self.publisher.start()
+        self._resync = asyncio.create_task(self._resync_forever(), name="cluster-resync")
+
+    async def _resync_forever(self) -> None:
+        """Every directory period: answer calls for accounts that learned their QQ number
+        since they were hosted (the directory puts them under it by itself)."""
+        while True:
+            await asyncio.sleep(self.directory.ttl / 3)
+            try:
+                await self.responder.resync()
+            except Exception as error:  # the link went down meanwhile: the next round retries
+                log.warning("cluster_resync_failed", error=str(error) or type(error).__name__)
 
     async def stop(self, grace: float = 0.0) -> None:
         """Stop consuming, publish what is held (for up to `grace` seconds, while NATS takes
         it), take this node's accounts out of the directory, stop answering, disconnect."""
+        if self._resync is not None:
+            await end_task(self._resync)
+            self._resync = None
         for name in list(self.consumers):
             await self.consumers.pop(name).stop()
         # Without a link there is nothing to wait for: a shutdown is not held up by NATS.
