@@ -25,6 +25,7 @@ import structlog
 from gateway.accounts import Account, OneAccount
 from gateway.bus import AckFrame, Subscription
 from gateway.config import HttpClientConfig
+from gateway.network.account_links import stop_links, sync_links
 from gateway.network.backoff import Backoff
 from gateway.network.listener import Heartbeat, Services
 from gateway.network.ws_connection import cancel_and_wait, subscriber_options
@@ -58,21 +59,17 @@ class HttpClient:
     async def accounts_changed(self) -> None:
         """Start a delivery for each account served now that has none; stop those of accounts
         no longer served (the others keep their queues)."""
-        assert self._session is not None
-        served = {account.name: account for account in self.services.dispatcher.accounts()}
-        stale = [name for name, link in self.links.items() if served.get(name) is not link.account]
-        for name in stale:
-            await self.links.pop(name).stop()
-        for name, account in served.items():
-            if name not in self.links:
-                link = PostLink(self, account, self._session)
-                self.links[name] = link
-                link.start()
+        session = self._session
+        assert session is not None
+
+        def make(account: Account) -> PostLink:
+            return PostLink(self, account, session)
+
+        await sync_links(self.links, self.services.dispatcher.accounts(), make)
 
     async def stop(self) -> None:
         # Stop delivering (an in-flight POST is cancelled), then release the queues and session.
-        links, self.links = list(self.links.values()), {}
-        await asyncio.gather(*(link.stop() for link in links))
+        await stop_links(self.links)
         if self._session is not None:
             await self._session.close()
 

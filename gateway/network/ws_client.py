@@ -24,6 +24,7 @@ from gateway.accounts import Account, OneAccount
 from gateway.bus import Subscription
 from gateway.config import DEFAULT_MAX_BODY as DEFAULT_MAX_FRAME
 from gateway.config import WebsocketClientConfig
+from gateway.network.account_links import stop_links, sync_links
 from gateway.network.backoff import Backoff
 from gateway.network.listener import Heartbeat, Services
 from gateway.network.ws_connection import (
@@ -55,22 +56,17 @@ class WsClient:
     async def accounts_changed(self) -> None:
         """Open a link for each account served now that has none; stop the links of accounts
         no longer served (the others keep their connections)."""
-        assert self._session is not None
-        served = {account.name: account for account in self.services.dispatcher.accounts()}
-        for name in [
-            name for name, link in self.links.items() if served.get(name) is not link.account
-        ]:
-            await self.links.pop(name).stop()
-        for name, account in served.items():
-            if name not in self.links:
-                link = ReverseLink(self.entry, self.services, account, self._session)
-                self.links[name] = link
-                link.start()
+        session = self._session
+        assert session is not None
+
+        def make(account: Account) -> ReverseLink:
+            return ReverseLink(self.entry, self.services, account, session)
+
+        await sync_links(self.links, self.services.dispatcher.accounts(), make)
 
     async def stop(self) -> None:
         """Stop every link within `api.shutdownGrace` seconds (see `ReverseLink.stop`)."""
-        links, self.links = list(self.links.values()), {}
-        await asyncio.gather(*(link.stop() for link in links))
+        await stop_links(self.links)
         if self._session is not None:
             await self._session.close()
 
