@@ -939,9 +939,16 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             text += f"[{part}]"
         elif part in ("sandbox", "relay") and text.endswith("backend"):
             continue  # the discriminated union's tag, not a field
+        elif not _PLAIN_KEY.fullmatch(part):
+            # A key a file may hold but a path cannot show (a newline, a space, nothing): quoted,
+            # so every error stays one line and the key is seen as it is.
+            text += f"[{part!r}]"
         else:
             text += f".{part}" if text else part
     return text
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
 
 
 def unknown_keys(
