@@ -321,6 +321,12 @@ class _ClusterState:
             "what can arrive twice after a crash), per remote account (self_id).",
             labels=["entry", "self_id"],
         )
+        behind = GaugeMetricFamily(
+            "onebot_cluster_consume_behind",
+            "Events of the account in the stream not yet delivered to the entry, as of the last "
+            "one delivered (the consume lag in events).",
+            labels=["entry", "self_id"],
+        )
         families = {
             "received": CounterMetricFamily(
                 "onebot_cluster_consumed",
@@ -342,9 +348,11 @@ class _ClusterState:
             # A node runs one consumer per entry and remote account (gateway.cluster.node).
             labels = [consumer.entry, ",".join(map(str, sorted(consumer.accounts)))]
             in_flight.add_metric(labels, consumer.in_flight)
+            behind.add_metric(labels, consumer.behind)
             for attribute, family in families.items():
                 family.add_metric(labels, getattr(consumer, attribute))
         yield in_flight
+        yield behind
         yield from families.values()
 
     def _remote_calls(self) -> Iterator[Metric]:

@@ -373,6 +373,8 @@ async def test_readyz_and_metrics_of_a_cluster_node_report_the_link_and_stay_rea
     assert (
         sample(metrics_up, "onebot_cluster_consume_acked_total", entry="bots", self_id=str(A)) >= 1
     )
+    # Every event of the account delivered: none left behind in the stream.
+    assert f'onebot_cluster_consume_behind{{entry="bots",self_id="{A}"}} 0.0' in metrics_up
     assert sample(metrics_up, "onebot_cluster_request_seconds_count", self_id=str(A)) == 1
     assert sample(metrics_up, "onebot_cluster_directory_accounts", node="n1", state="online") == 1
     assert sample(metrics_up, "onebot_cluster_directory_accounts", node="edge", state="online") == 1

@@ -154,6 +154,9 @@ class EntryConsumer:
         """Events no subscription took (handed back to come again, `ack_on_write` only)."""
         self.rejected = 0
         """Stream messages that are not an event object (acked and skipped, logged)."""
+        self.behind = 0
+        """Events of its accounts in the stream not yet delivered to it, as of the last one
+        delivered (the consume lag in events)."""
         self.rewound = 0
         """Times the consumer was recreated from its acknowledged floor."""
         self.last_error: str | None = None
@@ -342,6 +345,7 @@ class EntryConsumer:
     def _deliver(self, msg: Msg, targets: list[Subscription]) -> None:
         self.received += 1
         metadata = msg.metadata
+        self.behind = metadata.num_pending
         seq = metadata.sequence.stream
         if metadata.num_delivered > 1:
             self.redelivered += 1

@@ -165,7 +165,12 @@ class ClusterNode:
             "held_events": self.publisher.held,
             "dropped_events": self.publisher.dropped,
             "consumers": {
-                name: {"in_flight": c.in_flight, "received": c.received, "acked": c.acked}
+                name: {
+                    "in_flight": c.in_flight,
+                    "behind": c.behind,
+                    "received": c.received,
+                    "acked": c.acked,
+                }
                 for name, c in self.consumers.items()
             },
         }
