@@ -366,6 +366,12 @@ class SandboxBackendConfig(_Model):
     """How long (ms) fetching one loopback `http(s)://` media URL (an image in a message, an
     upload, `download_file`) may take in all before the action fails with 1200. Fetches run on
     the event loop, so a slow URL delays only the call that named it."""
+    local_file_roots: tuple[str, ...] | None = None
+    """Directories whose files a bot may name by local path or `file://` URL (a segment's
+    `file`, `upload_group_file`, `send_online_file`, `create_flash_task`, ...); a path outside
+    them (symbolic links and `..` resolved first) fails with 1200 naming this field. Absent,
+    any file the gateway can read, as NapCat; `[]` refuses every local path. For a sandbox
+    other people's bots can reach."""
     media_max_size: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
     """Largest media file the sandbox takes, in bytes, from any source (URL, local path,
     base64); larger ones fail with 1200. A fetch stops reading once the body passes it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.actions import default_catalog
@@ -120,6 +121,11 @@ class SandboxBackend:
     @property
     def media_max_size(self) -> int:
         return self.config.media_max_size
+
+    @functools.cached_property
+    def local_file_roots(self) -> tuple[Path, ...] | None:
+        roots = self.config.local_file_roots
+        return None if roots is None else tuple(Path(root).resolve() for root in roots)
 
     async def start(self) -> None:
         """Open the database, seeding an empty one from the world (`selfId` and `nickname`

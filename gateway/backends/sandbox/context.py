@@ -9,6 +9,7 @@ the tables explicitly (`compose`), so which module serves which action is read i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.backends.sandbox.store import Store
@@ -34,6 +35,11 @@ class Sandbox(Protocol):
     @property
     def media_max_size(self) -> int:
         """The largest media file the account accepts, in bytes (`mediaMaxSize`)."""
+        ...
+
+    @property
+    def local_file_roots(self) -> tuple[Path, ...] | None:
+        """The directories local paths must be in (`localFileRoots`, resolved); None: any."""
         ...
 
     @property

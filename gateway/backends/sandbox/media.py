@@ -103,6 +103,9 @@ async def prepare(sandbox: Sandbox, uri: str) -> Source:
     """
     limit = sandbox.media_max_size
     if not is_url(uri):
+        local = local_path(uri)
+        if local is not None:
+            allowed_path(sandbox, local, "file")
         return Source(uri, limit)
     return Source(uri, limit, Blob.of(await sandbox.fetcher.fetch(uri)))
 
@@ -226,6 +229,32 @@ def read_source(source: Source) -> Blob:
     raise ActionFailed(
         f"file {short(data)!r} is not a media id of this sandbox, an absolute path, "
         "base64:// data, a data: URL or a loopback http(s) URL"
+    )
+
+
+def local_path(uri: str) -> Path | None:
+    """The local file a `file://` URL or an absolute path names, else None."""
+    if uri.startswith("file://"):
+        return Path(unquote(urlsplit(uri).path))
+    path = Path(uri)
+    return path if path.is_absolute() else None
+
+
+def allowed_path(sandbox: Sandbox, path: Path, what: str) -> Path:
+    """`path` when the account's `localFileRoots` allow it (symbolic links and `..` resolved
+    first, so neither leads out of a root); ActionFailed naming the setting otherwise."""
+    roots = sandbox.local_file_roots
+    if roots is None:
+        return path
+    try:
+        real = path.resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symbolic link loop
+        raise ActionFailed(f"{what}: {short(str(path))!r} is not a usable local path") from None
+    if any(real.is_relative_to(root) for root in roots):
+        return path
+    raise ActionFailed(
+        f"{what}: local path {short(str(path))!r} is outside backend.localFileRoots; "
+        "send the content as base64:// or a loopback http(s) URL, or put the file there"
     )
 
 

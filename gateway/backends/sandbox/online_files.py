@@ -149,12 +149,12 @@ async def _send_offer(
 
 
 async def send_online_file(sandbox: Sandbox, p: SendOnlineFile) -> dict[str, Any]:
-    path = _local(p.file_path, "file_path")
+    path = media.allowed_path(sandbox, _local(p.file_path, "file_path"), "file_path")
     return await _send_offer(sandbox, p.user_id, path, p.file_name or "", False)
 
 
 async def send_online_folder(sandbox: Sandbox, p: SendOnlineFolder) -> dict[str, Any]:
-    path = _local(p.folder_path, "folder_path")
+    path = media.allowed_path(sandbox, _local(p.folder_path, "folder_path"), "folder_path")
     return await _send_offer(sandbox, p.user_id, path, p.folder_name or "", True)
 
 
