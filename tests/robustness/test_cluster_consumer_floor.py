@@ -150,17 +150,11 @@ async def test_a_bot_that_is_behind_does_not_stop_another_accounts_events(
             bus_a.publish(notice(B, n))
         await until(lambda: publisher.held == 0, "B's events in the stream")
         got: list[int] = []
-        stalled = False
         deadline = asyncio.get_running_loop().time() + WAIT
-        # Until B's bot has all of its events, or JetStream holds them back: a full window
-        # delivered and not acked, B's events not delivered.
-        while len(got) < FAST and not stalled:
+        # B's own consumer keeps delivering while A's holds a full window unwritten.
+        while len(got) < FAST:
             assert asyncio.get_running_loop().time() < deadline, f"B got only {got}"
             got += written(fast)
-            assert link_b.js is not None
-            # B's own consumer: it could only stall on a full window of B's events unwritten.
-            info = await link_b.js.consumer_info(events_stream(PREFIX), consumers.each[1].name)
-            stalled = info.num_ack_pending == WINDOW and not fast and not len(got) % WINDOW
             await asyncio.sleep(0.01)
         await consumers.stop()
         await publisher.stop()
