@@ -24,7 +24,18 @@ from gateway.protocol.envelope import Envelope
 from gateway.protocol.stream import Send
 
 SCOPE_CACHE_SIZE = 4096
+MAX_QQ_NUMBER = 2**63 - 1
 """`self_id`s whose membership a scope remembers (bounded: ids come from events)."""
+
+
+def qq_number(value: Any) -> int | None:
+    """`value` as a QQ number (a positive int64, or its decimal ASCII digits), else None: how
+    a client, an upstream or a header names an account."""
+    if type(value) is str and 0 < len(value) <= 19 and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is int and 0 < value <= MAX_QQ_NUMBER:
+        return value
+    return None
 
 
 class AccountDispatcher(Protocol):

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from gateway.accounts import Account, AccountScope
+from gateway.accounts import Account, AccountScope, qq_number
 from gateway.actions.catalog import Catalog
 from gateway.actions.stream import STREAM_ACTIONS
 from gateway.config import SendRateConfig
@@ -457,15 +457,6 @@ class BoundFront:
             if type(target) is not Account:
                 return _answered(_refusal_envelope(target, action, echo))
         return self.front.call_on(account, action, params, echo, send)
-
-
-def qq_number(value: Any) -> int | None:
-    """`value` as a QQ number (a positive integer, or a string of ASCII digits), else None."""
-    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 20:
-        value = int(value)
-    if type(value) is int and 0 < value < 2**63:
-        return value
-    return None
 
 
 def _refusal_envelope(error: Account | ActionError, action: str, echo: Any) -> Envelope:

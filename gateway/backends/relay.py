@@ -45,9 +45,10 @@ from pydantic import AliasChoices, AliasPath
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
+from gateway.accounts import qq_number
 from gateway.actions.catalog import Params
 from gateway.actions.stream import PACKET_ACTIONS
-from gateway.backends.relay_listener import RelayListeners, valid_self_id
+from gateway.backends.relay_listener import RelayListeners
 from gateway.bus import EventBus
 from gateway.config import RelayBackendConfig
 from gateway.network.backoff import Backoff
@@ -586,7 +587,7 @@ class RelayBackend:
             log.warning("upstream_login_info_failed", error=error.message)
         else:
             data = info.get("data")
-            user_id = valid_self_id(data.get("user_id")) if isinstance(data, dict) else None
+            user_id = qq_number(data.get("user_id")) if isinstance(data, dict) else None
             if user_id is None:
                 log.warning("upstream_login_info_unusable", retcode=info.get("retcode"))
             elif self._pinned and user_id != self._self_id:
@@ -637,7 +638,7 @@ class RelayBackend:
             )
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        self_id = valid_self_id(event.get("self_id"))
+        self_id = qq_number(event.get("self_id"))
         if self._pinned:
             # The upstream was admitted as this account: it speaks for no other.
             if self_id is None:

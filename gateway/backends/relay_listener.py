@@ -22,11 +22,12 @@ An account on port 0 gets a listener of its own (the system picks its port).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import structlog
 from aiohttp import web
 
+from gateway.accounts import qq_number
 from gateway.config import ConfigError, RelayBackendConfig
 from gateway.network.auth import request_token, token_matches
 from gateway.network.listener import json_response
@@ -34,20 +35,10 @@ from gateway.protocol.envelope import Retcode, failed
 
 log = structlog.get_logger("gateway.relay")
 
-MAX_SELF_ID: Final = 2**63 - 1
 CLOSE_TIMEOUT: Final = 2.0
 """Seconds closing a listener waits for its request handlers."""
 SHOWN_HEADER: Final = 24
 """Characters of a refused header value repeated in the refusal (the rest is elided)."""
-
-
-def valid_self_id(value: Any) -> int | None:
-    """An account number from upstream (a positive int64, or its decimal digits), else None."""
-    if type(value) is str and 0 < len(value) <= 19 and value.isascii() and value.isdigit():
-        value = int(value)
-    if type(value) is int and 0 < value <= MAX_SELF_ID:
-        return value
-    return None
 
 
 class ReverseAccount(Protocol):
@@ -166,7 +157,7 @@ def admit_only(
         log.warning("upstream_auth_failed", peer=request.remote)
         return refusal(403, Retcode.FORBIDDEN, "access token is missing or wrong")
     header = request.headers.get("X-Self-ID")
-    self_id = valid_self_id(header)
+    self_id = qq_number(header)
     if self_id is None:
         if header is None:
             message = "X-Self-ID header is required (the account's QQ number)"
@@ -190,7 +181,7 @@ def admit_among(
             "X-Self-ID header is required: this relay listener serves several accounts "
             "and hands each upstream to the account with its QQ number",
         )
-    self_id = valid_self_id(header)
+    self_id = qq_number(header)
     if self_id is None:
         log.warning("upstream_refused", peer=request.remote, reason="malformed X-Self-ID")
         return refusal(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.accounts import Account
-from gateway.front import Caller, EntryFront, qq_number
+from gateway.accounts import Account, qq_number
+from gateway.front import Caller, EntryFront
 from gateway.protocol.envelope import ActionError, BadRequest
 
 
